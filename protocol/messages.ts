@@ -1,0 +1,56 @@
+/**
+ * Messages between the front-end thread (engine/) and the shard workers (workers/).
+ *
+ * Contract: every task is a plain structured-clone-able object sent as a piscina task to the one
+ * worker that owns a shard; every result is plain data too. Aggregates cross the thread boundary in
+ * their mergeable wire form (WindowAggregateWire) so the engine can merge shards without knowing
+ * how a worker stores them.
+ */
+
+export type TopBy = 'mean' | 'max' | 'min' | 'count' | 'sum' | 'p50' | 'p90' | 'p99';
+export const TOP_BY: readonly TopBy[] = ['mean', 'max', 'min', 'count', 'sum', 'p50', 'p90', 'p99'];
+
+/** One window of one series, or a merge of several, in a form that merges exactly (t-digest aside). */
+export interface WindowAggregateWire {
+  start: number;
+  end: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  /** value of the event with the latest event time (ties: the later arrival wins) */
+  last: number;
+  lastTs: number;
+  /** counts per histogram division, length = configured divisions */
+  histogram: number[];
+  under: number;
+  over: number;
+  /** t-digest centroids: means[i] with weight weights[i] */
+  means: number[];
+  weights: number[];
+  /** distinct devices that contributed to this window (fleet queries only) */
+  devices?: number;
+}
+
+export interface DeviceSeriesTask { kind: 'deviceSeries'; deviceId: string; metric: string; from: number; to: number; resolutionMs: number }
+export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: number; to: number; resolutionMs: number }
+export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number }
+export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
+export interface StatsTask { kind: 'stats' }
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask;
+
+export interface DeviceSeriesResult { found: boolean; windows: WindowAggregateWire[] }
+/** windows carry `devices`; `devices` here is the distinct count over the whole range */
+export interface FleetSeriesResult { windows: WindowAggregateWire[]; devices: number }
+export interface TopRow { deviceId: string; value: number; count: number; sum: number; min: number; max: number; mean: number }
+export interface TopResult { rows: TopRow[] }
+export interface DeviceEntry { deviceId: string; metrics: string[] }
+export interface DevicesResult { devices: DeviceEntry[] }
+export interface ShardStats {
+  shard: number;
+  devices: number;
+  series: number;
+  panes: number;
+  eventsApplied: number;
+  recordsApplied: number;
+}
