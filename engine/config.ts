@@ -14,7 +14,7 @@
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { formatDuration, formatSize, parseDuration, parseSize } from '../protocol/units';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../protocol';
 
 export interface SluiceConfig {
   /** TCP port to listen on; 0 = any free port. */

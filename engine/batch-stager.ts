@@ -1,0 +1,168 @@
+/**
+ * Builds one admitted batch into per-shard ring records and commits it to every ring at once, or
+ * to none: a batch that touches a full ring is refused whole, so an answer is always true.
+ *
+ * Front-end thread only. The stager's buffers are reused for each batch (no per-event allocation);
+ * a refused batch that the caller wants to retry later is copied out with detach().
+ */
+
+import { type EventScratch, type ColumnarRows, RecordBuilder, RingProducer } from '../protocol';
+import { Dictionary, NOT_SENT, SENT, STAGED } from './dictionary';
+
+/** A refused batch kept for a later retry (HTTP's bounded wait). */
+export interface DetachedBatch {
+  records: (Uint8Array | null)[];
+  devices: number[];
+  metrics: number[];
+  events: number;
+}
+
+export class BatchStager {
+  private readonly builders: RecordBuilder[] = [];
+  /** ids whose DEFINE is staged in this batch */
+  private readonly stagedDevices: number[] = [];
+  /** pairs (shard, metric id) whose DEFINE is staged in this batch */
+  private readonly stagedMetrics: number[] = [];
+  private readonly metricIds: Int32Array;
+  eventsStaged = 0;
+
+  constructor(private readonly dict: Dictionary, private readonly producers: RingProducer[],
+    metricsPerEventMax: number) {
+    for (const p of producers) this.builders.push(new RecordBuilder(p.recordBytesMax, metricsPerEventMax));
+    this.metricIds = new Int32Array(metricsPerEventMax);
+  }
+
+  begin(): void {
+    for (let s = 0; s < this.builders.length; s++) this.builders[s].reset();
+    this.stagedDevices.length = 0;
+    this.stagedMetrics.length = 0;
+    this.eventsStaged = 0;
+  }
+
+  /** The device's id with its DEFINE staged if its shard has not seen it; -1 at devicesMax. */
+  private stageDevice(name: string): number {
+    const dict = this.dict;
+    const id = dict.device(name);
+    if (id < 0) return -1;
+    if (dict.deviceState[id] === NOT_SENT) {
+      dict.deviceState[id] = STAGED;
+      this.stagedDevices.push(id);
+      this.builders[dict.shardOf(id)].defineDevice(id, name);
+    }
+    return id;
+  }
+
+  private stageMetric(shard: number, name: string): number {
+    const dict = this.dict;
+    const id = dict.metric(name);
+    const state = dict.metricState[shard];
+    if (state[id] === NOT_SENT) {
+      state[id] = STAGED;
+      this.stagedMetrics.push(shard, id);
+      this.builders[shard].defineMetric(id, name);
+    }
+    return id;
+  }
+
+  /** Stages a validated event; false when the device cannot be interned (devicesMax). */
+  stageEvent(ev: EventScratch): boolean {
+    const dev = this.stageDevice(ev.deviceId);
+    if (dev < 0) return false;
+    const shard = this.dict.shardOf(dev);
+    const n = ev.metricCount;
+    // metric DEFINEs must precede the event in the ring, so intern before beginEvent
+    for (let m = 0; m < n; m++) this.metricIds[m] = this.stageMetric(shard, ev.names[m]);
+    const b = this.builders[shard];
+    b.beginEvent(dev, ev.timestamp);
+    for (let m = 0; m < n; m++) b.metric(this.metricIds[m], ev.values[m]);
+    b.endEvent();
+    this.eventsStaged++;
+    return true;
+  }
+
+  /** Stages a validated columnar batch (rows already checked); false at devicesMax. */
+  stageColumnar(c: ColumnarRows): boolean {
+    const dev = this.stageDevice(c.deviceId);
+    if (dev < 0) return false;
+    const shard = this.dict.shardOf(dev);
+    const m = c.names.length;
+    for (let i = 0; i < m; i++) this.metricIds[i] = this.stageMetric(shard, c.names[i]);
+    const b = this.builders[shard];
+    if (c.rowOk === null) {
+      b.columnar(dev, c.rows, this.metricIds, m, c.timestamps, c.columns);
+      this.eventsStaged += c.rows;
+      return true;
+    }
+    // a batch with rejected rows takes the row path for the rows it keeps
+    const tv = new DataView(c.timestamps.buffer, c.timestamps.byteOffset, c.timestamps.byteLength);
+    const views = c.columns.map((col) => new DataView(col.buffer, col.byteOffset, col.byteLength));
+    for (let i = 0; i < c.rows; i++) {
+      if (c.rowOk[i] === 0) continue;
+      b.beginEvent(dev, tv.getFloat64(i * 8, true));
+      for (let k = 0; k < m; k++) b.metric(this.metricIds[k], views[k].getFloat64(i * 8, true));
+      b.endEvent();
+      this.eventsStaged++;
+    }
+    return true;
+  }
+
+  /** Writes the staged batch into every ring it touches, all or nothing. */
+  tryCommit(seq: number): boolean {
+    for (let s = 0; s < this.builders.length; s++) {
+      const b = this.builders[s];
+      if (b.isEmpty) continue;
+      b.seal(seq);
+      if (!writeRecords(this.producers[s], b.buf, b.length)) {
+        this.abandon();
+        return false;
+      }
+    }
+    this.publish(this.stagedDevices, this.stagedMetrics);
+    return true;
+  }
+
+  /** Copies the refused batch out so the buffers can serve the next one. */
+  detach(): DetachedBatch {
+    const records = this.builders.map((b) => (b.isEmpty ? null : b.buf.slice(0, b.length)));
+    return { records, devices: this.stagedDevices.slice(), metrics: this.stagedMetrics.slice(), events: this.eventsStaged };
+  }
+
+  /** Retries a detached batch (its seq was stamped when it was first tried). */
+  tryCommitDetached(d: DetachedBatch): boolean {
+    for (let s = 0; s < d.records.length; s++) {
+      const r = d.records[s];
+      if (r === null) continue;
+      if (!writeRecords(this.producers[s], r, r.byteLength)) {
+        for (const p of this.producers) p.abandon();
+        return false;
+      }
+    }
+    this.publish(d.devices, d.metrics);
+    return true;
+  }
+
+  private publish(devices: number[], metrics: number[]): void {
+    for (const p of this.producers) p.publish();
+    const dict = this.dict;
+    for (let i = 0; i < devices.length; i++) dict.deviceState[devices[i]] = SENT;
+    for (let i = 0; i < metrics.length; i += 2) dict.metricState[metrics[i]][metrics[i + 1]] = SENT;
+  }
+
+  /** Undoes the reservations and the staged announcements: the next batch defines them again. */
+  private abandon(): void {
+    for (const p of this.producers) p.abandon();
+    const dict = this.dict;
+    for (let i = 0; i < this.stagedDevices.length; i++) dict.deviceState[this.stagedDevices[i]] = NOT_SENT;
+    for (let i = 0; i < this.stagedMetrics.length; i += 2) dict.metricState[this.stagedMetrics[i]][this.stagedMetrics[i + 1]] = NOT_SENT;
+  }
+}
+
+function writeRecords(p: RingProducer, buf: Uint8Array, length: number): boolean {
+  let off = 0;
+  while (off < length) {
+    const total = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24);
+    if (!p.tryWriteRecord(buf, off, total)) return false;
+    off += total;
+  }
+  return true;
+}

@@ -1,0 +1,80 @@
+/**
+ * Small helpers for answering over uWebSockets.js. uWS rules (its docs say MUST): an HttpResponse
+ * answered later than its handler needs onAborted attached first, and writes outside a uWS
+ * callback go inside res.cork(); request data must be copied before the handler returns.
+ */
+
+import type { HttpResponse } from 'uWebSockets.js';
+import { ERRORS, type ErrorCode } from '../protocol';
+
+export const STATUS: Record<number, string> = {
+  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found',
+  405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
+  500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
+
+/** Tracks whether a response may still be written (aborted clients must not be). */
+export interface Answerable {
+  res: HttpResponse;
+  aborted: boolean;
+}
+
+export function sendJson(a: Answerable, status: number, body: string, extraHeaders?: Record<string, string>): void {
+  if (a.aborted) return;
+  a.res.cork(() => {
+    a.res.writeStatus(STATUS[status] ?? `${status}`);
+    a.res.writeHeader('Content-Type', 'application/json');
+    if (extraHeaders) for (const k in extraHeaders) a.res.writeHeader(k, extraHeaders[k]);
+    a.res.end(body);
+  });
+  a.aborted = true;
+}
+
+export function sendEmpty(a: Answerable, status: number): void {
+  if (a.aborted) return;
+  a.res.cork(() => {
+    a.res.writeStatus(STATUS[status] ?? `${status}`);
+    a.res.end();
+  });
+  a.aborted = true;
+}
+
+export function errorBody(code: ErrorCode, message: string, extra?: Record<string, unknown>): string {
+  return JSON.stringify({ error: message, code, ...extra });
+}
+
+export function sendError(a: Answerable, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
+  sendJson(a, status, errorBody(code, message || ERRORS[code], extra));
+}
+
+/**
+ * Reads a request body up to bytesMax. onBody runs once with the whole body (a view valid only
+ * during the call when the body came in one chunk). Answers 413 itself when the body is too large.
+ */
+export function readBody(a: Answerable, contentLength: number, bytesMax: number,
+  onBody: (body: Uint8Array) => void): void {
+  let buf: Buffer | null = null;
+  let len = 0;
+  let tooLarge = false;
+  a.res.onData((chunk, isLast) => {
+    if (tooLarge) return;
+    if (len + chunk.byteLength > bytesMax) {
+      tooLarge = true;
+      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: larger than ${bytesMax} bytes (--body-max)`);
+      return;
+    }
+    if (isLast && buf === null) {
+      onBody(new Uint8Array(chunk));
+      return;
+    }
+    if (buf === null) buf = Buffer.allocUnsafe(contentLength > 0 && contentLength <= bytesMax ? contentLength : 64 * 1024);
+    if (len + chunk.byteLength > buf.byteLength) {
+      const next = Buffer.allocUnsafe(Math.min(bytesMax, Math.max(buf.byteLength * 2, len + chunk.byteLength)));
+      buf.copy(next, 0, 0, len);
+      buf = next;
+    }
+    buf.set(new Uint8Array(chunk), len);
+    len += chunk.byteLength;
+    if (isLast) onBody(buf.subarray(0, len));
+  });
+}

@@ -1,0 +1,96 @@
+/**
+ * The shards as the front-end sees them: for each, a ring producer and a piscina pool of exactly
+ * one worker thread that owns the shard's state (an actor: queries are tasks on that pool).
+ *
+ * Front-end thread only. A worker that dies takes acknowledged-but-unapplied events with it
+ * (until the WAL exists), so a worker error is fatal: onFatal is called and the engine stops.
+ */
+
+import path from 'node:path';
+import Piscina from 'piscina';
+import {
+  createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, type ShardTask,
+} from '../protocol';
+import type { SluiceConfig } from './config';
+
+export interface ShardHandle {
+  shard: number;
+  ring: RingProducer;
+  pool: Piscina;
+}
+
+export interface ShardRingState {
+  shard: number;
+  ringUsedBytes: number;
+  ringCapacityBytes: number;
+  eventsApplied: number;
+  recordsApplied: number;
+}
+
+const WORKER_FILE = path.join(__dirname, '..', 'workers', 'shard-worker.js');
+
+export class ShardPool {
+  readonly shards: ShardHandle[] = [];
+
+  constructor(config: SluiceConfig, onFatal: (shard: number, err: Error) => void) {
+    for (let shard = 0; shard < config.shards; shard++) {
+      const sab = createRingBuffer(config.ringBytes);
+      const pool = new Piscina({
+        filename: WORKER_FILE,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Number.MAX_SAFE_INTEGER,
+        // 'disabled': piscina must not block the worker in Atomics.wait between tasks, the
+        // worker's event loop also drains the ring
+        atomics: 'disabled',
+        concurrentTasksPerWorker: 1,
+        workerData: {
+          shard,
+          ring: sab,
+          paneMs: config.paneMs,
+          histogramDivisions: config.histogramDivisions,
+          histogramMin: config.histogramMin,
+          histogramMax: config.histogramMax,
+        },
+      });
+      pool.on('error', (err: Error) => onFatal(shard, err));
+      this.shards.push({ shard, ring: new RingProducer(sab), pool });
+    }
+  }
+
+  get producers(): RingProducer[] {
+    return this.shards.map((s) => s.ring);
+  }
+
+  run<R>(shard: number, task: ShardTask): Promise<R> {
+    return this.shards[shard].pool.run(task) as Promise<R>;
+  }
+
+  runAll<R>(task: ShardTask): Promise<R[]> {
+    return Promise.all(this.shards.map((s) => s.pool.run(task) as Promise<R>));
+  }
+
+  ringStates(): ShardRingState[] {
+    return this.shards.map((s) => ({
+      shard: s.shard,
+      ringUsedBytes: s.ring.usedBytes(),
+      ringCapacityBytes: s.ring.capacity,
+      eventsApplied: s.ring.stat(RING_STAT_EVENTS),
+      recordsApplied: s.ring.stat(RING_STAT_RECORDS),
+    }));
+  }
+
+  /** Waits until every worker has consumed its ring, up to timeoutMs; true when drained. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.shards.some((s) => s.ring.usedBytes() !== 0)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return true;
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.pool.destroy()));
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Applies ring records to the shard's PaneStore. Runs on the shard worker thread, called by
+ * RingConsumer.poll for each record. Reads the ring in place through DataView / Float64Array:
+ * no allocation per event (names are decoded only for DEFINE records, once per name).
+ */
+
+import {
+  COLUMNAR_HEADER_BYTES, EVENTS_HEADER_BYTES, EVENT_HEADER_BYTES, EVENT_METRIC_BYTES,
+  REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, pad8,
+  type RecordHandler, type RingConsumer,
+} from '../protocol';
+import type { PaneStore } from './pane-store';
+
+export class RecordApplier implements RecordHandler {
+  events = 0;
+  records = 0;
+  private lastDevice = -1;
+  private lastMetric = -1;
+  private lastSeries = -1;
+
+  constructor(private readonly ring: RingConsumer, private readonly store: PaneStore) {}
+
+  onRecord(offset: number, totalBytes: number, type: number): void {
+    this.records++;
+    switch (type) {
+      case REC_EVENTS: this.applyEvents(offset); break;
+      case REC_COLUMNAR: this.applyColumnar(offset); break;
+      case REC_DEFINE_DEVICE: this.store.defineDevice(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
+      case REC_DEFINE_METRIC: this.store.defineMetric(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
+      default: throw new Error(`ring record of unknown type ${type} (${totalBytes} bytes at ${offset})`);
+    }
+  }
+
+  private nameAt(offset: number): string {
+    const len = this.ring.view.getUint32(offset + 12, true);
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(this.ring.bytes[offset + 16 + i]);
+    return s;
+  }
+
+  private seriesOf(device: number, metric: number): number {
+    // consecutive events of one device and metric are the common case (pinned connections)
+    if (device === this.lastDevice && metric === this.lastMetric) return this.lastSeries;
+    this.lastDevice = device;
+    this.lastMetric = metric;
+    this.lastSeries = this.store.seriesOf(device, metric);
+    return this.lastSeries;
+  }
+
+  private applyEvents(offset: number): void {
+    const v = this.ring.view;
+    const store = this.store;
+    const count = v.getUint32(offset + 8, true);
+    let p = offset + EVENTS_HEADER_BYTES;
+    for (let i = 0; i < count; i++) {
+      const device = v.getUint32(p, true);
+      const metrics = v.getUint16(p + 4, true);
+      const ts = v.getFloat64(p + 8, true);
+      p += EVENT_HEADER_BYTES;
+      for (let m = 0; m < metrics; m++) {
+        store.add(this.seriesOf(device, v.getUint32(p, true)), ts, v.getFloat64(p + 8, true));
+        p += EVENT_METRIC_BYTES;
+      }
+    }
+    this.events += count;
+  }
+
+  private applyColumnar(offset: number): void {
+    const v = this.ring.view;
+    const f64 = this.ring.f64;
+    const store = this.store;
+    const device = v.getUint32(offset + 8, true);
+    const rows = v.getUint32(offset + 12, true);
+    const metrics = v.getUint32(offset + 16, true);
+    const tsIndex = (offset + COLUMNAR_HEADER_BYTES + pad8(4 * metrics)) >>> 3;
+    for (let m = 0; m < metrics; m++) {
+      const series = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
+      const valueIndex = tsIndex + rows * (m + 1);
+      for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
+    }
+    this.events += rows;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * A shard worker: the one thread that owns a shard's aggregate state (an actor). Loaded by piscina
+ * (one pool per shard, one thread) with workerData = ShardWorkerData.
+ *
+ * Two duties on one event loop: drain the shard's ring into the PaneStore (in slices of
+ * POLL_BUDGET_BYTES, yielding between slices so queries are not starved), and answer piscina
+ * tasks (queries). Before answering a query the ring is drained, so a query sees every event
+ * that was acknowledged before the query arrived.
+ */
+
+import { workerData } from 'node:worker_threads';
+import { RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, type ShardTask } from '../protocol';
+import { PaneStore } from './pane-store';
+import { RecordApplier } from './record-applier';
+import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices } from './shard-queries';
+
+export interface ShardWorkerData {
+  shard: number;
+  ring: SharedArrayBuffer;
+  paneMs: number;
+  histogramDivisions: number;
+  histogramMin: number;
+  histogramMax: number;
+}
+
+// 1 MiB of records is ~30k events: a few ms of work, short enough to keep query latency low
+const POLL_BUDGET_BYTES = 1 << 20;
+
+const data = workerData as ShardWorkerData;
+const ring = new RingConsumer(data.ring);
+const store = new PaneStore({
+  paneMs: data.paneMs,
+  histogramDivisions: data.histogramDivisions,
+  histogramMin: data.histogramMin,
+  histogramMax: data.histogramMax,
+});
+const applier = new RecordApplier(ring, store);
+
+function pollOnce(): number {
+  const events = applier.events;
+  const records = applier.records;
+  const consumed = ring.poll(applier, POLL_BUDGET_BYTES);
+  if (consumed !== 0) {
+    ring.addStat(RING_STAT_EVENTS, applier.events - events);
+    ring.addStat(RING_STAT_RECORDS, applier.records - records);
+  }
+  return consumed;
+}
+
+function pump(): void {
+  if (pollOnce() !== 0) {
+    setImmediate(pump);
+    return;
+  }
+  const wake = ring.waitForData();
+  if (wake === null) setImmediate(pump);
+  else void wake.then(onWake);
+}
+
+function onWake(): void {
+  ring.awake();
+  pump();
+}
+
+pump();
+
+function drain(): void {
+  while (pollOnce() !== 0);
+}
+
+export default function handle(task: ShardTask): unknown {
+  drain();
+  switch (task.kind) {
+    case 'deviceSeries': return deviceSeries(store, task);
+    case 'fleetSeries': return fleetSeries(store, task);
+    case 'top': return topDevices(store, task);
+    case 'devices': return listDevices(store, task);
+    case 'stats': return shardStats(store, data.shard, applier.records);
+    default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
+  }
+}
