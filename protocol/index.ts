@@ -8,3 +8,4 @@ export * from './records';
 export * from './ring';
 export * from './messages';
 export * from './units';
+export * from './aggregate';

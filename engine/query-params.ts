@@ -1,0 +1,88 @@
+/**
+ * Parsing of query-string parameters. Every failure is a SluiceError SLUICE_E_BAD_PARAM whose
+ * message names the parameter and what it accepts.
+ */
+
+import { SluiceError, TOP_BY, parseDuration, parseTimeParam, formatDuration, type TopBy } from '../protocol';
+
+export const DEFAULT_RANGE_MS = 3600_000;
+export const TOP_N_MAX = 1000;
+export const DEVICES_LIMIT_MAX = 10_000;
+export const WINDOWS_MAX = 100_000;
+
+function bad(name: string, message: string): SluiceError {
+  return new SluiceError('SLUICE_E_BAD_PARAM', `${name}: ${message}`);
+}
+
+export interface TimeRange {
+  from: number;
+  to: number;
+}
+
+/** from/to as epoch ms or ISO-8601; default: the last hour up to now (the open window included). */
+export function parseRange(p: URLSearchParams, nowMs: number): TimeRange {
+  const toText = p.get('to');
+  const fromText = p.get('from');
+  const to = toText === null || toText === '' ? nowMs : parseTimeParam(toText);
+  if (Number.isNaN(to)) throw bad('to', `${JSON.stringify(toText)} is neither epoch milliseconds nor ISO-8601`);
+  const from = fromText === null || fromText === '' ? to - DEFAULT_RANGE_MS : parseTimeParam(fromText);
+  if (Number.isNaN(from)) throw bad('from', `${JSON.stringify(fromText)} is neither epoch milliseconds nor ISO-8601`);
+  if (from > to) throw bad('from', `${new Date(from).toISOString()} is after to (${new Date(to).toISOString()})`);
+  return { from, to };
+}
+
+export function parseQuantiles(p: URLSearchParams, defaults: number[]): number[] {
+  const text = p.get('q');
+  if (text === null || text === '') return defaults;
+  const parts = text.split(',');
+  if (parts.length > 32) throw bad('q', 'at most 32 quantiles');
+  return parts.map((s) => {
+    const q = Number(s.trim());
+    if (s.trim() === '' || !Number.isFinite(q) || q < 0 || q > 1) throw bad('q', `${JSON.stringify(s)} is not a number in [0, 1]`);
+    return q;
+  });
+}
+
+/** A multiple of the pane (the base resolution); default the pane itself. */
+export function parseResolution(p: URLSearchParams, paneMs: number, range: TimeRange): number {
+  const text = p.get('resolution');
+  let ms = paneMs;
+  if (text !== null && text !== '') {
+    try {
+      ms = parseDuration(text);
+    } catch {
+      throw bad('resolution', `${JSON.stringify(text)} is not a duration (10s, 1m, 1h, 1d)`);
+    }
+    if (ms < paneMs || ms % paneMs !== 0) {
+      throw bad('resolution', `${text} must be a multiple of the ${formatDuration(paneMs)} pane`);
+    }
+  }
+  if ((range.to - range.from) / ms > WINDOWS_MAX) {
+    throw bad('resolution', `${formatDuration(ms)} gives more than ${WINDOWS_MAX} windows over this range: use a coarser resolution or a shorter range`);
+  }
+  return ms;
+}
+
+export function parseIntParam(p: URLSearchParams, name: string, def: number, min: number, max: number): number {
+  const text = p.get(name);
+  if (text === null || text === '') return def;
+  if (!/^\d+$/.test(text)) throw bad(name, `${JSON.stringify(text)} is not an integer`);
+  const n = Number(text);
+  if (n < min || n > max) throw bad(name, `${n} is out of range (allowed: ${min}..${max})`);
+  return n;
+}
+
+export function parseTopBy(p: URLSearchParams): TopBy {
+  const text = p.get('by');
+  if (text === null || text === '') return 'mean';
+  if (!(TOP_BY as readonly string[]).includes(text)) throw bad('by', `${JSON.stringify(text)} is not one of ${TOP_BY.join(', ')}`);
+  return text as TopBy;
+}
+
+export function decodePathParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw bad(name, `${JSON.stringify(raw)} is not valid percent-encoding`);
+  }
+}

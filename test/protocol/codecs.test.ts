@@ -1,0 +1,83 @@
+import t from 'tap';
+import { pack, Packr } from 'msgpackr';
+import {
+  contentKindOf, decodeJson, decodeMsgpack, decodeNdjson, isBodyError, LineParseFailure,
+  type DecodedBatch, type BodyError,
+} from '../../protocol';
+
+function ok(v: DecodedBatch | BodyError): DecodedBatch {
+  if (isBodyError(v)) throw new Error(`unexpected body error: ${v.reason}`);
+  return v;
+}
+
+const events = [
+  { deviceId: 'a', timestamp: 1000, metrics: { cpu: 1.25 } },
+  { deviceId: 'b', timestamp: '2020-01-01T00:00:00Z', cpu: 3, clientVersion: 'v1' },
+];
+
+t.test('content types', async (t) => {
+  t.equal(contentKindOf('application/json; charset=utf-8'), 'json');
+  t.equal(contentKindOf('Application/X-NDJSON'), 'ndjson');
+  t.equal(contentKindOf('application/msgpack'), 'msgpack');
+  t.equal(contentKindOf('text/plain'), null);
+  t.equal(contentKindOf(''), null);
+});
+
+t.test('JSON: one event, an array, an envelope round-trip', async (t) => {
+  t.same(ok(decodeJson(JSON.stringify(events[0]))).events, [events[0]]);
+  t.same(ok(decodeJson(JSON.stringify(events))).events, events);
+  const env = ok(decodeJson(JSON.stringify({ seq: 7, deviceId: 'a', events })));
+  t.equal(env.seq, 7);
+  t.equal(env.deviceId, 'a');
+  t.same(env.events, events);
+});
+
+t.test('msgpack: maps, arrays, records and envelopes round-trip', async (t) => {
+  t.same(ok(decodeMsgpack(pack(events))).events, events);
+  t.same(ok(decodeMsgpack(pack(events[0]))).events, [events[0]]);
+  const records = new Packr({ useRecords: true }).pack(events);
+  t.same(ok(decodeMsgpack(records)).events, events, 'msgpackr records decode to the same events');
+  const env = ok(decodeMsgpack(pack({ seq: 3, events })));
+  t.equal(env.seq, 3);
+});
+
+t.test('msgpack: a columnar batch comes back as views of its bins', async (t) => {
+  const ts = Buffer.from(new Float64Array([1, 2, 3]).buffer);
+  const cpu = Buffer.from(new Float64Array([10, 20, 30]).buffer);
+  const b = ok(decodeMsgpack(pack({ deviceId: 'gw-1', seq: 9, timestamps: ts, metrics: { cpu } })));
+  t.equal(b.events, null);
+  t.equal(b.seq, 9);
+  t.ok(b.columnar);
+  t.same(Array.from(new Float64Array(new Uint8Array(b.columnar!.timestamps).buffer)), [1, 2, 3]);
+  const wrong = decodeMsgpack(pack({ deviceId: 'gw-1', timestamps: [1, 2], metrics: {} }));
+  t.ok(isBodyError(wrong));
+  t.match((wrong as BodyError).reason, /^timestamps: /);
+});
+
+t.test('NDJSON: one event per line, a bad line fails alone', async (t) => {
+  const text = `${JSON.stringify(events[0])}\n\n{oops\n${JSON.stringify(events[1])}\n`;
+  const b = ok(decodeNdjson(text));
+  t.equal(b.events!.length, 3);
+  t.same(b.events![0], events[0]);
+  t.ok(b.events![1] instanceof LineParseFailure);
+  t.match((b.events![1] as LineParseFailure).reason, /^line 3: invalid JSON/);
+  t.same(b.events![2], events[1]);
+  t.ok(isBodyError(decodeNdjson('\n\n')));
+});
+
+t.test('bodies that do not parse say why', async (t) => {
+  const cases: [DecodedBatch | BodyError, RegExp][] = [
+    [decodeJson('{"deviceId":'), /^body: invalid JSON/],
+    [decodeJson('42'), /^body: must be an event object/],
+    [decodeJson('{"seq":-1,"events":[]}'), /^seq: must be a non-negative integer/],
+    [decodeJson('{"seq":1,"events":{}}'), /^events: an envelope carries its events as an array/],
+    [decodeJson('{"seq":1,"events":[],"x":1}'), /^x: unexpected field in an envelope/],
+    [decodeMsgpack(new Uint8Array([0x92, 0x01])), /^body: invalid msgpack/],
+    [decodeMsgpack(new Uint8Array(0)), /^body: empty msgpack body/],
+  ];
+  for (const [r, re] of cases) {
+    t.ok(isBodyError(r));
+    t.match((r as BodyError).reason, re);
+    t.equal((r as BodyError).code.startsWith('SLUICE_E_'), true);
+  }
+});
