@@ -144,7 +144,8 @@ export class PaneStore {
     const s = Math.max(1, options.initialSeries ?? 1024);
     this.sDevice = new Int32Array(s);
     this.sMetric = new Int32Array(s);
-    this.sCachePane = new Float64Array(s);
+    // NO_PANE everywhere, also past nSeries: an unknown series index must miss the cache
+    this.sCachePane = new Float64Array(s).fill(NO_PANE);
     this.sCacheSlot = new Int32Array(s);
     this.sNewest = new Int32Array(s);
     this.sBuf = new Float64Array(s * DIGEST_BUFFER);
@@ -283,7 +284,7 @@ export class PaneStore {
     const n = this.sDevice.length * 2;
     this.sDevice = growInt32(this.sDevice, n);
     this.sMetric = growInt32(this.sMetric, n);
-    this.sCachePane = growFloat64(this.sCachePane, n);
+    this.sCachePane = growFloat64(this.sCachePane, n).fill(NO_PANE, this.sCachePane.length);
     this.sCacheSlot = growInt32(this.sCacheSlot, n);
     this.sNewest = growInt32(this.sNewest, n);
     this.sBuf = growFloat64(this.sBuf, n * DIGEST_BUFFER);
@@ -330,8 +331,8 @@ export class PaneStore {
       // latest pane: buffer, push the batch when full (see the header for the measurement)
       const len = this.sBufLen[series]!;
       this.sBuf[series * DIGEST_BUFFER + len] = value;
+      this.sBufLen[series] = len + 1;
       if (len + 1 === DIGEST_BUFFER) this.flushSeries(series);
-      else this.sBufLen[series] = len + 1;
     } else {
       this.pDigest[slot]!.push(value);
     }
