@@ -367,6 +367,13 @@ const CROSS_CHECKS: ReadonlyArray<(config: SluiceConfig) => string | undefined> 
       ? undefined
       : `--histogram-max: ${config.histogramMax} is not greater than --histogram-min ${config.histogramMin}` +
         ` (allowed: a number greater than --histogram-min)`,
+  // a batch of --body-max stages into at most ~1.2x its size in ring records (measured worst case:
+  // new devices with long ids); 4x leaves room, so a valid batch always fits once the ring drains
+  (config) =>
+    config.ringBytes >= 4 * config.bodyBytesMax
+      ? undefined
+      : `--ring-size: ${formatSize(config.ringBytes)} is less than 4 x --body-max (${formatSize(config.bodyBytesMax)})` +
+        ` (allowed: at least ${formatSize(4 * config.bodyBytesMax)}, so that any accepted batch fits a ring)`,
 ];
 
 export type LoadResult =

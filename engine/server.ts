@@ -17,6 +17,7 @@ import { ShardPool } from './shard-pool';
 import { registerHttpIngest } from './http-ingest';
 import { registerWsStream, type StreamUser } from './ws-stream';
 import { registerQueryRoutes } from './query-routes';
+import { DEBUG_ROUTES_ENV, registerDebugRoutes } from './debug-routes';
 
 const DRAIN_TIMEOUT_MS = 30_000;
 
@@ -46,6 +47,10 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const app = uws.App();
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, isAccepting });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
+  if (process.env[DEBUG_ROUTES_ENV] === '1') {
+    registerDebugRoutes(app, shards);
+    log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
+  }
   registerQueryRoutes(app, { config, dict, shards, ingest, startedAt, isAccepting });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

@@ -37,7 +37,9 @@ export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: nu
 export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number }
 export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask;
+/** Fault injection (only with SLUICE_DEBUG_ROUTES=1): blocks the worker thread for ms, as a long GC would. */
+export interface StallTask { kind: 'stall'; ms: number }
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask;
 
 export interface DeviceSeriesResult { found: boolean; windows: WindowAggregateWire[] }
 /** windows carry `devices`; `devices` here is the distinct count over the whole range */

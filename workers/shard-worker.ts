@@ -76,6 +76,7 @@ export default function handle(task: ShardTask): unknown {
     case 'top': return topDevices(store, task);
     case 'devices': return listDevices(store, task);
     case 'stats': return shardStats(store, data.shard, applier.records);
+    case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }

@@ -1,0 +1,24 @@
+/**
+ * Fault-injection routes, registered only when SLUICE_DEBUG_ROUTES=1 (tests, chaos runs):
+ *   POST /v1/debug/stall-shards?ms=N  blocks every shard worker thread for N ms (max 60 s), as a
+ *   long GC pause or a slow disk would, so tests can fill the rings and see backpressure.
+ */
+
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { ShardPool } from './shard-pool';
+import { sendError, sendJson } from './http-util';
+
+export const DEBUG_ROUTES_ENV = 'SLUICE_DEBUG_ROUTES';
+
+export function registerDebugRoutes(app: TemplatedApp, shards: ShardPool): void {
+  app.post('/v1/debug/stall-shards', (res, req) => {
+    const a = { res, aborted: false };
+    const ms = Number(new URLSearchParams(req.getQuery() ?? '').get('ms'));
+    if (!Number.isInteger(ms) || ms < 1 || ms > 60_000) {
+      sendError(a, 400, 'SLUICE_E_BAD_PARAM', 'ms: an integer number of milliseconds in 1..60000');
+      return;
+    }
+    for (const s of shards.shards) void s.pool.run({ kind: 'stall', ms });
+    sendJson(a, 200, JSON.stringify({ stalled: shards.shards.length, ms }));
+  });
+}
