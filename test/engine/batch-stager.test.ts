@@ -1,0 +1,105 @@
+import t from 'tap';
+import {
+  createRingBuffer, EventScratch, RingConsumer, RingProducer, REC_DEFINE_DEVICE, REC_DEFINE_METRIC,
+  REC_EVENTS, type RecordHandler,
+} from '../../protocol';
+import { Dictionary, shardOfDevice } from '../../engine/dictionary';
+import { BatchStager } from '../../engine/batch-stager';
+
+const limits = { batchEventsMax: 10_000, metricsPerEventMax: 4, futureSkewMs: 60_000 };
+const NOW = 1_700_000_000_000;
+
+class TypeCounter implements RecordHandler {
+  types: number[] = [];
+  onRecord(_o: number, _t: number, type: number): void { this.types.push(type); }
+}
+
+function devicesOnShards(shards: number): [string, string] {
+  let a = '', b = '';
+  for (let i = 0; !a || !b; i++) {
+    const id = `dev-${i}`;
+    if (shardOfDevice(id, shards) === 0 && !a) a = id;
+    if (shardOfDevice(id, shards) === 1 && !b) b = id;
+  }
+  return [a, b];
+}
+
+function setup() {
+  const sabs = [createRingBuffer(65536), createRingBuffer(65536)];
+  const producers = sabs.map((s) => new RingProducer(s));
+  const consumers = sabs.map((s) => new RingConsumer(s));
+  const dict = new Dictionary(2, 1000);
+  const stager = new BatchStager(dict, producers, limits.metricsPerEventMax);
+  const ev = new EventScratch(limits);
+  return { producers, consumers, dict, stager, ev };
+}
+
+function stage(s: ReturnType<typeof setup>, deviceId: string, n: number): void {
+  for (let i = 0; i < n; i++) {
+    if (!s.ev.validate({ deviceId, timestamp: NOW + i, metrics: { cpu: i } }, null, NOW + 1e9)) throw new Error(s.ev.errorReason);
+    if (!s.stager.stageEvent(s.ev)) throw new Error('device limit');
+  }
+}
+
+t.test('routing is a stable hash of deviceId', async (t) => {
+  t.equal(shardOfDevice('device-1234', 7), shardOfDevice('device-1234', 7));
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 4000; i++) counts[shardOfDevice(`d${i}`, 4)]++;
+  t.ok(counts.every((c) => c > 800 && c < 1200), `spread ${counts}`);
+});
+
+t.test('a batch commits to every ring it touches, names defined once before first use', async (t) => {
+  const s = setup();
+  const [a, b] = devicesOnShards(2);
+  s.stager.begin();
+  stage(s, a, 3);
+  stage(s, b, 2);
+  t.equal(s.stager.tryCommit(1), true);
+  const seen = [new TypeCounter(), new TypeCounter()];
+  s.consumers[0].poll(seen[0], 1 << 20);
+  s.consumers[1].poll(seen[1], 1 << 20);
+  t.same(seen[0].types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
+  t.same(seen[1].types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
+  s.stager.begin();
+  stage(s, a, 1);
+  t.equal(s.stager.tryCommit(2), true);
+  const again = new TypeCounter();
+  s.consumers[0].poll(again, 1 << 20);
+  t.same(again.types, [REC_EVENTS], 'names already sent are not sent again');
+});
+
+t.test('all or nothing: a full ring refuses the whole batch and undoes its name announcements', async (t) => {
+  const s = setup();
+  const [a, b] = devicesOnShards(2);
+  // fill shard 1's ring
+  let filled = 0;
+  while (s.producers[1].tryReserve(1024, REC_EVENTS) >= 0) filled++;
+  s.producers[1].abandon();
+  const blocker = s.producers[1];
+  for (let i = 0; i < filled; i++) blocker.tryReserve(1024, 99);
+  blocker.publish();
+  s.stager.begin();
+  stage(s, a, 10);
+  stage(s, b, 10);
+  t.equal(s.stager.tryCommit(1), false, 'refused');
+  const d = s.stager.detach();
+  const seen = new TypeCounter();
+  t.equal(s.consumers[0].poll(seen, 1 << 20), 0, 'nothing reached the ring that had room');
+  // free shard 1 by consuming the blocker records, then retry the detached batch
+  s.consumers[1].poll(new TypeCounter(), 1 << 30);
+  t.equal(s.stager.tryCommitDetached(d), true);
+  const r0 = new TypeCounter();
+  const r1 = new TypeCounter();
+  s.consumers[0].poll(r0, 1 << 20);
+  s.consumers[1].poll(r1, 1 << 20);
+  t.same(r0.types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
+  t.same(r1.types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
+});
+
+t.test('devicesMax bounds the dictionary', async (t) => {
+  const dict = new Dictionary(1, 2);
+  t.equal(dict.device('a'), 0);
+  t.equal(dict.device('b'), 1);
+  t.equal(dict.device('c'), -1);
+  t.equal(dict.device('a'), 0);
+});
