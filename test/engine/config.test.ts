@@ -152,19 +152,21 @@ t.test('defaults equal the specified table, and every source is default', async 
 
 t.test('every accepted form parses the same from flag, flag=, env and file', async (t) => {
   for (const spec of SPECS) {
+    // the ring must hold 4 x --body-max: give the other side room so each value is tested alone
+    const extra = spec.key === 'ringBytes' ? ['--body-max', '16KiB'] : spec.key === 'bodyBytesMax' ? ['--ring-size', '1GiB'] : [];
     for (const [raw, expected] of spec.good) {
       const label = `${spec.flag} ${JSON.stringify(raw)}`;
       if (typeof raw === 'string') {
-        const spaced = configOf([spec.flag, raw]);
+        const spaced = configOf([spec.flag, raw, ...extra]);
         t.same(spaced.config[spec.key], expected, `${label} as two arguments`);
         t.equal(spaced.sources[spec.key], 'cli');
-        t.same(configOf([`${spec.flag}=${raw}`]).config[spec.key], expected, `${label} as flag=value`);
-        const fromEnv = configOf([], { [spec.env]: raw });
+        t.same(configOf([`${spec.flag}=${raw}`, ...extra]).config[spec.key], expected, `${label} as flag=value`);
+        const fromEnv = configOf(extra, { [spec.env]: raw });
         t.same(fromEnv.config[spec.key], expected, `${label} from ${spec.env}`);
         t.equal(fromEnv.sources[spec.key], 'env');
       }
       const file = writeJson({ [spec.flag.slice(2)]: raw });
-      const fromFile = configOf(['--config', file]);
+      const fromFile = configOf(['--config', file, ...extra]);
       t.same(fromFile.config[spec.key], expected, `${label} from the config file`);
       t.equal(fromFile.sources[spec.key], 'file');
     }
@@ -215,8 +217,13 @@ t.test('histogram max must exceed histogram min, whichever source sets them', as
   t.same([config.histogramMin, config.histogramMax], [-10, -5]);
 });
 
+t.test('the ring must hold 4 x --body-max', async (t) => {
+  t.throws(() => loadConfig(['--ring-size', '1MiB', '--body-max', '512KiB'], {}), /--ring-size: 1MiB is less than 4 x --body-max \(512KiB\)/);
+  t.equal(configOf(['--ring-size', '2MiB', '--body-max', '512KiB']).config.ringBytes, 2 * MIB);
+});
+
 t.test('precedence: cli beats env beats file beats default', async (t) => {
-  const file = writeJson({ port: 1111, pane: '1m', 'log-level': 'warn', 'ring-size': '1MiB' });
+  const file = writeJson({ port: 1111, pane: '1m', 'log-level': 'warn', 'ring-size': '1MiB', 'body-max': '256KiB' });
   const env = { SLUICE_CONFIG: file, SLUICE_PORT: '2222', SLUICE_PANE: '5m' };
   const all = configOf(['--port', '3333'], env);
   t.equal(all.config.port, 3333);
@@ -298,11 +305,11 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
 });
 
 t.test('describeConfig formats durations and sizes and covers every setting', async (t) => {
-  const { config } = configOf(['--pane', '60000', '--ring-size', '1048576', '--port', '0']);
+  const { config } = configOf(['--pane', '60000', '--ring-size', '4194304', '--port', '0']);
   const summary = describeConfig(config);
   t.same(Object.keys(summary).sort(), SPECS.map((spec) => spec.key).sort());
   t.equal(summary.paneMs, '1m');
-  t.equal(summary.ringBytes, '1MiB');
+  t.equal(summary.ringBytes, '4MiB');
   t.equal(summary.bodyBytesMax, '1MiB');
   t.equal(summary.futureSkewMs, '1m');
   t.equal(summary.backpressureWaitMs, '1s');
