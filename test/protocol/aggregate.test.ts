@@ -1,7 +1,7 @@
 import t from 'tap';
 import { TDigest } from 'tdigest';
 import {
-  CENTROIDS_MAX_DEFAULT, emptyAggregate, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
+  CENTROIDS_MAX_DEFAULT, compressAggregate, emptyAggregate, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
 } from '../../protocol/aggregate';
 import type { WindowAggregateWire } from '../../protocol/messages';
 import { PaneStore } from '../../workers/pane-store';
@@ -210,5 +210,32 @@ t.test('toWindowJson: public shape, mean, nulls when empty, devices only when pr
   t.same({ min: e.min, max: e.max, mean: e.mean, last: e.last, q: e.quantiles['0.5'] }, { min: null, max: null, mean: null, last: null, q: null });
   t.notOk('devices' in e);
   t.doesNotThrow(() => JSON.parse(JSON.stringify(j)));
+  t.end();
+});
+
+t.test('compressAggregate bounds the centroid count, keeps the weight, sorts, and keeps quantiles', (t) => {
+  const rand = rng(seed ^ 0xc0de);
+  const n = 100_000;
+  const values: number[] = [];
+  for (let i = 0; i < n; i++) values.push(rand() < 0.5 ? rand() * rand() * 50 : 40 + rand() * 60);
+  const w = fromRaw(0, 1, values.map((v) => [0, v] as [number, number]));
+  compressAggregate(w);
+  t.ok(w.means.length < 1000, `${w.means.length} centroids for ${n} values`);
+  t.equal(w.weights.reduce((a, b) => a + b, 0), n, 'total weight conserved');
+  t.ok(w.means.every((m, i) => i === 0 || m >= w.means[i - 1]!), 'sorted by mean');
+  const sorted = values.slice().sort((a, b) => a - b);
+  const rankOf = (x: number): number => {
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) { const m = (lo + hi) >>> 1; if (sorted[m]! < x) lo = m + 1; else hi = m; }
+    return lo / n;
+  };
+  for (const q of [0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999]) {
+    const est = quantileOf(w, q)!;
+    t.ok(Math.abs(rankOf(est) - q) <= 0.01, `q=${q}: ${est} rank ${rankOf(est).toFixed(5)} (seed=${seed})`);
+  }
+  const dup = fromRaw(0, 1, [[0, 5], [0, 5], [0, 5], [0, 1]]);
+  compressAggregate(dup);
+  t.same({ means: dup.means, weights: dup.weights }, { means: [1, 5], weights: [1, 3] }, 'equal means merge, the extremes stay');
   t.end();
 });
