@@ -18,7 +18,7 @@ export interface WindowAggregateWire {
   sum: number;
   min: number;
   max: number;
-  /** value of the event with the latest event time (ties: the later arrival wins) */
+  /** value of the event with the latest event time (ties: within a pane the later arrival wins; across merged parts the larger value, so merges are order-independent) */
   last: number;
   lastTs: number;
   /** counts per histogram division, length = configured divisions */
