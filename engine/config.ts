@@ -49,6 +49,12 @@ export interface SluiceConfig {
   backpressureWaitMs: number;
   /** Distinct devices the engine will intern. */
   devicesMax: number;
+  /** When an ingest is acknowledged: after the WAL commit (durable) or on enqueue (fast). */
+  ackMode: AckMode;
+  /** How often each shard writes its checkpoint (and the WAL below it is deleted). */
+  checkpointIntervalMs: number;
+  /** Budget of the bytes kept in LMDB (WAL entries + checkpoints); over it ingest answers 503. */
+  maxDbBytes: number;
   /** pino log level. */
   logLevel: LogLevel;
 }
@@ -57,6 +63,8 @@ export type SettingKey = keyof SluiceConfig;
 export type SettingSource = 'default' | 'file' | 'env' | 'cli';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const ACK_MODES = ['durable', 'fast'] as const;
+export type AckMode = (typeof ACK_MODES)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export class ConfigError extends Error {
@@ -329,6 +337,24 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     meaning: 'distinct devices the engine will intern',
     kind: integer(1, 100_000_000),
     defaultValue: () => 4_000_000,
+  },
+  ackMode: {
+    flag: '--ack',
+    meaning: 'durable: acknowledge after the WAL commit is on disk; fast: on enqueue (a crash may lose acknowledged events)',
+    kind: oneOf(ACK_MODES, 'ack mode', 'MODE'),
+    defaultValue: () => 'durable',
+  },
+  checkpointIntervalMs: {
+    flag: '--checkpoint-interval',
+    meaning: 'how often shards checkpoint their state (the WAL below the checkpoints is then deleted)',
+    kind: duration(100, 3_600_000),
+    defaultValue: () => 5000,
+  },
+  maxDbBytes: {
+    flag: '--max-db-size',
+    meaning: 'bytes Sluice may keep in LMDB (WAL + checkpoints); over it ingest answers 503 until checkpoints free space',
+    kind: size(MIB, 16 * 1024 * GIB),
+    defaultValue: () => 8 * GIB,
   },
   logLevel: {
     flag: '--log-level',

@@ -125,17 +125,54 @@ export class RingProducer extends RingSide {
     return true;
   }
 
+  /** The producer's cursor after every reservation so far (published or not). */
+  get reservedCursor(): number {
+    return this.head;
+  }
+
   /** Forgets every reservation since the last publish (all-or-nothing batches across rings). */
   abandon(): void {
     this.head = this.published;
   }
 
+  /** Forgets the reservations made after `cursor` (which must not be published yet). */
+  rewind(cursor: number): void {
+    if (((this.head - cursor) >>> 0) > ((this.head - this.published) >>> 0)) {
+      throw new Error(`ring rewind to ${cursor}: before the published cursor ${this.published}`);
+    }
+    this.head = cursor >>> 0;
+  }
+
+  /**
+   * Turns the reserved records in [from, to) into padding the consumer skips: a batch whose WAL
+   * write failed leaves the ring without being applied, while batches reserved after it go on.
+   */
+  tombstone(from: number, to: number): void {
+    let c = from >>> 0;
+    while (c !== (to >>> 0)) {
+      const pos = c & this.mask;
+      const total = this.view.getUint32(pos, true);
+      if (total < RECORD_HEADER_BYTES || (total & 7) !== 0) throw new Error(`ring tombstone: no record at cursor ${c}`);
+      this.view.setUint32(pos + 4, RECORD_PAD, true);
+      c = (c + total) >>> 0;
+    }
+  }
+
+  /** Makes every record reserved before `cursor` visible, and wakes the consumer if it sleeps. */
+  publishTo(cursor: number): void {
+    const c = cursor >>> 0;
+    if (c === this.published) return;
+    if (((c - this.published) >>> 0) > ((this.head - this.published) >>> 0)) {
+      throw new Error(`ring publishTo ${c}: beyond the reserved cursor ${this.head}`);
+    }
+    this.published = c;
+    Atomics.store(this.ctl, RING_HEAD, c | 0);
+    if (Atomics.load(this.ctl, RING_SLEEPING) !== 0) Atomics.notify(this.ctl, RING_HEAD);
+  }
+
   /** Makes every reserved record visible and wakes the consumer if it sleeps. */
   publish(): void {
-    if (this.head === this.published) return;
-    this.published = this.head;
-    Atomics.store(this.ctl, RING_HEAD, this.head | 0);
-    if (Atomics.load(this.ctl, RING_SLEEPING) !== 0) Atomics.notify(this.ctl, RING_HEAD);
+    this.publishTo(this.head);
   }
 
   /** Free bytes as last seen (may under-estimate: the consumer may have freed more since). */

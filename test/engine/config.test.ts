@@ -105,6 +105,21 @@ const SPECS: Spec[] = [
     bad: [['0', OUT], ['100000001', OUT]],
   },
   {
+    key: 'ackMode', flag: '--ack', env: 'SLUICE_ACK', defaultValue: 'durable',
+    good: [['durable', 'durable'], ['fast', 'fast']],
+    bad: [['slow', /not a ack mode/], ['DURABLE', /not a ack mode/]],
+  },
+  {
+    key: 'checkpointIntervalMs', flag: '--checkpoint-interval', env: 'SLUICE_CHECKPOINT_INTERVAL', defaultValue: 5000,
+    good: [['100ms', 100], ['5s', 5000], ['1h', 3_600_000], ['2500', 2500]],
+    bad: [['50ms', OUT], ['2h', OUT], ['soon', /invalid duration/]],
+  },
+  {
+    key: 'maxDbBytes', flag: '--max-db-size', env: 'SLUICE_MAX_DB_SIZE', defaultValue: 8 * 1024 * 1024 * 1024,
+    good: [['1MiB', 1024 * 1024], ['8GiB', 8 * 1024 * 1024 * 1024], ['100MB', 100_000_000]],
+    bad: [['1KiB', OUT], ['lots', /invalid size/]],
+  },
+  {
     key: 'logLevel', flag: '--log-level', env: 'SLUICE_LOG_LEVEL', defaultValue: 'info',
     good: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => [level, level]),
     bad: [['loud', /not a log level/], ['INFO', /not a log level/], [3, /not a string/]],
@@ -293,6 +308,7 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
   const expectedDefaults: Record<string, string> = {
     '--ring-size': '16MiB', '--pane': '10s', '--body-max': '1MiB', '--future-skew': '1m', '--backpressure-wait': '1s',
     '--port': '8080', '--quantiles': '0.5,0.9,0.99', '--log-level': 'info', '--data-dir': './data',
+    '--ack': 'durable', '--checkpoint-interval': '5s', '--max-db-size': '8GiB',
   };
   for (const spec of SPECS) {
     const line = lines.find((candidate) => candidate.trimStart().startsWith(`${spec.flag} `));

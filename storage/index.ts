@@ -1,0 +1,3 @@
+/** The public surface of storage/: the LMDB store and the WAL entry format. */
+export * from './store';
+export * from './wal-entry';

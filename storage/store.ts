@@ -1,0 +1,150 @@
+/**
+ * The LMDB environment under the data dir, and every database Sluice keeps in it.
+ *
+ * Contract: opened once, by the front-end thread (workers hand their checkpoints to the front-end
+ * as bytes). Writes are lmdb-js async puts: every put issued in one event-loop turn commits in one
+ * transaction (group commit), and with overlappingSync off a put's promise resolves only once its
+ * transaction is flushed to disk, so "resolved" means durable.
+ *
+ * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
+ * metric names by id), devseq (device id -> last admitted device sequence), checkpoints (shard ->
+ * checkpoint bytes). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
+ * the bytes Sluice keeps (see StorageBudget), not by LMDB.
+ */
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export const STORAGE_FORMAT = 1;
+
+export class StorageError extends Error {}
+
+export interface StoredName {
+  id: number;
+  name: string;
+}
+
+export class Store {
+  private constructor(
+    readonly dir: string,
+    private readonly root: RootDatabase,
+    readonly meta: Database<unknown, string>,
+    readonly wal: Database<Buffer, number>,
+    readonly dict: Database<string, [string, number]>,
+    readonly devseq: Database<number, number>,
+    readonly checkpoints: Database<Buffer, number>,
+  ) {}
+
+  /** Opens (or creates) the store; refuses a data dir written in another format. */
+  static open(dataDir: string): Store {
+    const dir = path.join(dataDir, 'lmdb');
+    fs.mkdirSync(dir, { recursive: true });
+    let root: RootDatabase;
+    try {
+      root = open({ path: dir, maxDbs: 16, overlappingSync: false, encoding: 'msgpack' });
+    } catch (e) {
+      throw new StorageError(`cannot open the LMDB environment in ${dir}: ${(e as Error).message}`);
+    }
+    const meta = root.openDB<unknown, string>('meta', {});
+    const format = meta.get('format');
+    if (format === undefined) {
+      meta.putSync('format', STORAGE_FORMAT);
+    } else if (format !== STORAGE_FORMAT) {
+      void root.close();
+      throw new StorageError(`the data dir ${dataDir} holds storage format ${JSON.stringify(format)}; this Sluice reads format ${STORAGE_FORMAT} only. ` +
+        'Use a Sluice version that matches, or another --data-dir.');
+    }
+    return new Store(dir, root, meta,
+      root.openDB<Buffer, number>('wal', { encoding: 'binary' }),
+      root.openDB<string, [string, number]>('dict', { encoding: 'string' }),
+      root.openDB<number, number>('devseq', { encoding: 'msgpack' }),
+      root.openDB<Buffer, number>('checkpoints', { encoding: 'binary' }));
+  }
+
+  getMeta<T>(key: string): T | undefined {
+    return this.meta.get(key) as T | undefined;
+  }
+
+  putMetaSync(key: string, value: unknown): void {
+    this.meta.putSync(key, value);
+  }
+
+  /** Appends a WAL entry; resolves when durable. Same-turn puts share one transaction. */
+  appendWal(seq: number, entry: Uint8Array): Promise<boolean> {
+    return this.wal.put(seq, entry as Buffer);
+  }
+
+  lastWalSeq(): number {
+    for (const key of this.wal.getKeys({ reverse: true, limit: 1 })) return key;
+    return 0;
+  }
+
+  walCount(): number {
+    return this.wal.getCount();
+  }
+
+  /** WAL entries with seq > after, in order. Values are copies, safe to keep. */
+  *walAfter(after: number): Generator<{ seq: number; entry: Buffer }> {
+    for (const { key, value } of this.wal.getRange({ start: after + 1 })) yield { seq: key, entry: Buffer.from(value) };
+  }
+
+  /** Deletes WAL entries with seq <= upTo, at most `limit` of them; returns how many. */
+  async truncateWal(upTo: number, limit: number): Promise<number> {
+    const keys: number[] = [];
+    for (const key of this.wal.getKeys({ end: upTo + 1, limit })) keys.push(key);
+    if (keys.length === 0) return 0;
+    await this.wal.batch(() => {
+      for (const k of keys) void this.wal.remove(k);
+    });
+    return keys.length;
+  }
+
+  putDeviceName(id: number, name: string): void {
+    void this.dict.put(['d', id], name);
+  }
+
+  putMetricName(id: number, name: string): void {
+    void this.dict.put(['m', id], name);
+  }
+
+  loadNames(kind: 'd' | 'm'): StoredName[] {
+    const out: StoredName[] = [];
+    for (const { key, value } of this.dict.getRange({ start: [kind, 0], end: [kind, Number.MAX_SAFE_INTEGER] })) {
+      out.push({ id: key[1], name: value });
+    }
+    return out;
+  }
+
+  putDeviceSeq(deviceId: number, seq: number): void {
+    void this.devseq.put(deviceId, seq);
+  }
+
+  loadDeviceSeqs(): { id: number; seq: number }[] {
+    const out: { id: number; seq: number }[] = [];
+    for (const { key, value } of this.devseq.getRange({})) out.push({ id: key, seq: value });
+    return out;
+  }
+
+  readCheckpoint(shard: number): Buffer | undefined {
+    const v = this.checkpoints.get(shard);
+    return v === undefined ? undefined : Buffer.from(v);
+  }
+
+  writeCheckpoint(shard: number, bytes: Uint8Array): Promise<boolean> {
+    return this.checkpoints.put(shard, bytes as Buffer);
+  }
+
+  checkpointShards(): number[] {
+    return [...this.checkpoints.getKeys({})];
+  }
+
+  /** A tiny durable write, to learn whether storage takes writes again after a fault. */
+  probe(): Promise<boolean> {
+    return this.meta.put('probe', Date.now());
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
