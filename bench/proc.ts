@@ -1,0 +1,199 @@
+/**
+ * Processes the bench runs and watches: the engine, the ceiling servers, the load generators.
+ * Pins them with taskset when the machine has one and at least two CPUs (server on CPU 0, load on
+ * CPU 1), reads their CPU time (utime + stime, all threads) and RSS from /proc, and stops them by
+ * PID (SIGTERM, then SIGKILL after a grace period).
+ */
+
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const DIST = path.join(__dirname, '..');
+/** The engine's entry; SLUICE_BENCH_ENGINE points at another build (e.g. a base commit to compare). */
+export const ENGINE_MAIN = process.env.SLUICE_BENCH_ENGINE ?? path.join(DIST, 'engine', 'main.js');
+
+function commandPath(cmd: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export const CPU_COUNT = os.cpus().length;
+export const TASKSET = commandPath('taskset');
+export const WRK = commandPath('wrk');
+/** true when the server and the load generator each get their own core */
+export const PINNED = TASKSET !== null && CPU_COUNT >= 2;
+export const SERVER_CPU = 0;
+export const LOAD_CPU = 1;
+
+/** Spawns a command, under `taskset -c cpu` when pinning is available (the PID is the command's: taskset execs). */
+export function spawnPinned(cpu: number, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  if (PINNED) return spawn(TASKSET!, ['-c', String(cpu), cmd, ...args], opts);
+  return spawn(cmd, args, opts);
+}
+
+/** Pins an existing process (the bench itself) to the load CPU; quiet when it cannot. */
+export function pinSelf(cpu: number): void {
+  if (!PINNED) return;
+  try {
+    execFileSync(TASKSET!, ['-pc', String(cpu), String(process.pid)], { stdio: 'ignore' });
+  } catch { /* not fatal: the report says PINNED from the capability check */ }
+}
+
+/** utime + stime of every thread of pid, in ns; NaN when the process is gone. */
+export function cpuNs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks * (1e9 / CLK_TCK);
+  } catch {
+    return NaN;
+  }
+}
+
+/** VmRSS of pid in bytes; NaN when the process is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export interface Server {
+  name: string;
+  pid: number;
+  port: number;
+  proc: ChildProcess;
+  logs: string[];
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Spawns a server on the server CPU and waits for its first stdout line that matches
+ * `isListening` (a JSON line with a port field).
+ */
+export async function startServer(name: string, args: string[], isListening: (line: string) => boolean,
+  env: NodeJS.ProcessEnv = process.env, startMs = 30_000): Promise<Server> {
+  const proc = spawnPinned(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const logs: string[] = [];
+  let buffered = '';
+  const keep = (line: string): void => {
+    logs.push(line);
+    if (logs.length > 200) logs.splice(0, logs.length - 200);
+  };
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in ${startMs} ms:\n${logs.join('\n')}`)), startMs);
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        keep(line);
+        if (isListening(line)) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line).port as number);
+        }
+      }
+    });
+    proc.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString('utf8')));
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? signal}) before listening:\n${logs.join('\n')}`));
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return {
+    name, pid: proc.pid!, port, proc, logs,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface EngineOptions {
+  shards?: number;
+  extraArgs?: string[];
+}
+
+/** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop). */
+export async function startEngine(o: EngineOptions = {}): Promise<Server> {
+  if (!fs.existsSync(ENGINE_MAIN)) throw new Error(`${ENGINE_MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
+  const dataDir = tempDir('sluice-bench-');
+  const args = [ENGINE_MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info'];
+  if (o.shards !== undefined) args.push('--shards', String(o.shards));
+  if (o.extraArgs) args.push(...o.extraArgs);
+  const s = await startServer('engine', args, (l) => l.includes('"Sluice listening'));
+  const stop = s.stop;
+  s.stop = async () => {
+    const code = await stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (code !== 0) process.stderr.write(`bench: the engine exited with ${code} after SIGTERM\n${s.logs.slice(-5).join('\n')}\n`);
+    return code;
+  };
+  return s;
+}
+
+export const CEILING_MAIN = path.join(__dirname, 'ceiling-server.js');
+
+/** The bare uWebSockets.js server of bench/ceiling-server.ts. */
+export function startCeiling(): Promise<Server> {
+  return startServer('ceiling', [CEILING_MAIN], (l) => l.includes('"ceiling listening"'));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const r = await fetch(url);
+  const body = await r.text();
+  // /healthz answers 503 when a busy shard misses its stats deadline; its ring counters are still in the body
+  if (r.status !== 200 && !(r.status === 503 && url.endsWith('/healthz'))) throw new Error(`GET ${url}: ${r.status} ${body.slice(0, 200)}`);
+  return JSON.parse(body) as T;
+}
+
+export interface EngineHealth {
+  devices: number;
+  ingest: { eventsAccepted: number; backpressure: number; eventsRejected: number; batchesRefused: number };
+  shards: { eventsApplied: number; ringUsedBytes: number; series?: number; panes?: number }[];
+}
+
+export async function engineApplied(port: number): Promise<{ applied: number; health: EngineHealth }> {
+  const health = await getJson<EngineHealth>(`http://127.0.0.1:${port}/healthz`);
+  let applied = 0;
+  for (const s of health.shards) applied += s.eventsApplied;
+  return { applied, health };
+}
+
+export interface CeilingCount { messages: number; requests: number; bytes: number }
+
+export function ceilingCount(port: number): Promise<CeilingCount> {
+  return getJson<CeilingCount>(`http://127.0.0.1:${port}/count`);
+}

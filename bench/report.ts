@@ -1,0 +1,65 @@
+/** The final table (text) and the JSON document of a run. */
+
+import os from 'node:os';
+import type { Measure } from './measure';
+import type { ScenarioResult } from './scenario';
+import { CPU_COUNT, PINNED, WRK } from './proc';
+
+export interface BenchReport {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  machine: { cpus: number; cpuModel: string; node: string; pinned: boolean; wrk: string | null };
+  options: Record<string, unknown>;
+  scenarios: ScenarioResult[];
+}
+
+export function machine(): BenchReport['machine'] {
+  return { cpus: CPU_COUNT, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, pinned: PINNED, wrk: WRK };
+}
+
+function num(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function row(name: string, target: string, m: Measure | null, ratio: string): string[] {
+  if (m === null) return [name, target, '', '', '', '', '', '', '', '', '', ratio, ''];
+  return [
+    name, target, num(m.eventsPerSec), num(m.mbPerSec, 1),
+    num(m.latencyMs.p50, 2), num(m.latencyMs.p99, 2), num(m.latencyMs.p999, 2),
+    num(m.serverCpuPercent), num(m.serverNsPerEvent), num(m.serverRssBytes / 2 ** 20),
+    num(m.generatorCpuPercent), ratio, m.generatorSaturated ? 'GEN SATURATED' : '',
+  ];
+}
+
+const HEADER = ['scenario', 'target', 'events/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'CPU %', 'ns/event', 'RSS MiB', 'gen CPU %', 'ratio', 'flag'];
+const NUMERIC = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+
+export function table(scenarios: ScenarioResult[]): string {
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const s of scenarios) {
+    if (s.status !== 'ok') {
+      rows.push([s.name, s.status, '', '', '', '', '', '', '', '', '', '', '']);
+      if (s.reason) notes.push(`${s.name}: ${s.reason}`);
+      continue;
+    }
+    if (s.engine === null && s.ceiling === null) {
+      rows.push([s.name, 'engine', '', '', '', '', '', '', '', '', '', '', 'see notes']);
+    } else {
+      rows.push(row(s.name, 'engine', s.engine, s.ratio === null ? '' : `${(s.ratio * 100).toFixed(0)} %`));
+      if (s.ceiling) rows.push(row('', 'ceiling', s.ceiling, ''));
+    }
+    for (const n of s.notes) notes.push(`${s.name}: ${n}`);
+  }
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]): string => r.map((c, i) => (NUMERIC.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const lines = [fmt(HEADER), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
+  lines.push('', 'events/s: applied by the engine\'s workers (read from /healthz), or received by the ceiling. CPU %, ns/event, RSS: the',
+    'server process (all threads, /proc). ratio: engine events/s over ceiling events/s. GEN SATURATED: the load generator',
+    'used > 90 % of its core, so the rate is the generator\'s: compare ns/event instead.');
+  if (!PINNED) lines.push('NOT PINNED: taskset missing or fewer than 2 CPUs; server and generator share cores.');
+  if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
+  return lines.join('\n');
+}
