@@ -1,17 +1,22 @@
 /**
- * Builds one admitted batch into per-shard ring records and commits it to every ring at once, or
- * to none: a batch that touches a full ring is refused whole, so an answer is always true.
+ * Builds one admitted batch into per-shard ring records and reserves it in every ring at once, or
+ * in none: a batch that touches a full ring is refused whole, so an answer is always true.
  *
  * Front-end thread only. The stager's buffers are reused for each batch (no per-event allocation);
- * a refused batch that the caller wants to retry later is copied out with detach().
+ * a refused batch that the caller wants to retry later is copied out with detach(). A reserved
+ * batch is not visible to the workers until the commit pipeline publishes it (after its WAL write
+ * in durable mode).
  */
 
 import { type EventScratch, type ColumnarRows, RecordBuilder, RingProducer } from '../protocol';
+import { encodeWalEntry } from '../storage';
 import { Dictionary, NOT_SENT, SENT, STAGED } from './dictionary';
 
-/** A refused batch kept for a later retry (HTTP's bounded wait). */
+/** A batch that found a ring full, copied out to be retried (HTTP's bounded wait). */
 export interface DetachedBatch {
   records: (Uint8Array | null)[];
+  /** per shard, where the batch sequence goes in each record */
+  seqOffsets: number[][];
   devices: number[];
   metrics: number[];
   events: number;
@@ -25,11 +30,16 @@ export class BatchStager {
   private readonly stagedMetrics: number[] = [];
   private readonly metricIds: Int32Array;
   eventsStaged = 0;
+  /** ring cursors before and after the last reserved batch, per shard (equal: untouched) */
+  readonly startCursors: Float64Array;
+  readonly endCursors: Float64Array;
 
   constructor(private readonly dict: Dictionary, private readonly producers: RingProducer[],
     metricsPerEventMax: number) {
     for (const p of producers) this.builders.push(new RecordBuilder(p.recordBytesMax, metricsPerEventMax));
     this.metricIds = new Int32Array(metricsPerEventMax);
+    this.startCursors = new Float64Array(producers.length);
+    this.endCursors = new Float64Array(producers.length);
   }
 
   begin(): void {
@@ -62,6 +72,30 @@ export class BatchStager {
       this.builders[shard].defineMetric(id, name);
     }
     return id;
+  }
+
+  /** Stages DEFINE records for a known device (recovery tells every shard its names again). */
+  stageDeviceName(id: number): void {
+    if (this.dict.deviceState[id] !== NOT_SENT) return;
+    this.dict.deviceState[id] = STAGED;
+    this.stagedDevices.push(id);
+    this.builders[this.dict.shardOf(id)].defineDevice(id, this.dict.deviceNames[id]);
+  }
+
+  stageMetricName(shard: number, id: number): void {
+    this.stageMetric(shard, this.dict.metricNames[id]);
+  }
+
+  /** Stages a MARK record in every ring: all batches up to seq come before it. */
+  stageMark(seq: number): void {
+    for (let s = 0; s < this.builders.length; s++) this.builders[s].mark(seq);
+  }
+
+  /** Bytes staged so far (to bound a batch of DEFINEs). */
+  get stagedBytes(): number {
+    let n = 0;
+    for (let s = 0; s < this.builders.length; s++) n += this.builders[s].length;
+    return n;
   }
 
   /** Stages a validated event; false when the device cannot be interned (devicesMax). */
@@ -106,56 +140,88 @@ export class BatchStager {
     return true;
   }
 
-  /** Writes the staged batch into every ring it touches, all or nothing. */
-  tryCommit(seq: number): boolean {
-    for (let s = 0; s < this.builders.length; s++) {
+  /**
+   * Writes the staged batch, stamped with seq, into every ring it touches without publishing it:
+   * all rings or none. On success startCursors/endCursors bound the batch in each ring.
+   */
+  tryReserve(seq: number): boolean {
+    const n = this.builders.length;
+    for (let s = 0; s < n; s++) this.startCursors[s] = this.producers[s].reservedCursor;
+    for (let s = 0; s < n; s++) {
       const b = this.builders[s];
       if (b.isEmpty) continue;
       b.seal(seq);
       if (!writeRecords(this.producers[s], b.buf, b.length)) {
-        this.abandon();
+        this.rewind();
+        this.forgetStaged(this.stagedDevices, this.stagedMetrics);
         return false;
       }
     }
-    this.publish(this.stagedDevices, this.stagedMetrics);
+    for (let s = 0; s < n; s++) this.endCursors[s] = this.producers[s].reservedCursor;
+    this.confirmStaged(this.stagedDevices, this.stagedMetrics);
     return true;
+  }
+
+  /** The reserved batch as a WAL entry (a copy). */
+  walEntry(): Buffer {
+    return encodeWalEntry(this.builders);
   }
 
   /** Copies the refused batch out so the buffers can serve the next one. */
   detach(): DetachedBatch {
-    const records = this.builders.map((b) => (b.isEmpty ? null : b.buf.slice(0, b.length)));
-    return { records, devices: this.stagedDevices.slice(), metrics: this.stagedMetrics.slice(), events: this.eventsStaged };
+    return {
+      records: this.builders.map((b) => (b.isEmpty ? null : b.buf.slice(0, b.length))),
+      seqOffsets: this.builders.map((b) => b.sequenceOffsets.slice()),
+      devices: this.stagedDevices.slice(),
+      metrics: this.stagedMetrics.slice(),
+      events: this.eventsStaged,
+    };
   }
 
-  /** Retries a detached batch (its seq was stamped when it was first tried). */
-  tryCommitDetached(d: DetachedBatch): boolean {
-    for (let s = 0; s < d.records.length; s++) {
+  /** Retries a detached batch under a new seq; on success the cursors bound it as tryReserve's do. */
+  tryReserveDetached(d: DetachedBatch, seq: number): boolean {
+    const n = this.producers.length;
+    for (let s = 0; s < n; s++) this.startCursors[s] = this.producers[s].reservedCursor;
+    for (let s = 0; s < n; s++) {
       const r = d.records[s];
       if (r === null) continue;
+      const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
+      for (const off of d.seqOffsets[s]) v.setFloat64(off, seq, true);
       if (!writeRecords(this.producers[s], r, r.byteLength)) {
-        for (const p of this.producers) p.abandon();
+        this.rewind();
         return false;
       }
     }
-    this.publish(d.devices, d.metrics);
+    for (let s = 0; s < n; s++) this.endCursors[s] = this.producers[s].reservedCursor;
+    // a name another batch sent meanwhile is SENT already; one still unsent is sent by this batch
+    this.confirmStaged(d.devices, d.metrics);
     return true;
   }
 
-  private publish(devices: number[], metrics: number[]): void {
-    for (const p of this.producers) p.publish();
+  /** A detached batch as a WAL entry. */
+  detachedWalEntry(d: DetachedBatch): Buffer {
+    return encodeWalEntry(d.records.map((r) => (r === null ? EMPTY : { buf: r, length: r.byteLength })));
+  }
+
+  private rewind(): void {
+    for (let s = 0; s < this.producers.length; s++) this.producers[s].rewind(this.startCursors[s]);
+  }
+
+  private confirmStaged(devices: number[], metrics: number[]): void {
     const dict = this.dict;
     for (let i = 0; i < devices.length; i++) dict.deviceState[devices[i]] = SENT;
     for (let i = 0; i < metrics.length; i += 2) dict.metricState[metrics[i]][metrics[i + 1]] = SENT;
   }
 
-  /** Undoes the reservations and the staged announcements: the next batch defines them again. */
-  private abandon(): void {
-    for (const p of this.producers) p.abandon();
+  /** Undoes the staged announcements: the next batch defines them again. */
+  private forgetStaged(devices: number[], metrics: number[]): void {
     const dict = this.dict;
-    for (let i = 0; i < this.stagedDevices.length; i++) dict.deviceState[this.stagedDevices[i]] = NOT_SENT;
-    for (let i = 0; i < this.stagedMetrics.length; i += 2) dict.metricState[this.stagedMetrics[i]][this.stagedMetrics[i + 1]] = NOT_SENT;
+    for (let i = 0; i < devices.length; i++) dict.deviceState[devices[i]] = NOT_SENT;
+    for (let i = 0; i < metrics.length; i += 2) dict.metricState[metrics[i]][metrics[i + 1]] = NOT_SENT;
   }
 }
+
+const EMPTY = { buf: new Uint8Array(0), length: 0 };
 
 function writeRecords(p: RingProducer, buf: Uint8Array, length: number): boolean {
   let off = 0;

@@ -66,7 +66,34 @@ export class Dictionary {
     }
     this.deviceShard[n] = shardOfDevice(name, this.shards);
     this.deviceState = grown(this.deviceState, n + 1);
+    if (this.onNewDevice !== null) this.onNewDevice(n, name);
     return n;
+  }
+
+  /** Called with each name interned for the first time (the server persists them). */
+  onNewDevice: ((id: number, name: string) => void) | null = null;
+  onNewMetric: ((id: number, name: string) => void) | null = null;
+
+  /**
+   * Loads the names a previous run persisted, under the same ids. Returns the ids that had no
+   * stored name (a name write lost in a storage fault): they get a placeholder the caller logs.
+   */
+  restore(devices: { id: number; name: string }[], metrics: { id: number; name: string }[]): number[] {
+    const missing: number[] = [];
+    devices.sort((a, b) => a.id - b.id);
+    for (const d of devices) {
+      while (this.deviceNames.length < d.id) {
+        missing.push(this.deviceNames.length);
+        this.device(`unknown-device-${this.deviceNames.length}`);
+      }
+      this.device(d.name);
+    }
+    metrics.sort((a, b) => a.id - b.id);
+    for (const m of metrics) {
+      while (this.metricNames.length < m.id) this.metric(`unknown.metric.${this.metricNames.length}`);
+      this.metric(m.name);
+    }
+    return missing;
   }
 
   lookupDevice(name: string): number {
@@ -84,6 +111,7 @@ export class Dictionary {
     this.metricIds.set(name, n);
     this.metricNames.push(name);
     for (let s = 0; s < this.shards; s++) this.metricState[s] = grown(this.metricState[s], n + 1);
+    if (this.onNewMetric !== null) this.onNewMetric(n, name);
     return n;
   }
 }

@@ -1,38 +1,28 @@
 /**
- * POST /v1/events: JSON, NDJSON or msgpack bodies.
+ * POST /v1/events: JSON, NDJSON or msgpack bodies; optional `Sluice-Device-Seq: n` header for
+ * exactly-once delivery of a single-device batch.
  *
- * 204 all accepted; 200 {accepted, rejected} some rejected (the valid ones are kept); 400 none
- * valid or the body does not parse; 413 over --body-max; 415 another content type; 503 with
- * Retry-After when the rings stay full for --backpressure-wait (nothing of the batch was kept).
+ * 204 all accepted; 200 {accepted, rejected} some rejected (the valid ones are kept) or
+ * {duplicate: true} for a device seq already admitted; 400 none valid or the body does not parse;
+ * 409 a device seq that skips ahead ({expected}); 413 over --body-max; 415 another content type;
+ * 503 with Retry-After when the rings stay full for --backpressure-wait, storage is full or
+ * faulty, or the engine is stopping (nothing of the batch was kept). In durable mode (default)
+ * the answer is sent after the WAL commit that holds the batch.
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import {
-  contentKindOf, decodeJson, decodeMsgpack, decodeNdjson, isBodyError,
-  type ContentKind, type DecodedBatch, type BodyError,
-} from '../protocol';
+import { contentKindOf } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
-import type { DetachedBatch } from './batch-stager';
 import { type Answerable, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
 export interface HttpIngestOptions {
   bodyBytesMax: number;
   backpressureWaitMs: number;
-  isAccepting: () => boolean;
 }
 
-const RETRY_INTERVAL_MS = 2;
 const RETRY_AFTER = { 'Retry-After': '1' };
 
-export function decodeBody(kind: ContentKind, body: Uint8Array): DecodedBatch | BodyError {
-  switch (kind) {
-    case 'msgpack': return decodeMsgpack(body);
-    case 'json': return decodeJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
-    case 'ndjson': return decodeNdjson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
-  }
-}
-
-export function rejectedJson(o: IngestOutcome, extra = ''): string {
+function rejectedJson(o: IngestOutcome, extra = ''): string {
   return `{"accepted":${o.accepted},"rejected":${JSON.stringify(o.rejections)}${extra}}`;
 }
 
@@ -42,10 +32,7 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
     res.onAborted(() => { a.aborted = true; });
     const contentType = req.getHeader('content-type');
     const contentLength = Number(req.getHeader('content-length') || '0');
-    if (!opts.isAccepting()) {
-      sendJson(a, 503, errorBody('SLUICE_E_SHUTTING_DOWN', 'the engine is shutting down'), RETRY_AFTER);
-      return;
-    }
+    const seqHeader = req.getHeader('sluice-device-seq');
     const kind = contentKindOf(contentType);
     if (kind === null) {
       sendError(a, 415, 'SLUICE_E_UNSUPPORTED_MEDIA_TYPE',
@@ -56,39 +43,29 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
       sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${opts.bodyBytesMax} (--body-max)`);
       return;
     }
-    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
-      const batch = decodeBody(kind, body);
-      if (isBodyError(batch)) {
-        sendJson(a, 400, JSON.stringify({ accepted: 0, rejected: [], error: batch.reason, code: batch.code }));
+    let deviceSeq: number | null = null;
+    if (seqHeader !== '') {
+      deviceSeq = /^\d{1,15}$/.test(seqHeader) ? Number(seqHeader) : NaN;
+      if (Number.isNaN(deviceSeq)) {
+        sendError(a, 400, 'SLUICE_E_BAD_SEQUENCE', `Sluice-Device-Seq: ${JSON.stringify(seqHeader)} is not a non-negative integer`);
         return;
       }
-      answer(a, ingest.admit(batch, null, true), ingest, opts.backpressureWaitMs);
+    }
+    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
+      ingest.submit({ kind, body, pinned: null, deviceSeq, waitMs: opts.backpressureWaitMs }, (o) => answer(a, o));
     });
   });
 }
 
-function answer(a: Answerable, o: IngestOutcome, ingest: Ingest, waitMs: number): void {
+function answer(a: Answerable, o: IngestOutcome): void {
   switch (o.status) {
     case 'accepted': sendEmpty(a, 204); return;
     case 'partial': sendJson(a, 200, rejectedJson(o)); return;
-    case 'none-valid': sendJson(a, 400, rejectedJson(o, `,"error":${JSON.stringify(o.reason)},"code":"${o.code}"`)); return;
+    case 'duplicate': sendJson(a, 200, `{"accepted":0,"rejected":[],"duplicate":true}`); return;
+    case 'none-valid':
     case 'refused': sendJson(a, 400, rejectedJson(o, `,"error":${JSON.stringify(o.reason)},"code":"${o.code}"`)); return;
-    case 'backpressure': waitForRoom(a, o, o.detached as DetachedBatch, ingest, Date.now() + waitMs); return;
+    case 'gap': sendJson(a, 409, errorBody('SLUICE_E_SEQUENCE_GAP', o.reason, { expected: o.expected })); return;
+    case 'backpressure':
+    case 'unavailable': sendJson(a, 503, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), RETRY_AFTER); return;
   }
-}
-
-/** Retries a refused batch until the rings take it or the bounded wait is over (then 503). */
-function waitForRoom(a: Answerable, o: IngestOutcome, d: DetachedBatch, ingest: Ingest, deadline: number): void {
-  if (a.aborted) return;
-  if (ingest.retry(d)) {
-    o.accepted = d.events;
-    if (o.rejections.length === 0) sendEmpty(a, 204);
-    else sendJson(a, 200, rejectedJson(o));
-    return;
-  }
-  if (Date.now() >= deadline) {
-    sendJson(a, 503, errorBody('SLUICE_E_BACKPRESSURE', o.reason), RETRY_AFTER);
-    return;
-  }
-  setTimeout(waitForRoom, RETRY_INTERVAL_MS, a, o, d, ingest, deadline);
 }

@@ -8,7 +8,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, type ErrorCode } from '../protocol';
 
 export const STATUS: Record<number, string> = {
-  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found',
+  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
   405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
   500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };

@@ -1,84 +1,226 @@
 /**
- * Admission: turns a decoded batch into accepted events in the shard rings, and says truthfully
- * what happened to each event before anyone answers the client.
+ * Admission: decides, before anyone answers the client, what happens to every event of a batch,
+ * and carries the accepted ones to the WAL and the shard rings.
  *
- * Front-end thread only, synchronous: validate every event into a reused EventScratch, stage the
- * valid ones per shard, give the batch its admission sequence, commit to all rings at once.
- * The sequence is where the WAL append will go: a batch is numbered before it is routed.
+ * Front-end thread only. submit() decodes, checks the device sequence, validates every event into
+ * a reused EventScratch, stages the valid ones per shard, reserves them in the rings under the
+ * next batch sequence and hands them to the commit pipeline; `done` runs once with the outcome
+ * (synchronously for refusals and fast acks, after the WAL commit for durable acks).
+ *
+ * Device sequences (exactly-once from the device): a batch may carry a per-device seq. The first
+ * seq a device sends sets its start; then seq <= last is acknowledged as a duplicate and not
+ * applied, seq > last + 1 is refused (SEQUENCE_GAP, expected = last + 1), so a client resends from
+ * the gap. A device has at most one seq'd batch in the pipeline: the next one waits (held, bytes
+ * copied) until the previous is durable or failed, so the WAL holds each device's seqs without
+ * holes and `last` is exact after a failure. A batch refused whole does not consume its seq.
  */
 
 import {
-  type DecodedBatch, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
-  EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId,
+  type ContentKind, type DecodedBatch, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
+  EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
+  decodeJson, decodeMsgpack, decodeNdjson,
 } from '../protocol';
+import type { Store } from '../storage';
 import type { BatchStager, DetachedBatch } from './batch-stager';
+import type { CommitPipeline } from './commit-pipeline';
+import type { Dictionary } from './dictionary';
 
-export type IngestStatus = 'accepted' | 'partial' | 'none-valid' | 'refused' | 'backpressure';
+export type IngestStatus = 'accepted' | 'partial' | 'duplicate' | 'none-valid' | 'refused' | 'gap' | 'backpressure' | 'unavailable';
+
+export interface IngestRequest {
+  kind: ContentKind;
+  /** may be a view valid only during submit(): it is copied if the batch has to wait */
+  body: Uint8Array;
+  /** the device a WebSocket connection is pinned to */
+  pinned: string | null;
+  /** the HTTP Sluice-Device-Seq header, parsed */
+  deviceSeq: number | null;
+  /** how long to wait for ring space before answering backpressure (0: answer at once) */
+  waitMs: number;
+}
 
 export interface IngestOutcome {
   status: IngestStatus;
   accepted: number;
   rejections: Rejection[];
-  /** for 'refused' (the batch as a whole is bad) and 'none-valid' */
   code: ErrorCode | null;
   reason: string;
-  /** for 'backpressure' when the caller asked to keep the batch for a retry */
-  detached: DetachedBatch | null;
+  /** the batch's own label: envelope/columnar seq, or null */
+  label: number | null;
+  /** for 'gap': the device sequence expected next */
+  expected: number | null;
 }
 
-export interface IngestCounters {
-  batches: number;
-  eventsAccepted: number;
-  eventsRejected: number;
-  batchesRefused: number;
-  backpressure: number;
+export type IngestDone = (o: IngestOutcome) => void;
+
+interface Held {
+  req: IngestRequest;
+  done: IngestDone;
 }
 
 const NO_REJECTIONS: Rejection[] = [];
+const RETRY_INTERVAL_MS = 2;
+const HELD_PER_DEVICE_MAX = 256;
+
+function outcome(status: IngestStatus, code: ErrorCode | null, reason: string, label: number | null,
+  accepted = 0, rejections = NO_REJECTIONS, expected: number | null = null): IngestOutcome {
+  return { status, accepted, rejections, code, reason, label, expected };
+}
+
+export function decodeBody(kind: ContentKind, body: Uint8Array): DecodedBatch | { code: ErrorCode; reason: string } {
+  switch (kind) {
+    case 'msgpack': return decodeMsgpack(body);
+    case 'json': return decodeJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    case 'ndjson': return decodeNdjson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  }
+}
 
 export class Ingest {
   private readonly scratch: EventScratch;
-  private nextSeq = 1;
-  readonly counters: IngestCounters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0 };
+  /** next batch sequence (the WAL key) */
+  nextSeq = 1;
+  /** last admitted device seq by device id, -1 = none */
+  private lastSeq = new Float64Array(1024).fill(-1);
+  private pendingSeq = new Uint8Array(1024);
+  private readonly held = new Map<number, Held[]>();
+  accepting = true;
+  readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
 
-  constructor(private readonly limits: EventLimits, private readonly stager: BatchStager) {
+  constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
+    private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly store: Store) {
     this.scratch = new EventScratch(limits);
   }
 
-  /**
-   * Admits one batch. pinnedDevice: the connection's device, or null. keepOnBackpressure: when
-   * the rings are full, return the staged batch detached so the caller can retry it.
-   */
-  admit(batch: DecodedBatch, pinnedDevice: string | null, keepOnBackpressure: boolean): IngestOutcome {
-    let pinned = pinnedDevice;
+  /** Device seqs as recovered from storage. */
+  restoreDeviceSeq(deviceId: number, seq: number): void {
+    this.growSeqTables(deviceId);
+    this.lastSeq[deviceId] = seq;
+  }
+
+  submit(req: IngestRequest, done: IngestDone): void {
+    if (!this.accepting) {
+      this.counters.unavailable++;
+      done(outcome('unavailable', 'SLUICE_E_SHUTTING_DOWN', 'the engine is shutting down: send again after it restarts', null));
+      return;
+    }
+    const batch = decodeBody(req.kind, req.body);
+    if (isBodyError(batch)) {
+      this.counters.batchesRefused++;
+      done(outcome('refused', batch.code, batch.reason, null));
+      return;
+    }
+    const label = batch.seq ?? null;
+    let pinned = req.pinned;
     if (batch.deviceId !== undefined) {
       const d = batch.deviceId;
       if (typeof d !== 'string' || !isValidDeviceId(d)) {
-        return this.refuse('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(d) ?? String(d)}`);
+        done(this.refuse('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(d) ?? String(d)}`, label));
+        return;
       }
       if (pinned !== null && d !== pinned) {
-        return this.refuse('SLUICE_E_DEVICE_MISMATCH', `deviceId: ${JSON.stringify(d)} on a connection pinned to ${JSON.stringify(pinned)}`);
+        done(this.refuse('SLUICE_E_DEVICE_MISMATCH', `deviceId: ${JSON.stringify(d)} on a connection pinned to ${JSON.stringify(pinned)}`, label));
+        return;
       }
       pinned = d;
     }
+    // a device seq: the HTTP header, or the seq of a batch that names one device
+    let deviceSeq = req.deviceSeq;
+    if (deviceSeq === null && label !== null && pinned !== null) deviceSeq = label;
+    if (deviceSeq === null) {
+      this.admit(batch, pinned, label, -1, -1, req.waitMs, done);
+      return;
+    }
+    if (pinned === null) {
+      const first = batch.events !== null && batch.events.length > 0 ? (batch.events[0] as { deviceId?: unknown } | null)?.deviceId : undefined;
+      if (typeof first !== 'string' || !isValidDeviceId(first)) {
+        done(this.refuse('SLUICE_E_BAD_SEQUENCE', 'Sluice-Device-Seq: a batch with a device sequence must name one device (every event the same deviceId)', label));
+        return;
+      }
+      pinned = first;
+    }
+    const dev = this.dict.device(pinned);
+    if (dev < 0) {
+      done(this.refuse('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(pinned)} is a new device and the engine holds its maximum (--devices-max)`, label));
+      return;
+    }
+    this.growSeqTables(dev);
+    if (this.pendingSeq[dev] !== 0) {
+      this.hold(dev, req, done, label);
+      return;
+    }
+    const last = this.lastSeq[dev];
+    if (last >= 0 && deviceSeq <= last) {
+      this.counters.duplicates++;
+      done(outcome('duplicate', null, `device sequence ${deviceSeq} was already admitted (last ${last})`, label ?? deviceSeq));
+      return;
+    }
+    if (last >= 0 && deviceSeq > last + 1) {
+      this.counters.gaps++;
+      done(outcome('gap', 'SLUICE_E_SEQUENCE_GAP', `device sequence ${deviceSeq} skips ahead: expected ${last + 1}; resend from ${last + 1}`, label ?? deviceSeq, 0, NO_REJECTIONS, last + 1));
+      return;
+    }
+    this.pendingSeq[dev] = 1;
+    this.admit(batch, pinned, label, dev, deviceSeq, req.waitMs, (o) => {
+      this.pendingSeq[dev] = 0;
+      if (o.status === 'accepted' || o.status === 'partial') {
+        if (this.lastSeq[dev] < deviceSeq) this.lastSeq[dev] = deviceSeq;
+      }
+      done(o);
+      this.releaseHeld(dev);
+    });
+  }
+
+  private hold(dev: number, req: IngestRequest, done: IngestDone, label: number | null): void {
+    let q = this.held.get(dev);
+    if (q === undefined) {
+      q = [];
+      this.held.set(dev, q);
+    }
+    if (q.length >= HELD_PER_DEVICE_MAX) {
+      this.counters.backpressure++;
+      done(outcome('backpressure', 'SLUICE_E_BACKPRESSURE', `more than ${HELD_PER_DEVICE_MAX} batches of this device wait for the WAL: send this one again`, label));
+      return;
+    }
+    q.push({ req: { ...req, body: new Uint8Array(req.body) }, done });
+  }
+
+  private releaseHeld(dev: number): void {
+    const q = this.held.get(dev);
+    if (q === undefined) return;
+    const next = q.shift() as Held;
+    if (q.length === 0) this.held.delete(dev);
+    this.submit(next.req, next.done);
+  }
+
+  /** Validates and stages the batch, then reserves and submits it (or answers why not). */
+  private admit(batch: DecodedBatch, pinned: string | null, label: number | null, seqDevice: number,
+    deviceSeq: number, waitMs: number, done: IngestDone): void {
     this.stager.begin();
     const now = Date.now();
     let rejections = NO_REJECTIONS;
     let total: number;
     if (batch.columnar !== null) {
       const rows = validateColumnar(batch.columnar, pinned, now, this.limits);
-      if (isColumnarFault(rows)) return this.refuse(rows.code, rows.reason);
+      if (isColumnarFault(rows)) {
+        done(this.refuse(rows.code, rows.reason, label));
+        return;
+      }
       total = rows.rows;
       if (rows.rejections.length !== 0) rejections = rows.rejections;
       if (rows.rejections.length < rows.rows && !this.stager.stageColumnar(rows as ColumnarRows)) {
-        return this.refuse('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(rows.deviceId)} is a new device and the engine holds its maximum (--devices-max)`);
+        done(this.refuse('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(rows.deviceId)} is a new device and the engine holds its maximum (--devices-max)`, label));
+        return;
       }
     } else {
       const events = batch.events as unknown[];
       total = events.length;
-      if (total === 0) return this.refuse('SLUICE_E_NO_VALID_EVENT', 'events: the batch is empty');
+      if (total === 0) {
+        done(this.refuse('SLUICE_E_NO_VALID_EVENT', 'events: the batch is empty', label));
+        return;
+      }
       if (total > this.limits.batchEventsMax) {
-        return this.refuse('SLUICE_E_BATCH_TOO_LARGE', `events: ${total} events, more than the ${this.limits.batchEventsMax} a batch may hold`);
+        done(this.refuse('SLUICE_E_BATCH_TOO_LARGE', `events: ${total} events, more than the ${this.limits.batchEventsMax} a batch may hold`, label));
+        return;
       }
       const ev = this.scratch;
       for (let i = 0; i < total; i++) {
@@ -95,33 +237,75 @@ export class Ingest {
     }
     const accepted = this.stager.eventsStaged;
     this.counters.batches++;
-    this.counters.eventsRejected += total - accepted;
     if (accepted === 0) {
+      this.counters.eventsRejected += total;
       const first = rejections[0];
-      return { status: 'none-valid', accepted: 0, rejections, code: first?.code ?? 'SLUICE_E_NO_VALID_EVENT', reason: first ? `no valid event: ${first.reason}` : 'no valid event', detached: null };
+      done(outcome('none-valid', first?.code ?? 'SLUICE_E_NO_VALID_EVENT', first ? `no valid event: ${first.reason}` : 'no valid event', label, 0, rejections));
+      return;
     }
+    const refusal = this.pipeline.refusal(this.stager.stagedBytes);
+    if (refusal !== null) {
+      this.counters.unavailable++;
+      done(outcome('unavailable', this.pipeline.faultReason !== null ? 'SLUICE_E_STORAGE_FAULT' : 'SLUICE_E_STORAGE_FULL', refusal, label));
+      return;
+    }
+    const result = outcome(rejections.length === 0 ? 'accepted' : 'partial', null, '', label, accepted, rejections);
+    this.counters.eventsRejected += total - accepted;
+    if (this.stager.tryReserve(this.nextSeq)) {
+      this.commit(this.stager.walEntry(), seqDevice, deviceSeq, result, done);
+      return;
+    }
+    this.counters.backpressure++;
+    if (waitMs <= 0) {
+      done(outcome('backpressure', 'SLUICE_E_BACKPRESSURE', 'the shard rings are full: nothing of this batch was accepted, send it again', label, 0, rejections));
+      return;
+    }
+    this.waitForRoom(this.stager.detach(), seqDevice, deviceSeq, result, Date.now() + waitMs, done);
+  }
+
+  private commit(entry: Buffer, seqDevice: number, deviceSeq: number, result: IngestOutcome, done: IngestDone): void {
     const seq = this.nextSeq++;
-    if (!this.stager.tryCommit(seq)) {
-      this.counters.backpressure++;
-      return {
-        status: 'backpressure', accepted: 0, rejections, code: 'SLUICE_E_BACKPRESSURE',
-        reason: 'the shard rings are full: nothing of this batch was accepted, send it again',
-        detached: keepOnBackpressure ? this.stager.detach() : null,
-      };
+    // the device's seq is written in the same event-loop turn as the WAL entry: one transaction
+    if (seqDevice >= 0) this.store.putDeviceSeq(seqDevice, deviceSeq);
+    this.pipeline.submit(seq, entry, this.stager.startCursors, this.stager.endCursors, (ok, reason) => {
+      if (ok) {
+        this.counters.eventsAccepted += result.accepted;
+        done(result);
+      } else {
+        this.counters.unavailable++;
+        done(outcome('unavailable', 'SLUICE_E_STORAGE_FAULT', reason, result.label, 0, result.rejections));
+      }
+    });
+  }
+
+  /** Retries a batch that found a ring full until the rings take it or the wait is over. */
+  private waitForRoom(d: DetachedBatch, seqDevice: number, deviceSeq: number, result: IngestOutcome,
+    deadline: number, done: IngestDone): void {
+    if (this.stager.tryReserveDetached(d, this.nextSeq)) {
+      this.commit(this.stager.detachedWalEntry(d), seqDevice, deviceSeq, result, done);
+      return;
     }
-    this.counters.eventsAccepted += accepted;
-    return { status: rejections.length === 0 ? 'accepted' : 'partial', accepted, rejections, code: null, reason: '', detached: null };
+    if (!this.accepting || Date.now() >= deadline) {
+      done(outcome('backpressure', 'SLUICE_E_BACKPRESSURE', 'the shard rings stayed full: nothing of this batch was accepted, send it again', result.label, 0, result.rejections));
+      return;
+    }
+    setTimeout(() => this.waitForRoom(d, seqDevice, deviceSeq, result, deadline, done), RETRY_INTERVAL_MS);
   }
 
-  /** Retries a batch kept on backpressure; true when it is now accepted. */
-  retry(d: DetachedBatch): boolean {
-    if (!this.stager.tryCommitDetached(d)) return false;
-    this.counters.eventsAccepted += d.events;
-    return true;
-  }
-
-  refuse(code: ErrorCode, reason: string): IngestOutcome {
+  private refuse(code: ErrorCode, reason: string, label: number | null): IngestOutcome {
     this.counters.batchesRefused++;
-    return { status: 'refused', accepted: 0, rejections: NO_REJECTIONS, code, reason, detached: null };
+    return outcome('refused', code, reason, label);
+  }
+
+  private growSeqTables(id: number): void {
+    if (id < this.lastSeq.length) return;
+    let n = this.lastSeq.length;
+    while (n <= id) n *= 2;
+    const last = new Float64Array(n).fill(-1);
+    last.set(this.lastSeq);
+    this.lastSeq = last;
+    const pending = new Uint8Array(n);
+    pending.set(this.pendingSeq);
+    this.pendingSeq = pending;
   }
 }

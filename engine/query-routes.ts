@@ -22,6 +22,8 @@ import type { SluiceConfig } from './config';
 import type { Dictionary } from './dictionary';
 import type { ShardPool } from './shard-pool';
 import type { Ingest } from './ingest';
+import type { CommitPipeline } from './commit-pipeline';
+import type { Checkpointer } from './checkpointer';
 import { type Answerable, sendError, sendJson } from './http-util';
 import {
   DEVICES_LIMIT_MAX, TOP_N_MAX, decodePathParam, parseIntParam, parseQuantiles, parseRange,
@@ -33,6 +35,8 @@ export interface QueryContext {
   dict: Dictionary;
   shards: ShardPool;
   ingest: Ingest;
+  pipeline: CommitPipeline;
+  checkpointer: Checkpointer;
   startedAt: number;
   isAccepting: () => boolean;
 }
@@ -148,6 +152,16 @@ const health: Handler = async (_params, _query, ctx) => {
     devices: ctx.dict.deviceCount,
     metrics: ctx.dict.metricNames.length,
     ingest: ctx.ingest.counters,
+    storage: {
+      ackMode: ctx.pipeline.mode,
+      fault: ctx.pipeline.faultReason,
+      walBytes: ctx.pipeline.walBytes,
+      checkpointBytes: ctx.pipeline.checkpointBytes.reduce((a, b) => a + b, 0),
+      pendingCommits: ctx.pipeline.pendingCount,
+      wal: ctx.pipeline.counters,
+      lastCheckpoint: ctx.checkpointer.last,
+      checkpointFailures: ctx.checkpointer.failures,
+    },
     shards,
   }];
 };

@@ -1,18 +1,21 @@
 /**
- * Assembles the engine: shard rings and workers, the dictionary and admission, the uWS app with
- * its routes, and the listen socket. start() resolves once the port is bound; stop() is the
- * graceful path (stop accepting, drain the rings, stop the workers).
+ * Assembles the engine: storage and recovery, shard rings and workers, admission and the commit
+ * pipeline, checkpoints, the uWS app with its routes, and the listen socket. startEngine()
+ * resolves once recovery is done and the port is bound; stop() is the graceful path.
  */
 
-import fs from 'node:fs';
 import os from 'node:os';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { Store } from '../storage';
 import type { SluiceConfig } from './config';
 import type { Logger } from './logger';
 import { loadNativeUws } from './uws';
 import { Dictionary } from './dictionary';
 import { BatchStager } from './batch-stager';
+import { CommitPipeline } from './commit-pipeline';
+import { Checkpointer } from './checkpointer';
 import { Ingest } from './ingest';
+import { planRecovery, replayWal } from './recovery';
 import { ShardPool } from './shard-pool';
 import { registerHttpIngest } from './http-ingest';
 import { registerWsStream, type StreamUser } from './ws-stream';
@@ -30,28 +33,55 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   onFatal: (err: Error) => void): Promise<RunningEngine> {
   if (os.endianness() !== 'LE') throw new Error('Sluice needs a little-endian machine (ring records are read through typed arrays)');
   const uws = loadNativeUws();
-  fs.mkdirSync(config.dataDir, { recursive: true });
+  const t0 = Date.now();
+  const store = Store.open(config.dataDir);
+  const dict = new Dictionary(config.shards, config.devicesMax);
 
-  const shards = new ShardPool(config, (shard, err) => {
+  // the workers start from their checkpoints, so plan (read them) before the pools exist
+  const plan = planRecovery(store, config, dict);
+
+  const shards = new ShardPool(config, plan.checkpoints, (shard, err) => {
     log.fatal({ shard, err }, 'shard worker failed');
     onFatal(err);
   });
-  const dict = new Dictionary(config.shards, config.devicesMax);
   const stager = new BatchStager(dict, shards.producers, config.metricsPerEventMax);
-  const ingest = new Ingest(config, stager);
-  let accepting = true;
-  const isAccepting = (): boolean => accepting;
+  const pipeline = new CommitPipeline(store, shards.producers, config.ackMode, config.maxDbBytes, log);
+  const ingest = new Ingest(config, dict, stager, pipeline, store);
+  for (const { id, seq } of plan.deviceSeqs) ingest.restoreDeviceSeq(id, seq);
+  if (plan.missingDeviceNames.length > 0) {
+    log.warn({ ids: plan.missingDeviceNames.slice(0, 20), count: plan.missingDeviceNames.length },
+      'device names lost in an earlier storage fault: those devices are listed under placeholder names');
+  }
+
+  const replay = await replayWal(store, plan, dict, stager, shards.producers, pipeline, ingest);
+  await shards.drain(DRAIN_TIMEOUT_MS);
+  for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = plan.checkpoints[s]?.byteLength ?? 0;
+  dict.onNewDevice = (id, name) => store.putDeviceName(id, name);
+  dict.onNewMetric = (id, name) => store.putMetricName(id, name);
+  // a name whose write was lost in a storage fault would be missing after a restart: write all again
+  pipeline.onRecovered = () => {
+    for (let id = 0; id < dict.deviceCount; id++) store.putDeviceName(id, dict.deviceNames[id]);
+    for (let id = 0; id < dict.metricNames.length; id++) store.putMetricName(id, dict.metricNames[id]);
+  };
+  log.info({ ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics },
+    `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
+
+  const checkpointer = new Checkpointer(shards, stager, pipeline, store, ingest, log);
+  // the replayed WAL is now in the workers: checkpoint it at once, so a crash soon after does not replay it again
+  if (replay.walEntriesReplayed > 0) await checkpointer.run('recovery');
+  checkpointer.start(config.checkpointIntervalMs);
+
+  const isAccepting = (): boolean => ingest.accepting;
   const sockets = new Set<WebSocket<StreamUser>>();
   const startedAt = Date.now();
-
   const app = uws.App();
-  registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, isAccepting });
+  registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
     registerDebugRoutes(app, shards);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
   }
-  registerQueryRoutes(app, { config, dict, shards, ingest, startedAt, isAccepting });
+  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (s) => {
@@ -65,15 +95,22 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const stop = (reason: string): Promise<void> => {
     if (stopping !== null) return stopping;
     stopping = (async () => {
-      const t0 = Date.now();
-      accepting = false;
+      const t1 = Date.now();
+      ingest.accepting = false;
       uws.us_listen_socket_close(listenSocket);
       for (const ws of sockets) ws.end(1001, 'server shutting down');
+      checkpointer.stop();
+      await pipeline.idle();
       const drained = await shards.drain(DRAIN_TIMEOUT_MS);
+      const final = await checkpointer.run('shutdown');
+      pipeline.stop();
       const rings = shards.ringStates();
       await shards.destroy();
-      log.info({ reason, drained, durationMs: Date.now() - t0, eventsApplied: rings.reduce((n, r) => n + r.eventsApplied, 0), ingest: ingest.counters },
-        drained ? 'stopped: rings drained, workers stopped' : 'stopped: rings NOT drained before the timeout');
+      await store.close();
+      log.info({
+        reason, drained, durationMs: Date.now() - t1, checkpoint: final,
+        eventsApplied: rings.reduce((n, r) => n + r.eventsApplied, 0), ingest: ingest.counters,
+      }, drained ? `stopped in ${Date.now() - t1} ms: rings drained, final checkpoint written` : 'stopped: rings NOT drained before the timeout');
     })();
     return stopping;
   };

@@ -2,8 +2,9 @@
  * The shards as the front-end sees them: for each, a ring producer and a piscina pool of exactly
  * one worker thread that owns the shard's state (an actor: queries are tasks on that pool).
  *
- * Front-end thread only. A worker that dies takes acknowledged-but-unapplied events with it
- * (until the WAL exists), so a worker error is fatal: onFatal is called and the engine stops.
+ * Front-end thread only. A worker that dies loses its shard's state since the last checkpoint,
+ * so a worker error is fatal: onFatal is called and the engine stops (a restart recovers from the
+ * checkpoint and the WAL).
  */
 
 import path from 'node:path';
@@ -32,7 +33,7 @@ const WORKER_FILE = path.join(__dirname, '..', 'workers', 'shard-worker.js');
 export class ShardPool {
   readonly shards: ShardHandle[] = [];
 
-  constructor(config: SluiceConfig, onFatal: (shard: number, err: Error) => void) {
+  constructor(config: SluiceConfig, checkpoints: (Uint8Array | null)[], onFatal: (shard: number, err: Error) => void) {
     for (let shard = 0; shard < config.shards; shard++) {
       const sab = createRingBuffer(config.ringBytes);
       const pool = new Piscina({
@@ -51,6 +52,7 @@ export class ShardPool {
           histogramDivisions: config.histogramDivisions,
           histogramMin: config.histogramMin,
           histogramMax: config.histogramMax,
+          checkpoint: checkpoints[shard] ?? null,
         },
       });
       pool.on('error', (err: Error) => onFatal(shard, err));

@@ -12,19 +12,63 @@
  */
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { decodeJson, decodeMsgpack, isBodyError, isValidDeviceId, type ErrorCode } from '../protocol';
-import type { Ingest } from './ingest';
+import { isValidDeviceId, type ErrorCode } from '../protocol';
+import type { Ingest, IngestOutcome } from './ingest';
 import type { Uws } from './uws';
 import { errorBody, sendJson } from './http-util';
 
 export interface StreamUser {
   pinned: string | null;
   frames: number;
+  closed: boolean;
+  /** answers go out in frame order: the last frame answered, and answers decided early */
+  answered: number;
+  early: Map<number, string> | null;
 }
 
 export interface WsStreamOptions {
   bodyBytesMax: number;
   isAccepting: () => boolean;
+}
+
+/**
+ * The one answer to a frame. In durable mode it is decided after the WAL commit, so a refusal of
+ * a later frame can be decided first: answers wait for the earlier ones and go out in frame order.
+ */
+function answer(ws: WebSocket<StreamUser>, u: StreamUser, frame: number, o: IngestOutcome): void {
+  if (u.closed) return;
+  const text = answerText(frame, o);
+  if (frame !== u.answered + 1) {
+    if (u.early === null) u.early = new Map();
+    u.early.set(frame, text);
+    return;
+  }
+  ws.cork(() => {
+    ws.send(text, false);
+    u.answered = frame;
+    const early = u.early;
+    if (early === null) return;
+    let next: string | undefined;
+    while ((next = early.get(u.answered + 1)) !== undefined) {
+      early.delete(u.answered + 1);
+      ws.send(next, false);
+      u.answered++;
+    }
+    if (early.size === 0) u.early = null;
+  });
+}
+
+function answerText(frame: number, o: IngestOutcome): string {
+  const n = o.label ?? frame;
+  let text: string;
+  switch (o.status) {
+    case 'accepted': text = `{"ack":${n}}`; break;
+    case 'partial': text = `{"ack":${n},"accepted":${o.accepted},"rejected":${JSON.stringify(o.rejections)}}`; break;
+    case 'duplicate': text = `{"ack":${n},"duplicate":true}`; break;
+    case 'gap': text = `{"error":${JSON.stringify(o.reason)},"code":"SLUICE_E_SEQUENCE_GAP","seq":${n},"expected":${o.expected},"rejected":[]}`; break;
+    default: text = errorFrame(o.code ?? 'SLUICE_E_INTERNAL', o.reason, n, JSON.stringify(o.rejections));
+  }
+  return text;
 }
 
 // acks are tiny; a client that does not read them for this long is cut off rather than buffered
@@ -63,29 +107,18 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
           pinned = dev;
         }
       }
-      res.upgrade<StreamUser>({ pinned, frames: 0 }, key, protocol, extensions, context);
+      res.upgrade<StreamUser>({ pinned, frames: 0, closed: false, answered: 0, early: null }, key, protocol, extensions, context);
     },
     open: (ws) => { sockets.add(ws); },
-    close: (ws) => { sockets.delete(ws); },
+    close: (ws) => {
+      ws.getUserData().closed = true;
+      sockets.delete(ws);
+    },
     message: (ws, message, isBinary) => {
       const u = ws.getUserData();
       const frame = ++u.frames;
-      if (!opts.isAccepting()) {
-        ws.send(errorFrame('SLUICE_E_SHUTTING_DOWN', 'the engine is shutting down: resend after it restarts', frame, '[]'), false);
-        return;
-      }
-      const batch = isBinary ? decodeMsgpack(new Uint8Array(message)) : decodeJson(Buffer.from(message).toString('utf8'));
-      if (isBodyError(batch)) {
-        ws.send(errorFrame(batch.code, batch.reason, frame, '[]'), false);
-        return;
-      }
-      const seq = batch.seq ?? frame;
-      const o = ingest.admit(batch, u.pinned, false);
-      switch (o.status) {
-        case 'accepted': ws.send(`{"ack":${seq}}`, false); return;
-        case 'partial': ws.send(`{"ack":${seq},"accepted":${o.accepted},"rejected":${JSON.stringify(o.rejections)}}`, false); return;
-        default: ws.send(errorFrame(o.code ?? 'SLUICE_E_INTERNAL', o.reason, seq, JSON.stringify(o.rejections)), false);
-      }
+      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: 0 },
+        (o) => answer(ws, u, frame, o));
     },
   });
 }

@@ -9,3 +9,4 @@ export * from './ring';
 export * from './messages';
 export * from './units';
 export * from './aggregate';
+export * from './checkpoint-header';

@@ -39,7 +39,20 @@ export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
 /** Fault injection (only with SLUICE_DEBUG_ROUTES=1): blocks the worker thread for ms, as a long GC would. */
 export interface StallTask { kind: 'stall'; ms: number }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask;
+/** Drain the ring, snapshot the shard's state and return it as checkpoint bytes. */
+export interface CheckpointTask { kind: 'checkpoint' }
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask;
+
+export interface CheckpointResult {
+  shard: number;
+  /** every batch up to this seq that touched the shard is in the checkpoint */
+  lastSeq: number;
+  bytes: Uint8Array;
+  /** how long the worker stopped draining its ring to take the snapshot */
+  pauseMs: number;
+  series: number;
+  panes: number;
+}
 
 export interface DeviceSeriesResult { found: boolean; windows: WindowAggregateWire[] }
 /** windows carry `devices`; `devices` here is the distinct count over the whole range */

@@ -12,6 +12,8 @@
  *                  [u32 deviceId][u16 metricCount][u16 0][f64 ts] + metricCount x [u32 metricId][u32 0][f64 value]
  *   COLUMNAR       [u32 deviceId][u32 rows][u32 metrics][u32 0][f64 batchSeq]
  *                  [metrics x u32 metricId, zero-padded to 8][rows x f64 ts][metrics x rows x f64 value]
+ *   MARK           [f64 seq]: every batch up to seq has reached this ring (checkpoints use it, so
+ *                  a shard that saw no batch for a while still knows how far the WAL has gone)
  *
  * batchSeq is the admission sequence of the batch the events came in (the WAL sequence once the
  * WAL exists), patched into every record of a batch when the batch commits.
@@ -23,6 +25,9 @@ export const REC_DEFINE_DEVICE = 1;
 export const REC_DEFINE_METRIC = 2;
 export const REC_EVENTS = 3;
 export const REC_COLUMNAR = 4;
+export const REC_MARK = 5;
+/** the records that carry events: a batch whose WAL write failed has these turned to padding */
+export const EVENT_RECORD_TYPES: readonly number[] = [REC_EVENTS, REC_COLUMNAR];
 
 export const EVENTS_HEADER_BYTES = RECORD_HEADER_BYTES + 16;
 export const EVENT_HEADER_BYTES = 16;
@@ -146,6 +151,21 @@ export class RecordBuilder {
       for (let m = 0; m < metricCount; m++, p += 8 * n) this.buf.set(columns[m].subarray(first * 8, (first + n) * 8), p);
       this.length = at + total;
     }
+  }
+
+  /** A MARK record: every batch up to seq has been written to the ring before it. */
+  mark(seq: number): void {
+    this.closeEvents();
+    this.ensure(16);
+    this.view.setUint32(this.length, 16, true);
+    this.view.setUint32(this.length + 4, REC_MARK, true);
+    this.view.setFloat64(this.length + 8, seq, true);
+    this.length += 16;
+  }
+
+  /** offsets of the batchSeq fields, relative to the start of the buffer */
+  get sequenceOffsets(): readonly number[] {
+    return this.seqOffsets;
   }
 
   /** Closes the open record and stamps the batch sequence into every record of the batch. */

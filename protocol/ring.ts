@@ -144,16 +144,17 @@ export class RingProducer extends RingSide {
   }
 
   /**
-   * Turns the reserved records in [from, to) into padding the consumer skips: a batch whose WAL
-   * write failed leaves the ring without being applied, while batches reserved after it go on.
+   * Turns the reserved records in [from, to) whose type is in `types` into padding the consumer
+   * skips: a batch whose WAL write failed leaves the ring without being applied, while batches
+   * reserved after it go on (its DEFINE records stay: later batches may rely on them).
    */
-  tombstone(from: number, to: number): void {
+  tombstone(from: number, to: number, types: readonly number[]): void {
     let c = from >>> 0;
     while (c !== (to >>> 0)) {
       const pos = c & this.mask;
       const total = this.view.getUint32(pos, true);
       if (total < RECORD_HEADER_BYTES || (total & 7) !== 0) throw new Error(`ring tombstone: no record at cursor ${c}`);
-      this.view.setUint32(pos + 4, RECORD_PAD, true);
+      if (types.includes(this.view.getUint32(pos + 4, true))) this.view.setUint32(pos + 4, RECORD_PAD, true);
       c = (c + total) >>> 0;
     }
   }

@@ -6,7 +6,7 @@
 
 import {
   COLUMNAR_HEADER_BYTES, EVENTS_HEADER_BYTES, EVENT_HEADER_BYTES, EVENT_METRIC_BYTES,
-  REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, pad8,
+  REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK, pad8,
   type RecordHandler, type RingConsumer,
 } from '../protocol';
 import type { PaneStore } from './pane-store';
@@ -14,21 +14,48 @@ import type { PaneStore } from './pane-store';
 export class RecordApplier implements RecordHandler {
   events = 0;
   records = 0;
+  /** every batch up to this seq that touched the shard has been applied */
+  lastSeq = 0;
+  /** batches up to this seq are in the checkpoint the shard started from: replays skip them */
+  skipUpTo = 0;
+  skippedRecords = 0;
   private lastDevice = -1;
   private lastMetric = -1;
   private lastSeries = -1;
 
-  constructor(private readonly ring: RingConsumer, private readonly store: PaneStore) {}
+  constructor(private readonly ring: RingConsumer, private store: PaneStore) {}
+
+  /** The store the records go to (replaced once, when the shard restores its checkpoint). */
+  useStore(store: PaneStore): void {
+    this.store = store;
+    this.lastDevice = -1;
+    this.lastMetric = -1;
+  }
 
   onRecord(offset: number, totalBytes: number, type: number): void {
     this.records++;
     switch (type) {
-      case REC_EVENTS: this.applyEvents(offset); break;
-      case REC_COLUMNAR: this.applyColumnar(offset); break;
+      case REC_EVENTS: if (this.fresh(this.ring.view.getFloat64(offset + 16, true))) this.applyEvents(offset); break;
+      case REC_COLUMNAR: if (this.fresh(this.ring.view.getFloat64(offset + 24, true))) this.applyColumnar(offset); break;
+      case REC_MARK: {
+        const seq = this.ring.view.getFloat64(offset + 8, true);
+        if (seq > this.lastSeq) this.lastSeq = seq;
+        break;
+      }
       case REC_DEFINE_DEVICE: this.store.defineDevice(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
       case REC_DEFINE_METRIC: this.store.defineMetric(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
       default: throw new Error(`ring record of unknown type ${type} (${totalBytes} bytes at ${offset})`);
     }
+  }
+
+  /** Records arrive in seq order per ring; one at or below skipUpTo is a replay already applied. */
+  private fresh(seq: number): boolean {
+    if (seq <= this.skipUpTo) {
+      this.skippedRecords++;
+      return false;
+    }
+    if (seq > this.lastSeq) this.lastSeq = seq;
+    return true;
   }
 
   private nameAt(offset: number): string {

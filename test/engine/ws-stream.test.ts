@@ -68,20 +68,21 @@ t.test('WebSocket /v1/stream over the real server', async (t) => {
   t.test('a frame that cannot be queued is answered with an error naming its seq, and resent', async (t) => {
     const stall = await post(`${engine.url}/v1/debug/stall-shards?ms=2000`, 'application/json', '');
     t.equal(stall.status, 200);
-    const c = await StreamClient.open(`${ws}?deviceId=bp-ws`);
+    // unpinned, so envelope seqs are labels (not device sequences): each frame stands alone
+    const c = await StreamClient.open(ws);
     const frames = new Map<number, Buffer>();
     for (let seq = 1; seq <= 60; seq++) {
-      const evs = Array.from({ length: 500 }, (_, i) => ({ timestamp: base + i, metrics: { cpu: 1 } }));
+      const evs = Array.from({ length: 500 }, (_, i) => ({ deviceId: `bp-ws-${seq % 3}`, timestamp: base + i, metrics: { cpu: 1 } }));
       const f = pack({ seq, events: evs });
       frames.set(seq, f);
       c.ws.send(f);
     }
     const a = await c.waitFor(60);
+    t.same(a.map((x) => (x.ack ?? x.seq) as number), Array.from({ length: 60 }, (_, i) => i + 1), 'answers in frame order');
     const refused = a.filter((x) => x.code === 'SLUICE_E_BACKPRESSURE').map((x) => x.seq as number);
     const acked = a.filter((x) => x.ack !== undefined).map((x) => x.ack as number);
     t.ok(refused.length > 0, 'some frames hit the full ring');
     t.equal(refused.length + acked.length, 60);
-    // resend the refused frames until each is acked
     let pending = refused;
     for (let round = 0; round < 50 && pending.length > 0; round++) {
       await new Promise((r) => setTimeout(r, 200));
@@ -92,8 +93,11 @@ t.test('WebSocket /v1/stream over the real server', async (t) => {
     }
     t.same(pending, [], 'every frame was eventually acked');
     c.close();
-    const q = await getJson(`${engine.url}/v1/devices/bp-ws/metrics/cpu?from=${base - 60_000}`);
-    const count = q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
+    let count = 0;
+    for (let d = 0; d < 3; d++) {
+      const q = await getJson(`${engine.url}/v1/devices/bp-ws-${d}/metrics/cpu?from=${base - 60_000}`);
+      count += q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
+    }
     t.equal(count, 60 * 500, 'each frame counted exactly once');
   });
 });

@@ -1,0 +1,113 @@
+/**
+ * Checkpoint cycles: every --checkpoint-interval (and at shutdown) each shard snapshots its state,
+ * the snapshots are written in one LMDB transaction, and the WAL below the lowest checkpointed
+ * sequence is deleted in small transactions.
+ *
+ * Front-end thread. A cycle first puts a MARK record (the last admitted seq) into every ring, in
+ * order with the batches, so each shard's checkpoint covers exactly the batches up to a known seq
+ * even if the shard saw none of them. Cycles never overlap.
+ */
+
+import type { CheckpointResult } from '../protocol';
+import type { Store } from '../storage';
+import type { BatchStager } from './batch-stager';
+import type { CommitPipeline } from './commit-pipeline';
+import type { Ingest } from './ingest';
+import type { Logger } from './logger';
+import type { ShardPool } from './shard-pool';
+
+const TRUNCATE_KEYS_PER_TXN = 5000;
+const MARK_WAIT_MS = 5000;
+
+export interface CheckpointSummary {
+  reason: string;
+  seq: number;
+  bytes: number;
+  pauseMsMax: number;
+  walDeleted: number;
+  durationMs: number;
+}
+
+export class Checkpointer {
+  private running: Promise<CheckpointSummary | null> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  last: CheckpointSummary | null = null;
+  failures = 0;
+
+  constructor(private readonly shards: ShardPool, private readonly stager: BatchStager,
+    private readonly pipeline: CommitPipeline, private readonly store: Store, private readonly ingest: Ingest,
+    private readonly log: Logger) {}
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => {
+      void this.run('interval').catch((err: Error) => {
+        this.failures++;
+        this.log.error({ err }, 'checkpoint failed: the WAL keeps growing until one succeeds');
+      });
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Runs one cycle (or waits for the running one and then runs another). */
+  async run(reason: string): Promise<CheckpointSummary | null> {
+    while (this.running !== null) await this.running;
+    this.running = this.cycle(reason);
+    try {
+      return await this.running;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async cycle(reason: string): Promise<CheckpointSummary | null> {
+    const t0 = Date.now();
+    const seq = this.ingest.nextSeq - 1;
+    if (!(await this.mark(seq))) {
+      this.log.warn({ reason }, 'checkpoint skipped: the rings stayed full');
+      return null;
+    }
+    const results = await this.shards.runAll<CheckpointResult>({ kind: 'checkpoint' });
+    for (const r of results) {
+      if (r.lastSeq < seq) throw new Error(`shard ${r.shard} checkpointed seq ${r.lastSeq} after a mark at ${seq}`);
+    }
+    await Promise.all(results.map((r) => this.store.writeCheckpoint(r.shard, r.bytes)));
+    let bytes = 0;
+    for (const r of results) {
+      this.pipeline.checkpointBytes[r.shard] = r.bytes.byteLength;
+      bytes += r.bytes.byteLength;
+    }
+    const upTo = Math.min(...results.map((r) => r.lastSeq));
+    let walDeleted = 0;
+    for (;;) {
+      const n = await this.store.truncateWal(upTo, TRUNCATE_KEYS_PER_TXN);
+      walDeleted += n;
+      if (n < TRUNCATE_KEYS_PER_TXN) break;
+    }
+    this.pipeline.walTruncated(upTo);
+    const summary: CheckpointSummary = {
+      reason, seq: upTo, bytes, pauseMsMax: Math.max(...results.map((r) => r.pauseMs)), walDeleted, durationMs: Date.now() - t0,
+    };
+    this.last = summary;
+    this.log.debug(summary, 'checkpoint written');
+    return summary;
+  }
+
+  /** Puts MARK(seq) into every ring behind the batches admitted so far; false if no room in time. */
+  private async mark(seq: number): Promise<boolean> {
+    const deadline = Date.now() + MARK_WAIT_MS;
+    for (;;) {
+      this.stager.begin();
+      this.stager.stageMark(seq);
+      if (this.stager.tryReserve(seq)) break;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise<void>((resolve) => this.pipeline.submitMark(this.stager.startCursors, this.stager.endCursors, () => resolve()));
+    return true;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Crash test: the real engine is SIGKILLed at random moments while WebSocket and HTTP clients
+ * stream batches with device sequences and resend whatever was not acknowledged; after every
+ * kill it restarts on the same data dir. At the end every device's count/sum/min/max must equal
+ * those of the acknowledged batches exactly: no loss, no double count.
+ *
+ * Long runs: node dist/test/engine/crash-recovery.test.js --kills 50
+ */
+
+import t from 'tap';
+import { pack } from 'msgpackr';
+import WebSocket from 'ws';
+import { startEngine, tempDir, getJson, type EngineProcess } from '../helpers/engine';
+
+const argKills = process.argv.indexOf('--kills');
+const KILLS = argKills > 0 ? Number(process.argv[argKills + 1]) : Number(process.env.SLUICE_CRASH_KILLS ?? 5);
+const WS_DEVICES = 3;
+const HTTP_DEVICES = 2;
+const EVENTS_PER_BATCH = 50;
+const WINDOW = 4;
+
+interface Batch {
+  seq: number;
+  events: { timestamp: number; metrics: { cpu: number } }[];
+}
+
+interface Totals { count: number; sum: number; min: number; max: number }
+
+function totalsOf(batches: Iterable<Batch>): Totals {
+  const t: Totals = { count: 0, sum: 0, min: Infinity, max: -Infinity };
+  for (const b of batches) {
+    for (const e of b.events) {
+      t.count++;
+      t.sum += e.metrics.cpu;
+      if (e.metrics.cpu < t.min) t.min = e.metrics.cpu;
+      if (e.metrics.cpu > t.max) t.max = e.metrics.cpu;
+    }
+  }
+  return t;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Rng {
+  constructor(private s: number) {}
+  next(n: number): number {
+    this.s = (Math.imul(this.s, 1103515245) + 12345) >>> 0;
+    return this.s % n;
+  }
+}
+
+function makeBatches(count: number, rng: Rng, from: number): Batch[] {
+  const out: Batch[] = [];
+  for (let seq = 1; seq <= count; seq++) {
+    const events = [];
+    for (let i = 0; i < EVENTS_PER_BATCH; i++) events.push({ timestamp: from + rng.next(45 * 60_000), metrics: { cpu: rng.next(1000) - 200 } });
+    out.push({ seq, events });
+  }
+  return out;
+}
+
+/** Where the engine is now (it moves to a new port on every restart), or null while it is down. */
+interface Target { url: string | null }
+
+/** A device over a pinned WebSocket, WINDOW batches in flight, resending from the first unacked. */
+async function wsDevice(id: string, batches: Batch[], target: Target, acked: Set<number>, stop: () => boolean): Promise<void> {
+  while (acked.size < batches.length && !stop()) {
+    if (target.url === null) { await sleep(20); continue; }
+    const ws = new WebSocket(`${target.url.replace('http', 'ws')}/v1/stream?deviceId=${id}`);
+    const closed = new Promise<void>((resolve) => { ws.on('close', () => resolve()); ws.on('error', () => resolve()); });
+    const opened = await new Promise<boolean>((resolve) => { ws.once('open', () => resolve(true)); ws.once('error', () => resolve(false)); ws.once('close', () => resolve(false)); });
+    if (!opened) { await sleep(20); continue; }
+    // resend from the first batch not acknowledged, in order
+    let next = batches.findIndex((b) => !acked.has(b.seq));
+    let inFlight = 0;
+    const sendMore = () => {
+      while (inFlight < WINDOW && next < batches.length && next >= 0) {
+        const b = batches[next++];
+        if (acked.has(b.seq)) continue;
+        ws.send(pack({ seq: b.seq, events: b.events }));
+        inFlight++;
+      }
+    };
+    ws.on('message', (data: Buffer) => {
+      const a = JSON.parse(data.toString());
+      inFlight--;
+      if (a.ack !== undefined) acked.add(a.ack);
+      else if (a.code === 'SLUICE_E_SEQUENCE_GAP') next = Math.min(next, batches.findIndex((b) => b.seq === a.expected));
+      else next = Math.min(next, batches.findIndex((b) => b.seq === a.seq)); // not accepted: send it again
+      if (acked.size === batches.length) ws.close();
+      else sendMore();
+    });
+    sendMore();
+    await closed;
+  }
+}
+
+/** A device over HTTP with Sluice-Device-Seq, one request at a time, retrying until acknowledged. */
+async function httpDevice(id: string, batches: Batch[], target: Target, acked: Set<number>, stop: () => boolean): Promise<void> {
+  let i = 0;
+  while (i < batches.length && !stop()) {
+    const url = target.url;
+    if (url === null) { await sleep(20); continue; }
+    const b = batches[i];
+    try {
+      const r = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'sluice-device-seq': String(b.seq) },
+        body: JSON.stringify(b.events.map((e) => ({ deviceId: id, ...e }))),
+        signal: AbortSignal.timeout(5000),
+      });
+      const text = await r.text();
+      if (r.status === 204 || r.status === 200) { acked.add(b.seq); i++; }
+      else if (r.status === 409) i = batches.findIndex((x) => x.seq === JSON.parse(text).expected);
+      else await sleep(10);
+    } catch {
+      await sleep(20); // the engine is down: try again
+    }
+  }
+}
+
+t.test(`exact aggregates across ${KILLS} SIGKILLs and restarts`, async (t) => {
+  const seed = Number(process.env.SLUICE_TEST_SEED ?? Date.now() % 1_000_000);
+  t.comment(`seed ${seed}, kills ${KILLS}`);
+  const rng = new Rng(seed);
+  const dataDir = tempDir('sluice-crash-');
+  const args = ['--shards', '2', '--checkpoint-interval', '300ms', '--log-level', 'warn'];
+  let engine: EngineProcess | null = await startEngine(args, dataDir);
+  const target: Target = { url: engine.url };
+  t.teardown(async () => { if (engine) await engine.stop('SIGKILL'); });
+  const from = Date.now() - 50 * 60_000;
+  const batchesPerDevice = 60 + KILLS * 12;
+  const devices: { id: string; http: boolean; batches: Batch[]; acked: Set<number> }[] = [];
+  for (let d = 0; d < WS_DEVICES + HTTP_DEVICES; d++) {
+    devices.push({ id: `crash-${d}`, http: d >= WS_DEVICES, batches: makeBatches(batchesPerDevice, rng, from), acked: new Set() });
+  }
+  let stopAll = false;
+  const clients = devices.map((d) => (d.http ? httpDevice : wsDevice)(d.id, d.batches, target, d.acked, () => stopAll));
+  const done = () => devices.every((d) => d.acked.size === d.batches.length);
+
+  let kills = 0;
+  const deadline = Date.now() + 120_000;
+  while (kills < KILLS && Date.now() < deadline) {
+    await sleep(150 + rng.next(600));
+    target.url = null;
+    await engine!.stop('SIGKILL');
+    kills++;
+    engine = await startEngine(args, dataDir);
+    target.url = engine.url;
+    if (done()) break;
+  }
+  const finished = await Promise.race([Promise.all(clients).then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+  stopAll = true;
+  t.ok(finished, 'every client got every batch acknowledged');
+  t.ok(kills >= Math.min(KILLS, 5), `killed ${kills} times`);
+
+  // one last kill after everything was acknowledged: recovery alone must hold it all
+  await engine!.stop('SIGKILL');
+  engine = await startEngine(args, dataDir);
+  let wrong = 0;
+  for (const d of devices) {
+    const expected = totalsOf(d.batches.filter((b) => d.acked.has(b.seq)));
+    const q = await getJson(`${engine.url}/v1/devices/${d.id}/metrics/cpu?from=${from - 3_600_000}&resolution=1d`);
+    const got = q.body.windows.reduce((a: Totals, w: Totals) => ({
+      count: a.count + w.count, sum: a.sum + w.sum, min: Math.min(a.min, w.min), max: Math.max(a.max, w.max),
+    }), { count: 0, sum: 0, min: Infinity, max: -Infinity });
+    if (!t.same(got, expected, `${d.id} (${d.http ? 'HTTP' : 'WebSocket'}): aggregates equal the acknowledged batches`)) wrong++;
+  }
+  t.equal(wrong, 0);
+});
