@@ -1,7 +1,7 @@
 /**
  * Operations on WindowAggregateWire, the mergeable form in which window aggregates cross threads.
  *
- * Pure: no I/O, no clock; imports only npm packages and protocol/messages.ts. Runs on any thread:
+ * Pure: no I/O, no clock; imports only protocol/messages.ts and protocol/digest.ts. Runs on any thread:
  * shard workers merge panes into coarser windows with it, the engine merges the shards' answers.
  *
  * Contract:
@@ -13,20 +13,29 @@
  *   the greater value wins (arrival order is unknown across panes and shards; this keeps the merge
  *   commutative). devices add up: exact when the parts hold disjoint devices, as shards do.
  * - The t-digest is carried as centroid lists (means[i], weights[i]). Concatenating two lists is an
- *   exact merge of the two digests; when the list grows past `centroidsMax` it is compressed by a
- *   merging pass with the `tdigest` package's size bound (see compressAggregate for why not through
- *   the package itself). Compressing on every merge instead would rebuild a digest per pane merged.
- * - Quantiles are computed on the centroid list with the same continuous interpolation as
- *   `tdigest`'s percentile() (between count-weighted centroid mid-ranks), clamped to the exact
- *   [min, max]; q <= 0 answers min and q >= 1 answers max exactly.
+ *   exact merge of the two digests; when the list grows past `centroidsMax` it is compressed by
+ *   protocol/digest.ts (the one digest implementation: sort, then one merging pass under the k1
+ *   size limit at DIGEST_COMPRESSION). Compressing on every merge instead would rebuild a digest
+ *   per pane merged.
+ * - Quantiles are read by protocol/digest.ts quantileSorted() on the (sorted) centroid list with
+ *   the exact [min, max]: q <= 0 answers min and q >= 1 answers max exactly; in between, linear
+ *   interpolation between centroid mid-ranks (as `tdigest`'s percentile()), anchored at (0, min)
+ *   and (count, max).
  */
 
+import { compressLists, DIGEST_COMPRESSION, isSortedByMean, quantileSorted, sortByMean } from './digest';
 import type { WindowAggregateWire } from './messages';
 
-/** above this many centroids a merged aggregate is compressed (a busy pane's digest holds ~400) */
+// The digest primitives the shard's pane store needs, re-exported so that workers/ keeps
+// importing protocol/ through its index (which exports this module).
+export { compressRange, DIGEST_COMPRESSION, MergingDigest } from './digest';
+
+/**
+ * Above this many centroids a merged aggregate is compressed. A compressed digest holds at most
+ * DIGEST_COMPRESSION + 2 (~100-130 in practice), so each compression pass folds ~900 appended
+ * centroids: one sort + scan per ~900 centroids merged.
+ */
 export const CENTROIDS_MAX_DEFAULT = 1024;
-/** compression factor, the `tdigest` package's default: a centroid holds at most ~delta of the mass */
-export const DIGEST_DELTA = 0.01;
 
 export function emptyAggregate(start: number, end: number, divisions: number): WindowAggregateWire {
   if (!(Number.isInteger(divisions) && divisions >= 1)) throw new RangeError(`emptyAggregate: divisions must be a positive integer: ${divisions}`);
@@ -116,104 +125,16 @@ export function mergeAggregate(
 }
 
 /**
- * Compresses the centroid list in one pass over it sorted by mean (the merging t-digest): adjacent
- * centroids merge while the merged weight stays within 4 * total * delta * q * (1 - q), the same
- * size bound the `tdigest` package applies (q = mid-rank of the merged centroid / total); equal
- * means always merge. The output is sorted by mean.
+ * Compresses the centroid list (protocol/digest.ts compressLists: sort, then one merging pass
+ * under the k1 size limit). The output is sorted by mean and holds at most compression + 2
+ * centroids; the total weight is conserved exactly (weights are added, never rescaled).
  *
  * Why not TDigest.push_centroid + compress(): measured on a 1000-device shard with 1 h of 10 s
  * panes (3.6M centroids), a fleet query at 1 min took 13.6 s and top by p99 10.7 s rebuilding
  * through `tdigest` (RB-tree inserts, ~1-4 us per centroid); this pass costs a sort plus a scan.
  */
-export function compressAggregate(agg: WindowAggregateWire, delta = DIGEST_DELTA): void {
-  const n = agg.means.length;
-  if (n <= 1) return;
-  const means = agg.means;
-  const weights = agg.weights;
-  if (!isSorted(means)) sortCentroids(means, weights, 0, n - 1);
-  let total = 0;
-  for (let i = 0; i < n; i++) total += weights[i]!;
-  // merge in place: slot j holds the centroid being built, i scans
-  let j = 0;
-  let before = 0;
-  for (let i = 1; i < n; i++) {
-    const m = means[i]!;
-    const w = weights[i]!;
-    const cur = means[j]!;
-    const merged = weights[j]! + w;
-    const q = (before + merged / 2) / total;
-    if (m === cur || merged <= 4 * total * delta * q * (1 - q)) {
-      means[j] = cur + ((m - cur) * w) / merged;
-      weights[j] = merged;
-    } else {
-      before += weights[j]!;
-      j++;
-      means[j] = m;
-      weights[j] = w;
-    }
-  }
-  means.length = j + 1;
-  weights.length = j + 1;
-}
-
-function isSorted(means: readonly number[]): boolean {
-  for (let i = 1; i < means.length; i++) if (means[i]! < means[i - 1]!) return false;
-  return true;
-}
-
-/**
- * Sorts parallel arrays by mean, in place (quicksort, median of three, insertion sort below 16).
- * Hand-written because a comparator sort over an index array was the largest cost of fleet
- * queries (12% of a profile, the comparator call per comparison).
- */
-function sortCentroids(means: number[], weights: number[], lo: number, hi: number): void {
-  while (hi - lo > 16) {
-    const mid = (lo + hi) >>> 1;
-    if (means[mid]! < means[lo]!) swap(means, weights, mid, lo);
-    if (means[hi]! < means[lo]!) swap(means, weights, hi, lo);
-    if (means[hi]! < means[mid]!) swap(means, weights, hi, mid);
-    const pivot = means[mid]!;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (means[i]! < pivot) i++;
-      while (means[j]! > pivot) j--;
-      if (i <= j) {
-        swap(means, weights, i, j);
-        i++;
-        j--;
-      }
-    }
-    // recurse into the smaller side, loop on the larger: stack depth O(log n)
-    if (j - lo < hi - i) {
-      sortCentroids(means, weights, lo, j);
-      lo = i;
-    } else {
-      sortCentroids(means, weights, i, hi);
-      hi = j;
-    }
-  }
-  for (let i = lo + 1; i <= hi; i++) {
-    const m = means[i]!;
-    const w = weights[i]!;
-    let k = i - 1;
-    while (k >= lo && means[k]! > m) {
-      means[k + 1] = means[k]!;
-      weights[k + 1] = weights[k]!;
-      k--;
-    }
-    means[k + 1] = m;
-    weights[k + 1] = w;
-  }
-}
-
-function swap(means: number[], weights: number[], a: number, b: number): void {
-  const m = means[a]!;
-  means[a] = means[b]!;
-  means[b] = m;
-  const w = weights[a]!;
-  weights[a] = weights[b]!;
-  weights[b] = w;
+export function compressAggregate(agg: WindowAggregateWire, compression = DIGEST_COMPRESSION): void {
+  compressLists(agg.means, agg.weights, compression);
 }
 
 /** estimates the q-quantile (0..1) of an aggregate; null when it is empty */
@@ -223,7 +144,7 @@ export function quantileOf(agg: WindowAggregateWire, q: number): number | null {
   if (q === 0) return agg.min;
   if (q >= 1) return agg.max;
   if (agg.means.length === 0) return null;
-  return quantileSorted(agg, sortedCopy(agg), q);
+  return quantileOfSorted(agg, sortedCopy(agg), q);
 }
 
 /**
@@ -240,7 +161,7 @@ export function quantilesOf(agg: WindowAggregateWire, qs: readonly (number | str
     if (agg.count === 0) value = null;
     else if (q === 0) value = agg.min;
     else if (q === 1) value = agg.max;
-    else value = sorted === null ? null : quantileSorted(agg, sorted, q);
+    else value = sorted === null ? null : quantileOfSorted(agg, sorted, q);
     out[String(key)] = value;
   }
   return out;
@@ -284,39 +205,16 @@ export function toWindowJson(
   return out;
 }
 
-interface SortedCentroids { means: number[]; weights: number[] }
+interface SortedCentroids { means: ArrayLike<number>; weights: ArrayLike<number> }
 
 function sortedCopy(agg: WindowAggregateWire): SortedCentroids {
-  if (isSorted(agg.means)) return { means: agg.means, weights: agg.weights };
-  const means = agg.means.slice();
-  const weights = agg.weights.slice();
-  sortCentroids(means, weights, 0, means.length - 1);
+  if (isSortedByMean(agg.means)) return { means: agg.means, weights: agg.weights };
+  const means = Float64Array.from(agg.means);
+  const weights = Float64Array.from(agg.weights);
+  sortByMean(means, weights, 0, means.length);
   return { means, weights };
 }
 
-/** tdigest's continuous percentile: interpolate between the mid-ranks (cumn + n/2) of neighbours */
-function quantileSorted(agg: WindowAggregateWire, sorted: SortedCentroids, q: number): number {
-  const { means, weights } = sorted;
-  let total = 0;
-  for (let i = 0; i < weights.length; i++) total += weights[i]!;
-  const h = total * q;
-  let cum = 0;
-  let lowerMean = NaN;
-  let lowerMid = NaN;
-  let result = NaN;
-  for (let i = 0; i < means.length; i++) {
-    const mid = cum + weights[i]! / 2;
-    if (mid > h) {
-      // first centroid whose mid-rank exceeds h: interpolate from the previous one, if any
-      result = Number.isNaN(lowerMid) ? means[i]! : lowerMean + ((h - lowerMid) * (means[i]! - lowerMean)) / (mid - lowerMid);
-      break;
-    }
-    lowerMean = means[i]!;
-    lowerMid = mid;
-    cum += weights[i]!;
-  }
-  if (Number.isNaN(result)) result = lowerMean;
-  if (result < agg.min) return agg.min;
-  if (result > agg.max) return agg.max;
-  return result;
+function quantileOfSorted(agg: WindowAggregateWire, sorted: SortedCentroids, q: number): number {
+  return quantileSorted(sorted.means, sorted.weights, sorted.means.length, agg.min, agg.max, q);
 }

@@ -10,40 +10,49 @@
  *   of a doubly linked list of its panes, newest first (paneOlder / paneNewer), so a query walks
  *   one series' panes from the newest back and stops at the range start without scanning the store.
  * - pane slot p: series, pane number, count, sum, min, max, last, lastTs, histogram (stride
- *   divisions + 2: the divisions, then under, then over), and a TDigest object (`tdigest`).
+ *   divisions + 2: the divisions, then under, then over), and its digest block.
+ * - digest blocks: one slab of means + one of weights (Float64Array), a block per pane of 8..1024
+ *   entries (powers of two; freed blocks are reused per size). A block holds the pane's
+ *   compressed centroids (sorted, protocol/digest.ts) followed by raw values appended since; a
+ *   raw value's weight slot already holds 1 (invariant for every entry past a block's length).
+ *   A full block is compressed (sort the raw values, one merging pass) or doubled: the series'
+ *   latest pane doubles up to 1024 and then folds ~900 values per pass; an older pane (late
+ *   events) compresses first. When a series moves on to a newer pane the old one is compressed
+ *   and its block shrunk to fit (settlePane); reads compress first (flushPane).
  * - (series, paneNo) -> slot in an IntPairMap; (device, metric) -> series in another.
  * - freed slots go on a free-slot stack and are reused first (freePane(); closing panes into
  *   rollups is a later issue, this is its primitive).
  *
  * Hot path add(series, ts, value): pane = floor(ts / paneMs); an event in the series' latest pane
- * skips the hash lookup; otherwise the slot is looked up or created. No allocation of ours per
- * call; the only allocation is inside TDigest.push (its RB-tree nodes and iterators).
+ * skips the hash lookup; otherwise the slot is looked up or created. No allocation per call: the
+ * value is stored into the pane's block; allocation happens only when a slab or an array doubles.
  *
- * t-digest feeding, measured on this machine (Node 20, 2 vCPU shared with other work, so +-30%;
- * scratch scripts, not committed). In isolation (one digest fed 200k values) push per value costs
- * 230-410 ns/value and buffering gains nothing. But a shard feeds many digests interleaved, and
- * there the `tdigest` package (RB-tree of centroid objects) misses cache: 1000 digests fed
- * round-robin cost 2700-6100 ns/value pushed one by one, 840-1450 ns/value when each digest's
- * values are buffered in a Float64Array (64) and pushed as a batch value by value, and
- * 1500-5300 ns/value with push(Array.from(buffer)) + compress() (worse, as the map said).
- * Buffer size 8/16/32/64: 2450/1890/1570/1330 ns/value. Chosen: a 32-value buffer per series for
- * its latest pane (in-order events; out-of-order events push directly), flushed when full, when
- * the series moves to a newer pane, and before any read of the pane's digest (flushPane()).
- * add() end to end (1000 series, 3 panes each, ~670 values per pane, flush included):
- * 30-50 ns/add without the digest, 1930-2300 ns/add with it (was 4200-4570 pushing per value);
- * 100k series with 10 values per pane: 110-120 / 1100-1500 ns/add; 1 series: 30 / 265 ns/add.
- * The digest is the ingest ceiling per shard, and reading it back (toArray: an RB-tree walk
- * allocating an object per centroid) is the largest cost of fleet queries over raw panes (1000
- * devices x 360 panes x 10 values: fleet 1 h at 1 min ~1.2-1.4 s): replacing `tdigest` with a
- * typed-array merging digest is the obvious next step.
+ * Measured on this machine (Node 20, 2 vCPU shared with other work, so +-30%; scratch scripts, not
+ * committed; ns per add() end to end, every pane's digest flushed at the end and counted; fresh
+ * store, so array and slab growth are included). digest off / `tdigest` (before) / this (after):
+ * - 1 series, 1000 values per pane: 29-33 / 600-950 / 69-71
+ * - 1000 series interleaved, 3 panes x ~670 values: 28-36 / 1530-2040 / 77-112
+ * - 100k series x 10 values per pane, 3 panes each: 71-100 / 710-1100 / 172-213
+ *   (steady state, panes older than 3 freed and their blocks reused: 64 / 1170 / 107)
+ * - 1000 devices x 1 h of 10 s panes x 10 values (360k panes; shard-queries): fleetSeries at
+ *   1 min 1120-1270 ms before, 326-386 ms after; topDevices by p99 1020-1170 ms / 314-330 ms.
+ * The digest's share of an add is now ~40-55 ns (was 0.6-1.8 us). Where it goes: sorting the
+ * raw values (a bucket sort, digest.ts sortValues: ~20 ns/value; TypedArray sort and quicksort
+ * measured ~50), the merging pass, and block doubling. Old figures (`tdigest`, an RB-tree of
+ * centroid objects per pane, a 32-value buffer per series): 1000 digests fed round-robin cost
+ * 2700-6100 ns/value pushed one by one, 840-1450 buffered; add() 1930-2300 ns in the 1000-series
+ * case; reading digests back (toArray) made a 1 h fleet query ~1.2-1.4 s.
+ *
+ * Snapshots (checkpoints): snapshot() / PaneStore.restore(); see PaneStoreSnapshot.
  *
  * Limits: seriesMax and panesMax (constructor options) bound memory; exceeding them throws,
  * since silently dropping an event would break the "never silently dropped" rule upstream.
  */
 
-import { TDigest } from 'tdigest';
 import { IntPairMap } from './int-pair-map';
-import { CENTROIDS_MAX_DEFAULT, compressAggregate, mergeExactFields, type WindowAggregateWire } from '../protocol';
+import {
+  CENTROIDS_MAX_DEFAULT, compressAggregate, compressRange, DIGEST_COMPRESSION, mergeExactFields, type WindowAggregateWire,
+} from '../protocol';
 
 export interface PaneStoreOptions {
   paneMs: number;
@@ -64,12 +73,19 @@ export interface PaneStoreOptions {
 const SERIES_MAX_DEFAULT = 4 * 1024 * 1024;
 const PANES_MAX_DEFAULT = 16 * 1024 * 1024;
 const NO_PANE = -Infinity;
+/** a pane's first digest block: entries (centroids + raw values); blocks double up to BLOCK_CAP_MAX */
+const BLOCK_CAP_MIN = 8;
 /**
- * Values buffered per series for its latest pane before they are pushed into that pane's digest.
- * 32 x 8 bytes per series; buffering per series rather than per pane keeps memory bounded by the
- * series count while the ~31 open panes per series (5 min lateness / 10 s) stay unbuffered.
+ * Largest block. A compressed digest holds <= DIGEST_COMPRESSION + 2 entries (~100-150 in
+ * practice), so a full block of 1024 folds ~900 raw values per compression: the merging pass
+ * over the old centroids is paid once per ~900 values (see the header for the measurements).
  */
-const DIGEST_BUFFER = 32;
+const BLOCK_CAP_MAX = 1024;
+/** an older pane's full block is compressed first from this capacity on, and doubles only if that frees under a quarter */
+const COMPRESS_MIN_CAP = 64;
+const BLOCK_CLASSES = Math.log2(BLOCK_CAP_MAX / BLOCK_CAP_MIN) + 1;
+/** slab entries (per array) at most: offsets are int32 */
+const SLAB_ENTRIES_MAX = 2 ** 30;
 
 export class PaneStore {
   readonly paneMs: number;
@@ -102,8 +118,6 @@ export class PaneStore {
   private sCachePane: Float64Array;
   private sCacheSlot: Int32Array;
   private sNewest: Int32Array;
-  private sBuf: Float64Array;
-  private sBufLen: Int32Array;
 
   // panes, struct of arrays
   private readonly paneMap = new IntPairMap(1024);
@@ -122,7 +136,17 @@ export class PaneStore {
   private pHist: Float64Array;
   private pOlder: Int32Array;
   private pNewer: Int32Array;
-  private pDigest: (TDigest | null)[];
+  // the pane's digest block in the slab: offset, capacity, entries in use, compressed prefix
+  private pBlockOff: Int32Array;
+  private pBlockCap: Int32Array;
+  private pBlockLen: Int32Array;
+  private pBlockSorted: Int32Array;
+
+  // digest slab: blocks of means/weights, power-of-two capacities, free blocks reused per capacity
+  private cMean: Float64Array;
+  private cWeight: Float64Array;
+  private cTop = 0;
+  private readonly freeBlocks: number[][] = [];
 
   constructor(options: PaneStoreOptions) {
     const { paneMs, histogramDivisions, histogramMin, histogramMax } = options;
@@ -150,8 +174,6 @@ export class PaneStore {
     this.sCachePane = new Float64Array(s).fill(NO_PANE);
     this.sCacheSlot = new Int32Array(s);
     this.sNewest = new Int32Array(s);
-    this.sBuf = new Float64Array(s * DIGEST_BUFFER);
-    this.sBufLen = new Int32Array(s);
 
     const p = Math.max(1, options.initialPanes ?? 4096);
     this.freeSlots = new Int32Array(p);
@@ -166,7 +188,14 @@ export class PaneStore {
     this.pHist = new Float64Array(p * this.histStride);
     this.pOlder = new Int32Array(p);
     this.pNewer = new Int32Array(p);
-    this.pDigest = new Array<TDigest | null>(p).fill(null);
+    this.pBlockOff = new Int32Array(p);
+    this.pBlockCap = new Int32Array(p);
+    this.pBlockLen = new Int32Array(p);
+    this.pBlockSorted = new Int32Array(p);
+    const slab = this.digestEnabled ? p * BLOCK_CAP_MIN : 0;
+    this.cMean = new Float64Array(slab);
+    this.cWeight = new Float64Array(slab);
+    for (let c = 0; c < BLOCK_CLASSES; c++) this.freeBlocks.push([]);
   }
 
   get seriesCount(): number {
@@ -274,7 +303,6 @@ export class PaneStore {
     this.sCachePane[s] = NO_PANE;
     this.sCacheSlot[s] = -1;
     this.sNewest[s] = -1;
-    this.sBufLen[s] = 0;
     this.nSeries = s + 1;
     this.seriesMap.set(deviceId, metricId, s);
     pushTo(this.seriesByMetric, metricId, s);
@@ -289,8 +317,6 @@ export class PaneStore {
     this.sCachePane = growFloat64(this.sCachePane, n).fill(NO_PANE, this.sCachePane.length);
     this.sCacheSlot = growInt32(this.sCacheSlot, n);
     this.sNewest = growInt32(this.sNewest, n);
-    this.sBuf = growFloat64(this.sBuf, n * DIGEST_BUFFER);
-    this.sBufLen = growInt32(this.sBufLen, n);
   }
 
   // ---- hot path ----------------------------------------------------------------------------
@@ -329,25 +355,91 @@ export class PaneStore {
     const h = slot * this.histStride + bucket;
     this.pHist[h] = this.pHist[h]! + 1;
     if (!this.digestEnabled) return;
-    if (slot === this.sCacheSlot[series]) {
-      // latest pane: buffer, push the batch when full (see the header for the measurement)
-      const len = this.sBufLen[series]!;
-      this.sBuf[series * DIGEST_BUFFER + len] = value;
-      this.sBufLen[series] = len + 1;
-      if (len + 1 === DIGEST_BUFFER) this.flushSeries(series);
-    } else {
-      this.pDigest[slot]!.push(value);
-    }
+    // the raw value goes after the pane's entries (its weight slot already holds 1)
+    let len = this.pBlockLen[slot]!;
+    if (len === this.pBlockCap[slot]) len = this.makeRoom(slot);
+    this.cMean[this.pBlockOff[slot]! + len] = value;
+    this.pBlockLen[slot] = len + 1;
   }
 
-  /** pushes the series' buffered values into its latest pane's digest */
-  private flushSeries(series: number): void {
-    const len = this.sBufLen[series]!;
-    if (len === 0) return;
-    const digest = this.pDigest[this.sCacheSlot[series]!]!;
-    const base = series * DIGEST_BUFFER;
-    for (let i = 0; i < len; i++) digest.push(this.sBuf[base + i]!);
-    this.sBufLen[series] = 0;
+  // ---- digest blocks -----------------------------------------------------------------------
+
+  /**
+   * A full block. The series' latest pane (in-order events) doubles its block up to BLOCK_CAP_MAX
+   * and compresses only then; an older pane (late events) compresses first from COMPRESS_MIN_CAP
+   * and doubles when that frees under a quarter, so late events do not grow old panes' memory.
+   */
+  private makeRoom(slot: number): number {
+    const cap = this.pBlockCap[slot]!;
+    const latest = this.sCacheSlot[this.pSeries[slot]!] === slot;
+    if (cap === BLOCK_CAP_MAX || (!latest && cap >= COMPRESS_MIN_CAP)) {
+      const len = this.compressPane(slot);
+      if (cap - len >= cap >> 2 || cap === BLOCK_CAP_MAX) {
+        if (len === cap) throw new Error(`pane digest block still full after compression (${len} entries): a bug`);
+        return len;
+      }
+    }
+    this.moveBlock(slot, cap * 2);
+    return this.pBlockLen[slot]!;
+  }
+
+  /** folds the pane's raw values into its centroids; returns the entries left */
+  private compressPane(slot: number): number {
+    const len = this.pBlockLen[slot]!;
+    const sorted = this.pBlockSorted[slot]!;
+    if (sorted === len) return len;
+    const off = this.pBlockOff[slot]!;
+    const n = compressRange(this.cMean, this.cWeight, off, off + sorted, off + len, true);
+    this.cWeight.fill(1, off + n, off + len);
+    this.pBlockLen[slot] = n;
+    this.pBlockSorted[slot] = n;
+    return n;
+  }
+
+  /** a pane that stops being its series' latest: compressed, and its block shrunk to fit */
+  private settlePane(slot: number): void {
+    const len = this.compressPane(slot);
+    const cap = fitCapacity(len);
+    if (cap < this.pBlockCap[slot]!) this.moveBlock(slot, cap);
+  }
+
+  private moveBlock(slot: number, cap: number): void {
+    const to = this.allocBlock(cap);
+    const from = this.pBlockOff[slot]!;
+    const len = this.pBlockLen[slot]!;
+    this.cMean.copyWithin(to, from, from + len);
+    this.cWeight.copyWithin(to, from, from + len);
+    this.cWeight.fill(1, from, from + len);
+    this.releaseBlock(from, this.pBlockCap[slot]!);
+    this.pBlockOff[slot] = to;
+    this.pBlockCap[slot] = cap;
+  }
+
+  /** a block of `cap` entries whose weight slots all hold 1 (the invariant past a block's length) */
+  private allocBlock(cap: number): number {
+    const free = this.freeBlocks[blockClass(cap)]!;
+    if (free.length > 0) return free.pop()!;
+    const off = this.cTop;
+    if (off + cap > this.cMean.length) this.growSlab(off + cap);
+    this.cTop = off + cap;
+    this.cWeight.fill(1, off, off + cap);
+    return off;
+  }
+
+  /** the caller leaves weight slots [0, cap) of the block at 1 (see allocBlock) */
+  private releaseBlock(off: number, cap: number): void {
+    this.freeBlocks[blockClass(cap)]!.push(off);
+  }
+
+  private growSlab(min: number): void {
+    let n = Math.max(1024, this.cMean.length * 2);
+    while (n < min) n *= 2;
+    if (n > SLAB_ENTRIES_MAX) {
+      if (min > SLAB_ENTRIES_MAX) throw new RangeError(`digest slab full (${SLAB_ENTRIES_MAX} entries)`);
+      n = SLAB_ENTRIES_MAX;
+    }
+    this.cMean = growFloat64(this.cMean, n);
+    this.cWeight = growFloat64(this.cWeight, n);
   }
 
   /** cache miss: look up or create the pane, and move the series' cache forward if it is newer */
@@ -356,7 +448,8 @@ export class PaneStore {
     let slot = this.paneMap.get(series, paneNo);
     if (slot < 0) slot = this.createPane(series, paneNo);
     if (paneNo > this.sCachePane[series]!) {
-      if (this.sBufLen[series]! > 0) this.flushSeries(series);
+      const previous = this.sCacheSlot[series]!;
+      if (previous >= 0 && this.digestEnabled) this.settlePane(previous);
       this.sCachePane[series] = paneNo;
       this.sCacheSlot[series] = slot;
     }
@@ -382,7 +475,18 @@ export class PaneStore {
     this.pLast[slot] = 0;
     this.pLastTs[slot] = 0;
     this.pHist.fill(0, slot * this.histStride, (slot + 1) * this.histStride);
-    this.pDigest[slot] = this.digestEnabled ? new TDigest() : null;
+    if (this.digestEnabled) {
+      // a new latest pane starts with room for as many values as the series' previous one had
+      // (no chain of doublings for busy series); an older pane (late events) starts small
+      const previous = this.sCacheSlot[series]!;
+      const cap = previous >= 0 && paneNo > this.sCachePane[series]!
+        ? fitCapacity(Math.min(this.pCount[previous]!, BLOCK_CAP_MAX))
+        : BLOCK_CAP_MIN;
+      this.pBlockOff[slot] = this.allocBlock(cap);
+      this.pBlockCap[slot] = cap;
+    }
+    this.pBlockLen[slot] = 0;
+    this.pBlockSorted[slot] = 0;
     this.paneMap.set(series, paneNo, slot);
     this.linkPane(series, slot, paneNo);
     return slot;
@@ -417,7 +521,10 @@ export class PaneStore {
     this.pHist = growFloat64(this.pHist, n * this.histStride);
     this.pOlder = growInt32(this.pOlder, n);
     this.pNewer = growInt32(this.pNewer, n);
-    for (let i = this.pDigest.length; i < n; i++) this.pDigest.push(null);
+    this.pBlockOff = growInt32(this.pBlockOff, n);
+    this.pBlockCap = growInt32(this.pBlockCap, n);
+    this.pBlockLen = growInt32(this.pBlockLen, n);
+    this.pBlockSorted = growInt32(this.pBlockSorted, n);
   }
 
   /**
@@ -434,14 +541,18 @@ export class PaneStore {
     if (older >= 0) this.pNewer[older] = newer;
     this.paneMap.delete(series, this.pNo[slot]!);
     if (this.sCacheSlot[series] === slot) {
-      // The next event of this series goes through the map; a pane recreated later re-caches.
-      // Buffered values belong to the freed pane: the caller has read (flushed) it or drops it.
-      this.sBufLen[series] = 0;
+      // the next event of this series goes through the map; a pane recreated later re-caches
       this.sCachePane[series] = NO_PANE;
       this.sCacheSlot[series] = -1;
     }
     this.pSeries[slot] = -1;
-    this.pDigest[slot] = null;
+    if (this.digestEnabled) {
+      const off = this.pBlockOff[slot]!;
+      this.cWeight.fill(1, off, off + this.pBlockLen[slot]!);
+      this.releaseBlock(off, this.pBlockCap[slot]!);
+    }
+    this.pBlockLen[slot] = 0;
+    this.pBlockSorted[slot] = 0;
     this.freeSlots[this.nFree++] = slot;
     this.nPanes--;
   }
@@ -479,16 +590,18 @@ export class PaneStore {
     return this.pCount[slot]!;
   }
 
-  /** the pane's live digest (null when digests are disabled); callers must not mutate it */
-  paneDigest(slot: number): TDigest | null {
+  /** a copy of the pane's compressed centroids, sorted by mean (null when digests are disabled) */
+  paneDigest(slot: number): PaneDigest | null {
+    if (!this.digestEnabled) return null;
     this.flushPane(slot);
-    return this.pDigest[slot]!;
+    const off = this.pBlockOff[slot]!;
+    const len = this.pBlockLen[slot]!;
+    return { means: this.cMean.slice(off, off + len), weights: this.cWeight.slice(off, off + len) };
   }
 
-  /** makes the pane's digest current: pushes buffered values if this is its series' latest pane */
+  /** makes the pane's digest current: folds its raw values into its centroids */
   flushPane(slot: number): void {
-    const series = this.pSeries[slot]!;
-    if (series >= 0 && this.sCacheSlot[series] === slot) this.flushSeries(series);
+    if (this.digestEnabled && this.pSeries[slot]! >= 0) this.compressPane(slot);
   }
 
   /**
@@ -506,17 +619,254 @@ export class PaneStore {
     for (let i = 0; i < d; i++) hist[i] = hist[i]! + this.pHist[base + i]!;
     into.under += this.pHist[base + d]!;
     into.over += this.pHist[base + d + 1]!;
-    if (withDigest) this.flushPane(slot);
-    const digest = this.pDigest[slot];
-    if (withDigest && digest) {
-      const centroids = digest.toArray();
-      for (let i = 0; i < centroids.length; i++) {
-        into.means.push(centroids[i]!.mean);
-        into.weights.push(centroids[i]!.n);
-      }
-      if (into.means.length > CENTROIDS_MAX_DEFAULT) compressAggregate(into);
+    if (!withDigest || !this.digestEnabled) return;
+    const len = this.compressPane(slot);
+    const off = this.pBlockOff[slot]!;
+    const means = into.means;
+    const weights = into.weights;
+    for (let i = off; i < off + len; i++) {
+      means.push(this.cMean[i]!);
+      weights.push(this.cWeight[i]!);
     }
+    if (means.length > CENTROIDS_MAX_DEFAULT) compressAggregate(into);
   }
+
+  // ---- checkpoints -------------------------------------------------------------------------
+
+  /**
+   * A plain-data copy of the whole store for a checkpoint: every open pane with its exact fields,
+   * histogram and centroids, every bound name, the series in index order. Typed arrays, number
+   * arrays and strings only. Encode it with msgpackr `moreTypes: true` (or `structuredClone`):
+   * msgpackr's default pack() writes a non-Uint8 typed array as one byte per element (measured
+   * with msgpackr 2.1.3: Float64Array [1.5, 2] came back as the bytes 01 02 and 14 bytes of junk).
+   *
+   * Not read-only: it folds every pane's raw values into its centroids, fits each pane's block to
+   * them and points each series' cache at its newest pane, exactly as restore() builds them, so
+   * this store and a restored one stay equal (identical answers) under the same further events.
+   */
+  snapshot(): PaneStoreSnapshot {
+    const stride = this.histStride;
+    const order = new Int32Array(this.nPanes);
+    let n = 0;
+    let centroids = 0;
+    for (let s = 0; s < this.nSeries; s++) {
+      const first = n;
+      for (let p = this.sNewest[s]!; p >= 0; p = this.pOlder[p]!) order[n++] = p;
+      order.subarray(first, n).reverse(); // oldest first
+      const newest = this.sNewest[s]!;
+      this.sCacheSlot[s] = newest;
+      this.sCachePane[s] = newest >= 0 ? this.pNo[newest]! : NO_PANE;
+    }
+    if (n !== this.nPanes) throw new Error(`snapshot: ${n} panes linked, ${this.nPanes} counted`);
+    if (this.digestEnabled) {
+      for (let i = 0; i < n; i++) {
+        const slot = order[i]!;
+        const len = this.compressPane(slot);
+        const cap = fitCapacity(len);
+        if (cap !== this.pBlockCap[slot]) this.moveBlock(slot, cap);
+        centroids += len;
+      }
+    }
+    const snap: PaneStoreSnapshot = {
+      version: SNAPSHOT_VERSION,
+      paneMs: this.paneMs,
+      histogramDivisions: this.histogramDivisions,
+      histogramMin: this.histogramMin,
+      histogramMax: this.histogramMax,
+      digest: this.digestEnabled,
+      eventsApplied: this.eventsApplied,
+      deviceIds: [...this.deviceNames.keys()],
+      deviceNames: [...this.deviceNames.values()],
+      metricIds: [...this.metricNames.keys()],
+      metricNames: [...this.metricNames.values()],
+      seriesDevice: this.sDevice.slice(0, this.nSeries),
+      seriesMetric: this.sMetric.slice(0, this.nSeries),
+      paneSeries: new Int32Array(n),
+      paneNo: new Float64Array(n),
+      count: new Float64Array(n),
+      sum: new Float64Array(n),
+      min: new Float64Array(n),
+      max: new Float64Array(n),
+      last: new Float64Array(n),
+      lastTs: new Float64Array(n),
+      histogram: new Float64Array(n * stride),
+      centroidStart: new Int32Array(n + 1),
+      means: new Float64Array(centroids),
+      weights: new Float64Array(centroids),
+    };
+    let c = 0;
+    for (let i = 0; i < n; i++) {
+      const slot = order[i]!;
+      snap.paneSeries[i] = this.pSeries[slot]!;
+      snap.paneNo[i] = this.pNo[slot]!;
+      snap.count[i] = this.pCount[slot]!;
+      snap.sum[i] = this.pSum[slot]!;
+      snap.min[i] = this.pMin[slot]!;
+      snap.max[i] = this.pMax[slot]!;
+      snap.last[i] = this.pLast[slot]!;
+      snap.lastTs[i] = this.pLastTs[slot]!;
+      snap.histogram.set(this.pHist.subarray(slot * stride, (slot + 1) * stride), i * stride);
+      snap.centroidStart[i] = c;
+      if (this.digestEnabled) {
+        const off = this.pBlockOff[slot]!;
+        const len = this.pBlockLen[slot]!;
+        snap.means.set(this.cMean.subarray(off, off + len), c);
+        snap.weights.set(this.cWeight.subarray(off, off + len), c);
+        c += len;
+      }
+    }
+    snap.centroidStart[n] = c;
+    return snap;
+  }
+
+  /**
+   * Rebuilds a store from snapshot() output (after any encode/decode that keeps typed arrays).
+   * The options must describe the same panes (paneMs, histogram, digest) as the snapshot's
+   * store; limits and initial capacities may differ. Checks the snapshot as it reads it and
+   * throws on anything inconsistent (a checkpoint that does not restore must not be used).
+   */
+  static restore(options: PaneStoreOptions, snap: PaneStoreSnapshot): PaneStore {
+    if (snap.version !== SNAPSHOT_VERSION) throw new Error(`PaneStore snapshot version ${String(snap.version)}, expected ${SNAPSHOT_VERSION}`);
+    const digest = options.digest ?? true;
+    for (const [name, mine, theirs] of [
+      ['paneMs', options.paneMs, snap.paneMs], ['histogramDivisions', options.histogramDivisions, snap.histogramDivisions],
+      ['histogramMin', options.histogramMin, snap.histogramMin], ['histogramMax', options.histogramMax, snap.histogramMax],
+      ['digest', digest, snap.digest],
+    ] as const) {
+      if (mine !== theirs) throw new Error(`PaneStore snapshot has ${name} ${String(theirs)}, the options ${String(mine)}`);
+    }
+    const nSeries = snap.seriesDevice.length;
+    const n = snap.paneSeries.length;
+    const stride = options.histogramDivisions + 2;
+    if (snap.seriesMetric.length !== nSeries || snap.deviceIds.length !== snap.deviceNames.length || snap.metricIds.length !== snap.metricNames.length) {
+      throw new Error('PaneStore snapshot: series or name lists differ in length');
+    }
+    for (const field of ['paneNo', 'count', 'sum', 'min', 'max', 'last', 'lastTs'] as const) {
+      if (snap[field].length !== n) throw new Error(`PaneStore snapshot: ${field} has ${snap[field].length} entries for ${n} panes`);
+    }
+    if (snap.histogram.length !== n * stride || snap.centroidStart.length !== n + 1
+      || snap.centroidStart[n] !== snap.means.length || snap.weights.length !== snap.means.length) {
+      throw new Error('PaneStore snapshot: histogram or centroid arrays do not match the pane count');
+    }
+    const store = new PaneStore({
+      ...options,
+      initialSeries: Math.max(options.initialSeries ?? 1024, nSeries),
+      initialPanes: Math.max(options.initialPanes ?? 4096, n),
+    });
+    for (let i = 0; i < snap.deviceIds.length; i++) store.defineDevice(snap.deviceIds[i]!, snap.deviceNames[i]!);
+    for (let i = 0; i < snap.metricIds.length; i++) store.defineMetric(snap.metricIds[i]!, snap.metricNames[i]!);
+    for (let s = 0; s < nSeries; s++) {
+      if (store.seriesOf(snap.seriesDevice[s]!, snap.seriesMetric[s]!) !== s) throw new Error(`PaneStore snapshot: series ${s} is a duplicate`);
+    }
+    for (let i = 0; i < n; i++) store.restorePane(snap, i);
+    for (let s = 0; s < nSeries; s++) {
+      const newest = store.sNewest[s]!;
+      store.sCacheSlot[s] = newest;
+      store.sCachePane[s] = newest >= 0 ? store.pNo[newest]! : NO_PANE;
+    }
+    store.eventsApplied = snap.eventsApplied;
+    return store;
+  }
+
+  private restorePane(snap: PaneStoreSnapshot, i: number): void {
+    const series = snap.paneSeries[i]!;
+    const paneNo = snap.paneNo[i]!;
+    if (!(series >= 0 && series < this.nSeries)) throw new Error(`PaneStore snapshot: pane ${i} names series ${series} of ${this.nSeries}`);
+    if (i > 0 && (series < snap.paneSeries[i - 1]! || (series === snap.paneSeries[i - 1]! && paneNo <= snap.paneNo[i - 1]!))) {
+      throw new Error(`PaneStore snapshot: pane ${i} is out of (series, pane) order`);
+    }
+    const count = snap.count[i]!;
+    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`PaneStore snapshot: pane ${i} has count ${count}`);
+    const slot = this.createPane(series, paneNo);
+    this.pCount[slot] = count;
+    this.pSum[slot] = snap.sum[i]!;
+    this.pMin[slot] = snap.min[i]!;
+    this.pMax[slot] = snap.max[i]!;
+    this.pLast[slot] = snap.last[i]!;
+    this.pLastTs[slot] = snap.lastTs[i]!;
+    const stride = this.histStride;
+    let inHistogram = 0;
+    for (let k = 0; k < stride; k++) {
+      const h = snap.histogram[i * stride + k]!;
+      this.pHist[slot * stride + k] = h;
+      inHistogram += h;
+    }
+    if (inHistogram !== count) throw new Error(`PaneStore snapshot: pane ${i} histogram holds ${inHistogram} of ${count} values`);
+    if (!this.digestEnabled) return;
+    const from = snap.centroidStart[i]!;
+    const len = snap.centroidStart[i + 1]! - from;
+    if (!(len >= 1 && len <= DIGEST_COMPRESSION + 2)) throw new Error(`PaneStore snapshot: pane ${i} has ${len} centroids`);
+    const cap = fitCapacity(len);
+    if (cap !== this.pBlockCap[slot]) this.moveBlock(slot, cap);
+    const off = this.pBlockOff[slot]!;
+    let weight = 0;
+    for (let k = 0; k < len; k++) {
+      const m = snap.means[from + k]!;
+      const w = snap.weights[from + k]!;
+      if (!(w > 0) || (k > 0 && !(m >= snap.means[from + k - 1]!))) throw new Error(`PaneStore snapshot: pane ${i} centroids unsorted or weightless`);
+      this.cMean[off + k] = m;
+      this.cWeight[off + k] = w;
+      weight += w;
+    }
+    if (weight !== count) throw new Error(`PaneStore snapshot: pane ${i} centroids weigh ${weight}, its count is ${count}`);
+    this.pBlockLen[slot] = len;
+    this.pBlockSorted[slot] = len;
+  }
+}
+
+/** format version of PaneStoreSnapshot */
+export const SNAPSHOT_VERSION = 1;
+
+/**
+ * PaneStore.snapshot(): plain data (msgpackr with moreTypes / structured clone). Panes are ordered
+ * by (series, pane number); pane i's histogram is histogram[i * (divisions + 2) ...] (divisions,
+ * under, over) and its centroids, sorted by mean, are means/weights [centroidStart[i],
+ * centroidStart[i + 1]) (none when digest is false).
+ */
+export interface PaneStoreSnapshot {
+  version: number;
+  paneMs: number;
+  histogramDivisions: number;
+  histogramMin: number;
+  histogramMax: number;
+  digest: boolean;
+  eventsApplied: number;
+  deviceIds: number[];
+  deviceNames: string[];
+  metricIds: number[];
+  metricNames: string[];
+  /** series index -> device id, metric id */
+  seriesDevice: Int32Array;
+  seriesMetric: Int32Array;
+  paneSeries: Int32Array;
+  paneNo: Float64Array;
+  count: Float64Array;
+  sum: Float64Array;
+  min: Float64Array;
+  max: Float64Array;
+  last: Float64Array;
+  lastTs: Float64Array;
+  histogram: Float64Array;
+  centroidStart: Int32Array;
+  means: Float64Array;
+  weights: Float64Array;
+}
+
+/** a pane's centroids (PaneStore.paneDigest) */
+export interface PaneDigest {
+  means: Float64Array;
+  weights: Float64Array;
+}
+
+/** the smallest block capacity holding len entries */
+function fitCapacity(len: number): number {
+  let cap = BLOCK_CAP_MIN;
+  while (cap < len) cap *= 2;
+  return cap;
+}
+
+function blockClass(cap: number): number {
+  return 31 - Math.clz32(cap / BLOCK_CAP_MIN);
 }
 
 const EMPTY_LIST: readonly number[] = Object.freeze([]);

@@ -1,6 +1,9 @@
 import t from 'tap';
-import { PaneStore } from '../../workers/pane-store';
+import { Packr } from 'msgpackr';
+import { PaneStore, type PaneStoreSnapshot } from '../../workers/pane-store';
+import { deviceSeries, fleetSeries, listDevices, topDevices } from '../../workers/shard-queries';
 import { emptyAggregate, quantileOf } from '../../protocol/aggregate';
+import { DIGEST_COMPRESSION, quantileSorted } from '../../protocol/digest';
 import type { WindowAggregateWire } from '../../protocol/messages';
 
 function rng(seed: number): () => number {
@@ -185,12 +188,14 @@ t.test('quantiles are within 1% rank error of exact sorting on 100k random value
   };
   const w = paneWire(store, s, 0)!;
   const digest = store.paneDigest(store.findPane(s, 0))!;
+  t.ok(digest.means.length <= DIGEST_COMPRESSION + 2, `bounded: ${digest.means.length} centroids for ${n} values`);
+  t.equal(digest.weights.reduce((a, b) => a + b, 0), n, 'the centroids hold every value');
   for (const q of [0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999]) {
     const est = quantileOf(w, q)!;
     const err = Math.abs(rankOf(est) - q);
     t.ok(err <= 0.01, `q=${q}: estimate ${est.toFixed(4)} has rank error ${err.toFixed(5)} (seed=${seed})`);
-    const lib = digest.percentile(q);
-    t.ok(Math.abs(rankOf(lib) - q) <= 0.01, `q=${q}: the pane's TDigest.percentile agrees within 1% rank too`);
+    const own = quantileSorted(digest.means, digest.weights, digest.means.length, sorted[0]!, sorted[n - 1]!, q);
+    t.equal(own, est, `q=${q}: the pane's own centroids (paneDigest) give the same answer`);
   }
   t.equal(quantileOf(w, 0), sorted[0], 'q=0 is the exact min');
   t.equal(quantileOf(w, 1), sorted[n - 1], 'q=1 is the exact max');
@@ -246,5 +251,123 @@ t.test('freePane unlinks the pane, forgets it, and reuses its slot', (t) => {
   t.equal(w.sum, 12);
   t.equal(w.weights.reduce((a, b) => a + b, 0), 2, 'no values of the freed pane leak into the new one');
   t.throws(() => store.freePane(store.findPane(s, 3)), /not in use/);
+  t.end();
+});
+
+t.test('snapshot -> msgpackr -> restore gives a store that answers identically, now and after more events', (t) => {
+  const rand = rng(seed ^ 0x5a7);
+  const store = new PaneStore({ ...OPTS, initialSeries: 4, initialPanes: 8 });
+  const devices = ['d-a', 'd-b', 'd-c', 'd-d', 'd-e'];
+  devices.forEach((d, i) => store.defineDevice(100 + i * 7, d));
+  store.defineMetric(3, 'cpu');
+  store.defineMetric(4, 'temp');
+  store.defineMetric(5, 'unused');
+  store.defineDevice(999, 'no-series-yet');
+  const base = 1_700_000_000_000 - (1_700_000_000_000 % 60_000);
+  const feed = (target: PaneStore[], n: number, from: number, span: number, r: () => number): void => {
+    for (let i = 0; i < n; i++) {
+      const d = Math.floor(r() * devices.length);
+      const m = r() < 0.7 ? 3 : 4;
+      // busy and sparse series, in order with 10% late events; values on a 1/4 grid: exact sums
+      const ts = from + Math.floor((r() < 0.9 ? i / n : r()) * span);
+      const v = Math.round((d === 0 ? r() * 5 : r() * r() * 140 - 10) * 4) / 4;
+      for (const s of target) s.add(s.seriesOf(100 + d * 7, m), ts, v);
+    }
+  };
+  feed([store], 30_000, base, 300_000, rand);
+  const queries = (s: PaneStore): unknown => ({
+    fleet: ['cpu', 'temp'].map((metric) => fleetSeries(s, { kind: 'fleetSeries', metric, from: base, to: base + 900_000, resolutionMs: 60_000 })),
+    device: devices.map((deviceId) => deviceSeries(s, { kind: 'deviceSeries', deviceId, metric: 'cpu', from: base, to: base + 900_000, resolutionMs: 10_000 })),
+    top: (['p50', 'p99', 'max', 'count'] as const).map((by) => topDevices(s, { kind: 'top', metric: 'cpu', from: base, to: base + 900_000, by, n: 10 })),
+    list: listDevices(s, { kind: 'devices', prefix: '', limit: 100 }),
+    counts: [s.seriesCount, s.paneCount, s.deviceCount, s.eventsApplied],
+  });
+  const snap = store.snapshot();
+  const packr = new Packr({ moreTypes: true });
+  const bytes = packr.pack(snap);
+  const decoded = packr.unpack(bytes) as PaneStoreSnapshot;
+  t.ok(decoded.means instanceof Float64Array && decoded.paneSeries instanceof Int32Array, 'typed arrays survive msgpackr (moreTypes)');
+  const restored = PaneStore.restore(OPTS, decoded);
+  t.equal(restored.paneCount, store.paneCount);
+  t.equal(restored.seriesCount, store.seriesCount);
+  t.equal(restored.eventsApplied, 30_000);
+  t.equal(restored.deviceIdOf('no-series-yet'), 999, 'names without series are kept');
+  t.equal(restored.metricIdOf('unused'), 5);
+  t.same(queries(restored), queries(store), 'identical answers right after restore');
+  // more events (some late, into restored old panes; some into new panes), same stream for both
+  const seed2 = Math.floor(rand() * 1e9);
+  feed([store], 20_000, base + 200_000, 600_000, rng(seed2));
+  feed([restored], 20_000, base + 200_000, 600_000, rng(seed2));
+  const a = queries(store);
+  const b = queries(restored);
+  t.same(b, a, `identical answers after 20k more events, exact fields and quantiles (seed=${seed})`);
+  t.ok(JSON.stringify(a).includes('"means"'), 'the compared answers carry centroids');
+  // (snapshot() also normalises the store it reads, so it is compared last)
+  t.same(restored.snapshot(), store.snapshot(), 'and their snapshots are equal');
+  t.end();
+});
+
+t.test('restore refuses other settings and an inconsistent snapshot', (t) => {
+  const store = new PaneStore(OPTS);
+  store.defineDevice(1, 'a');
+  store.defineMetric(1, 'm');
+  const s = store.seriesOf(1, 1);
+  for (let i = 0; i < 500; i++) store.add(s, i * 50, i % 37);
+  const snap = store.snapshot();
+  t.throws(() => PaneStore.restore({ ...OPTS, paneMs: 5000 }, snap), /paneMs/);
+  t.throws(() => PaneStore.restore({ ...OPTS, histogramDivisions: 20 }, snap), /histogramDivisions/);
+  t.throws(() => PaneStore.restore({ ...OPTS, digest: false }, snap), /digest/);
+  const badWeight = structuredClone(snap);
+  badWeight.weights[0] = badWeight.weights[0]! + 1;
+  t.throws(() => PaneStore.restore(OPTS, badWeight), /centroids weigh/);
+  const badHist = structuredClone(snap);
+  badHist.histogram[0] = badHist.histogram[0]! + 1;
+  t.throws(() => PaneStore.restore(OPTS, badHist), /histogram holds/);
+  const badOrder = structuredClone(snap);
+  badOrder.paneNo[1] = badOrder.paneNo[0]!;
+  t.throws(() => PaneStore.restore(OPTS, badOrder), /order/);
+  t.throws(() => PaneStore.restore(OPTS, { ...snap, version: 99 }), /version/);
+  t.doesNotThrow(() => PaneStore.restore(OPTS, structuredClone(snap)), 'a structured clone restores');
+  const noDigest = new PaneStore({ ...OPTS, digest: false });
+  noDigest.defineDevice(1, 'a');
+  noDigest.defineMetric(1, 'm');
+  noDigest.add(noDigest.seriesOf(1, 1), 5, 5);
+  const plain = noDigest.snapshot();
+  t.equal(plain.means.length, 0);
+  t.equal(PaneStore.restore({ ...OPTS, digest: false }, plain).paneCount, 1);
+  t.end();
+});
+
+t.test('late events into older panes keep exact fields and quantiles within 1%', (t) => {
+  const rand = rng(seed ^ 0x1a7e);
+  const store = new PaneStore({ ...OPTS, paneMs: 1000 });
+  store.defineDevice(1, 'a');
+  store.defineMetric(1, 'm');
+  const s = store.seriesOf(1, 1);
+  const byPane: number[][] = [[], [], []];
+  // pane 2 gets in-order events, then panes 0 and 1 get 20k late events each, interleaved
+  for (let i = 0; i < 3000; i++) { const v = rand() * 100; store.add(s, 2000 + (i % 1000), v); byPane[2]!.push(v); }
+  for (let i = 0; i < 40_000; i++) {
+    const p = i % 2;
+    const v = p === 0 ? -Math.log(1 - rand()) * 10 : 50 + 10 * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    store.add(s, p * 1000 + (i % 1000), v);
+    byPane[p]!.push(v);
+  }
+  for (let p = 0; p < 3; p++) {
+    const values = byPane[p]!;
+    const sorted = Float64Array.from(values).sort();
+    const w = paneWire(store, s, p)!;
+    t.equal(w.count, values.length, `pane ${p}: count`);
+    t.equal(w.min, sorted[0], `pane ${p}: min`);
+    t.equal(w.max, sorted[sorted.length - 1], `pane ${p}: max`);
+    t.ok(w.means.length <= DIGEST_COMPRESSION + 2, `pane ${p}: ${w.means.length} centroids`);
+    for (const q of [0.01, 0.5, 0.99]) {
+      const est = quantileOf(w, q)!;
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) { const m = (lo + hi) >>> 1; if (sorted[m]! < est) lo = m + 1; else hi = m; }
+      t.ok(Math.abs(lo / sorted.length - q) <= 0.01, `pane ${p} q=${q}: rank ${(lo / sorted.length).toFixed(4)} (seed=${seed})`);
+    }
+  }
   t.end();
 });
