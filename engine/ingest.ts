@@ -184,12 +184,15 @@ export class Ingest {
     q.push({ req: { ...req, body: new Uint8Array(req.body) }, done });
   }
 
+  /** Submits the device's waiting batches until one of them is pending again (or none is left). */
   private releaseHeld(dev: number): void {
     const q = this.held.get(dev);
     if (q === undefined) return;
-    const next = q.shift() as Held;
-    if (q.length === 0) this.held.delete(dev);
-    this.submit(next.req, next.done);
+    while (q.length > 0 && this.pendingSeq[dev] === 0) {
+      const next = q.shift() as Held;
+      this.submit(next.req, next.done);
+    }
+    if (q.length === 0 && this.held.get(dev) === q) this.held.delete(dev);
   }
 
   /** Validates and stages the batch, then reserves and submits it (or answers why not). */

@@ -77,12 +77,20 @@ function onWake(): void {
 
 pump();
 
+/** Applies the records published when the call starts (not the ones that keep arriving). */
 function drain(): void {
-  while (pollOnce() !== 0);
+  let left = ring.usedBytes();
+  while (left > 0) {
+    const n = pollOnce();
+    if (n === 0) break;
+    left -= n;
+  }
 }
 
 export default function handle(task: ShardTask): unknown {
-  drain();
+  // stats and stalls must answer at once (health checks, fault injection); everything else
+  // reads the state, so it first applies every record published before the task arrived
+  if (task.kind !== 'stats' && task.kind !== 'stall') drain();
   switch (task.kind) {
     case 'deviceSeries': return deviceSeries(store, task);
     case 'fleetSeries': return fleetSeries(store, task);

@@ -18,6 +18,7 @@ const WS_DEVICES = 3;
 const HTTP_DEVICES = 2;
 const EVENTS_PER_BATCH = 50;
 const WINDOW = 4;
+const PACE_MS = 4;
 
 interface Batch {
   seq: number;
@@ -88,7 +89,7 @@ async function wsDevice(id: string, batches: Batch[], target: Target, acked: Set
       else if (a.code === 'SLUICE_E_SEQUENCE_GAP') next = Math.min(next, batches.findIndex((b) => b.seq === a.expected));
       else next = Math.min(next, batches.findIndex((b) => b.seq === a.seq)); // not accepted: send it again
       if (acked.size === batches.length) ws.close();
-      else sendMore();
+      else setTimeout(sendMore, PACE_MS);
     });
     sendMore();
     await closed;
@@ -110,7 +111,7 @@ async function httpDevice(id: string, batches: Batch[], target: Target, acked: S
         signal: AbortSignal.timeout(5000),
       });
       const text = await r.text();
-      if (r.status === 204 || r.status === 200) { acked.add(b.seq); i++; }
+      if (r.status === 204 || r.status === 200) { acked.add(b.seq); i++; await sleep(PACE_MS); }
       else if (r.status === 409) i = batches.findIndex((x) => x.seq === JSON.parse(text).expected);
       else await sleep(10);
     } catch {
@@ -119,17 +120,20 @@ async function httpDevice(id: string, batches: Batch[], target: Target, acked: S
   }
 }
 
+t.setTimeout(120_000 + KILLS * 10_000);
+
 t.test(`exact aggregates across ${KILLS} SIGKILLs and restarts`, async (t) => {
   const seed = Number(process.env.SLUICE_TEST_SEED ?? Date.now() % 1_000_000);
   t.comment(`seed ${seed}, kills ${KILLS}`);
   const rng = new Rng(seed);
   const dataDir = tempDir('sluice-crash-');
-  const args = ['--shards', '2', '--checkpoint-interval', '300ms', '--log-level', 'warn'];
+  const args = ['--shards', '2', '--checkpoint-interval', '300ms'];
   let engine: EngineProcess | null = await startEngine(args, dataDir);
   const target: Target = { url: engine.url };
   t.teardown(async () => { if (engine) await engine.stop('SIGKILL'); });
   const from = Date.now() - 50 * 60_000;
-  const batchesPerDevice = 60 + KILLS * 12;
+  // clients are paced (PACE_MS between batches) so that traffic flows through every kill
+  const batchesPerDevice = 120 * (KILLS + 2);
   const devices: { id: string; http: boolean; batches: Batch[]; acked: Set<number> }[] = [];
   for (let d = 0; d < WS_DEVICES + HTTP_DEVICES; d++) {
     devices.push({ id: `crash-${d}`, http: d >= WS_DEVICES, batches: makeBatches(batchesPerDevice, rng, from), acked: new Set() });
@@ -139,7 +143,7 @@ t.test(`exact aggregates across ${KILLS} SIGKILLs and restarts`, async (t) => {
   const done = () => devices.every((d) => d.acked.size === d.batches.length);
 
   let kills = 0;
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 90_000 + KILLS * 8_000;
   while (kills < KILLS && Date.now() < deadline) {
     await sleep(150 + rng.next(600));
     target.url = null;
@@ -147,9 +151,14 @@ t.test(`exact aggregates across ${KILLS} SIGKILLs and restarts`, async (t) => {
     kills++;
     engine = await startEngine(args, dataDir);
     target.url = engine.url;
-    if (done()) break;
   }
-  const finished = await Promise.race([Promise.all(clients).then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+  t.comment(`acknowledged before the last kill: ${devices.map((d) => d.acked.size).join(', ')} of ${batchesPerDevice} each (done: ${done()})`);
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    Promise.all(clients).then(() => true),
+    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now())); }),
+  ]);
+  clearTimeout(timer);
   stopAll = true;
   t.ok(finished, 'every client got every batch acknowledged');
   t.ok(kills >= Math.min(KILLS, 5), `killed ${kills} times`);
