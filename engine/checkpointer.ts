@@ -67,6 +67,8 @@ export class Checkpointer {
   private async cycle(reason: string): Promise<CheckpointSummary | null> {
     const t0 = Date.now();
     const seq = this.ingest.nextSeq - 1;
+    // nothing admitted since the last checkpoint: the stored one is still exact
+    if (reason === 'interval' && this.last !== null && this.last.seq >= seq) return null;
     if (!(await this.mark(seq))) {
       this.log.warn({ reason }, 'checkpoint skipped: the rings stayed full');
       return null;
