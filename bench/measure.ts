@@ -7,7 +7,7 @@
 
 import type { Percentiles } from './histogram';
 import type { GenReport, LoadGen } from './loadgen';
-import { ceilingCount, cpuNs, engineApplied, rssBytes, sleep, type Server } from './proc';
+import { ceilingCount, cpuNs, engineApplied, rssBytes, sleep, type EngineHealth, type IngestCounters, type Server } from './proc';
 
 export interface BenchOptions {
   durationS: number;
@@ -36,15 +36,58 @@ export interface Measure {
   generatorSaturated: boolean;
   /** frames resent after backpressure / non-2xx answers during the measured phase */
   refused: number;
+  /** engine only: what /healthz said over the measured phase (counter deltas) */
+  engineHealth?: EngineHealthDelta;
+}
+
+export interface EngineHealthDelta {
+  /** ingest counters' increase over the phase (backpressure, batchesRefused, unavailable...) */
+  ingest: IngestCounters;
+  /** WAL appends (committed batches) over the phase; 0 when the engine has no WAL */
+  walAppends: number;
+  walFailures: number;
+  /** commits still pending when the phase ended */
+  pendingCommitsAtEnd: number;
+  /** /healthz answers that were 503 (a shard missed its stats deadline) among the phase's readings */
+  healthz503: number;
+  /** status of the last /healthz */
+  statusAtEnd: string;
 }
 
 export const SATURATED_PERCENT = 90;
 
 export type Counter = () => Promise<number>;
 
-/** Events applied by the engine's workers so far. */
-export function engineCounter(server: Server): Counter {
-  return async () => (await engineApplied(server.port)).applied;
+export interface EngineCounter {
+  (): Promise<number>;
+  last: EngineHealth | null;
+  healthz503: number;
+}
+
+/** Events applied by the engine's workers so far; keeps the last /healthz body and counts its 503s. */
+export function engineCounter(server: Server): EngineCounter {
+  const c = (async () => {
+    const r = await engineApplied(server.port);
+    c.last = r.health;
+    if (r.status === 503) c.healthz503++;
+    return r.applied;
+  }) as EngineCounter;
+  c.last = null;
+  c.healthz503 = 0;
+  return c;
+}
+
+function healthDelta(a: EngineHealth, b: EngineHealth, healthz503: number): EngineHealthDelta {
+  const ingest = {} as IngestCounters;
+  for (const k of Object.keys(b.ingest) as (keyof IngestCounters)[]) ingest[k] = b.ingest[k] - (a.ingest[k] ?? 0);
+  return {
+    ingest,
+    walAppends: (b.storage?.wal.walAppends ?? 0) - (a.storage?.wal.walAppends ?? 0),
+    walFailures: (b.storage?.wal.walFailures ?? 0) - (a.storage?.wal.walFailures ?? 0),
+    pendingCommitsAtEnd: b.storage?.pendingCommits ?? 0,
+    healthz503,
+    statusAtEnd: b.status ?? 'unknown',
+  };
 }
 
 /** Events the ceiling received so far: messages (or requests) x events per message. */
@@ -94,7 +137,10 @@ export async function measurePhase(p: PhaseOptions): Promise<{ measure: Measure;
     await p.gen.warmup(opts.warmupS);
   }
   await p.gen.mark();
+  const ec = 'healthz503' in p.counter ? p.counter as EngineCounter : null;
   const s0 = await snapshot(p);
+  const h0 = ec?.last ?? null;
+  const n503 = ec?.healthz503 ?? 0;
   const t0 = s0.t;
   opts.progress(`${p.label}: measuring ${opts.durationS} s`);
   const endAt = t0 + opts.durationS * 1000;
@@ -110,6 +156,7 @@ export async function measurePhase(p: PhaseOptions): Promise<{ measure: Measure;
   if (rest > 0) await sleep(rest);
   await ticker;
   const s1 = await snapshot(p);
+  const h1 = ec?.last ?? null;
   const rss = rssBytes(p.server.pid);
   const report = await p.gen.report();
   const seconds = (s1.t - s0.t) / 1000;
@@ -131,6 +178,7 @@ export async function measurePhase(p: PhaseOptions): Promise<{ measure: Measure;
     generatorSaturated: generatorCpuPercent > SATURATED_PERCENT,
     refused: report.refused,
   };
+  if (ec && h0 && h1) measure.engineHealth = healthDelta(h0, h1, ec.healthz503 - n503);
   opts.progress(`${p.label}: ${Math.round(eventsPerSec).toLocaleString('en-US')} events/s, generator CPU ${generatorCpuPercent.toFixed(0)} %`);
   return { measure, gen: report };
 }

@@ -140,24 +140,61 @@ export function tempDir(prefix: string): string {
 export interface EngineOptions {
   shards?: number;
   extraArgs?: string[];
+  /** run on this data dir and keep it at stop (the recovery scenario restarts on it); default: a fresh temp dir removed at stop */
+  dataDir?: string;
 }
 
-/** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop). */
+/**
+ * Node flags for the engine process only, e.g. SLUICE_BENCH_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
+ * (the profiles of the front-end and of each shard worker thread are written at the engine's SIGTERM).
+ */
+export const ENGINE_NODE_ARGS = (process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop) unless o.dataDir is given. */
 export async function startEngine(o: EngineOptions = {}): Promise<Server> {
   if (!fs.existsSync(ENGINE_MAIN)) throw new Error(`${ENGINE_MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
-  const dataDir = tempDir('sluice-bench-');
-  const args = [ENGINE_MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info'];
+  const dataDir = o.dataDir ?? tempDir('sluice-bench-');
+  const args = [...ENGINE_NODE_ARGS, ENGINE_MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info'];
   if (o.shards !== undefined) args.push('--shards', String(o.shards));
   if (o.extraArgs) args.push(...o.extraArgs);
   const s = await startServer('engine', args, (l) => l.includes('"Sluice listening'));
   const stop = s.stop;
   s.stop = async () => {
     const code = await stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (o.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
     if (code !== 0) process.stderr.write(`bench: the engine exited with ${code} after SIGTERM\n${s.logs.slice(-5).join('\n')}\n`);
     return code;
   };
   return s;
+}
+
+/** SIGKILL (kill -9) and wait for the exit. */
+export async function killHard(s: Server): Promise<void> {
+  if (s.proc.exitCode !== null || s.proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => s.proc.once('exit', () => r()));
+  s.proc.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * The engine's log lines at warn level or above (pino: level >= 40), grouped by message, most
+ * frequent first: "3 x shard worker slow (level 40)". Only the last 200 lines are kept by startServer.
+ */
+export function engineWarnings(s: Server): string[] {
+  const byMsg = new Map<string, number>();
+  for (const line of s.logs) {
+    if (!line.startsWith('{')) {
+      if (line.trim()) byMsg.set(`stderr: ${line.trim().slice(0, 160)}`, (byMsg.get(`stderr: ${line.trim().slice(0, 160)}`) ?? 0) + 1);
+      continue;
+    }
+    try {
+      const j = JSON.parse(line) as { level?: number; msg?: string };
+      if ((j.level ?? 0) < 40) continue;
+      const key = `${String(j.msg ?? '').slice(0, 160)} (level ${j.level})`;
+      byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+    } catch { /* a partial line */ }
+  }
+  return [...byMsg.entries()].sort((a, b) => b[1] - a[1]).map(([m, n]) => `${n} x ${m}`);
 }
 
 export const CEILING_MAIN = path.join(__dirname, 'ceiling-server.js');
@@ -179,17 +216,29 @@ export async function getJson<T>(url: string): Promise<T> {
   return JSON.parse(body) as T;
 }
 
+export interface IngestCounters {
+  batches: number; eventsAccepted: number; eventsRejected: number; batchesRefused: number;
+  backpressure: number; duplicates: number; gaps: number; unavailable: number;
+}
+
 export interface EngineHealth {
+  status?: string;
   devices: number;
-  ingest: { eventsAccepted: number; backpressure: number; eventsRejected: number; batchesRefused: number };
+  ingest: IngestCounters;
+  storage?: { ackMode: string; fault: unknown; walBytes: number; checkpointBytes: number; pendingCommits: number;
+    wal: { walAppends: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number };
   shards: { eventsApplied: number; ringUsedBytes: number; series?: number; panes?: number }[];
 }
 
-export async function engineApplied(port: number): Promise<{ applied: number; health: EngineHealth }> {
-  const health = await getJson<EngineHealth>(`http://127.0.0.1:${port}/healthz`);
+export async function engineApplied(port: number): Promise<{ applied: number; health: EngineHealth; status: number }> {
+  const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+  const body = await r.text();
+  // /healthz answers 503 when a shard does not answer its stats task; its ring counters are still in the body
+  if (r.status !== 200 && r.status !== 503) throw new Error(`GET /healthz: ${r.status} ${body.slice(0, 200)}`);
+  const health = JSON.parse(body) as EngineHealth;
   let applied = 0;
   for (const s of health.shards) applied += s.eventsApplied;
-  return { applied, health };
+  return { applied, health, status: r.status };
 }
 
 export interface CeilingCount { messages: number; requests: number; bytes: number }

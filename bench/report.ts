@@ -45,7 +45,9 @@ export function table(scenarios: ScenarioResult[]): string {
       if (s.reason) notes.push(`${s.name}: ${s.reason}`);
       continue;
     }
-    if (s.engine === null && s.ceiling === null) {
+    if (s.rows && s.rows.length) {
+      s.rows.forEach((r, i) => rows.push(row(i === 0 ? s.name : '', r.label, r.measure, r.ratio ?? '')));
+    } else if (s.engine === null && s.ceiling === null) {
       rows.push([s.name, 'engine', '', '', '', '', '', '', '', '', '', '', 'see notes']);
     } else {
       rows.push(row(s.name, 'engine', s.engine, s.ratio === null ? '' : `${(s.ratio * 100).toFixed(0)} %`));

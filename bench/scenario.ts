@@ -6,7 +6,7 @@
 
 import { startHttpGen, startWsGen, WRK_INSTALL_HINT, type HttpLoad } from './loadgen';
 import { ceilingCounter, engineCounter, measurePhase, type BenchOptions, type Measure } from './measure';
-import { PINNED, WRK, startCeiling, startEngine, type Server } from './proc';
+import { PINNED, WRK, engineWarnings, startCeiling, startEngine, type EngineOptions, type Server } from './proc';
 import type { WsFrameKind } from './frames';
 
 export type ScenarioStatus = 'ok' | 'not yet available' | 'failed';
@@ -25,7 +25,11 @@ export interface ScenarioResult {
   notes: string[];
   /** scenario-specific figures (query latencies, memory per series) */
   extra?: Record<string, unknown>;
+  /** rows other than engine/ceiling (durable-vs-fast): the table prints these instead, label in the target column */
+  rows?: LabelledRow[];
 }
+
+export interface LabelledRow { label: string; measure: Measure; ratio?: string }
 
 export interface Scenario {
   name: string;
@@ -49,12 +53,61 @@ export function order(index: number): Target[] {
   return index % 2 === 0 ? ['ceiling', 'engine'] : ['engine', 'ceiling'];
 }
 
-async function withServer<T>(target: Target, f: (s: Server) => Promise<T>): Promise<T> {
-  const server = target === 'engine' ? await startEngine() : await startCeiling();
+/**
+ * Runs f against a fresh server; for the engine, its log lines at warn level and above (and a
+ * non-zero exit after SIGTERM) are added to `warnings` with the label.
+ */
+export async function withServer<T>(target: Target, f: (s: Server) => Promise<T>, engine: EngineOptions = {},
+  warnings: string[] = [], label: string = target): Promise<T> {
+  const server = target === 'engine' ? await startEngine(engine) : await startCeiling();
+  let code: number | null = 0;
   try {
     return await f(server);
   } finally {
-    await server.stop();
+    code = await server.stop();
+    if (target === 'engine') {
+      for (const w of engineWarnings(server)) warnings.push(`${label}: engine log: ${w}`);
+      if (code !== 0) warnings.push(`${label}: the engine exited with ${code} after SIGTERM`);
+    }
+  }
+}
+
+/** One line on what the engine's /healthz counted during a measured phase, when something is off. */
+export function healthNotes(label: string, m: Measure): string[] {
+  const h = m.engineHealth;
+  if (!h) return [];
+  const out: string[] = [];
+  const i = h.ingest;
+  const off = Object.entries({ backpressure: i.backpressure, batchesRefused: i.batchesRefused, unavailable: i.unavailable, eventsRejected: i.eventsRejected, gaps: i.gaps, duplicates: i.duplicates, walFailures: h.walFailures, 'healthz 503': h.healthz503 })
+    .filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`);
+  if (off.length) out.push(`${label}: engine /healthz over the measured phase: ${off.join(', ')}`);
+  if (h.statusAtEnd !== 'ok') out.push(`${label}: engine /healthz status at the end: ${h.statusAtEnd}`);
+  return out;
+}
+
+/** The WebSocket load of `kind` against a running server, warm-up + measured phase. */
+export async function measureWs(server: Server, target: Target, kind: WsFrameKind, opts: BenchOptions, label: string): Promise<Measure> {
+  const gen = await startWsGen({
+    host: '127.0.0.1', port: server.port, path: '/v1/stream', kind, connections: opts.connections,
+    window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, eventsPerSec: 0, load: true,
+  });
+  try {
+    const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'messages', opts.eventsPerFrame);
+    return (await measurePhase({ label, target, server, gen, counter, eventsPerUnit: opts.eventsPerFrame, opts })).measure;
+  } finally {
+    await gen.stop();
+  }
+}
+
+/** An HTTP load (wrk, or the Node fallback) against a running server, warm-up + measured phase. */
+export async function measureHttp(server: Server, target: Target, load: Omit<HttpLoad, 'port'>, eventsPerRequest: number,
+  opts: BenchOptions, label: string): Promise<Measure> {
+  const gen = await startHttpGen({ ...load, port: server.port });
+  try {
+    const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'requests', eventsPerRequest);
+    return (await measurePhase({ label, target, server, gen, counter, eventsPerUnit: eventsPerRequest, opts })).measure;
+  } finally {
+    await gen.stop();
   }
 }
 
@@ -77,25 +130,15 @@ export function wsScenario(name: string, description: string, kind: WsFrameKind)
     name, description,
     async run(opts, index) {
       const measures = {} as Record<Target, Measure>;
+      const warnings: string[] = [];
       for (const target of order(index)) {
-        measures[target] = await withServer(target, async (server) => {
-          const gen = await startWsGen({
-            host: '127.0.0.1', port: server.port, path: '/v1/stream', kind, connections: opts.connections,
-            window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, eventsPerSec: 0, load: true,
-          });
-          try {
-            const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'messages', opts.eventsPerFrame);
-            return (await measurePhase({ label: `${name} ${target}`, target, server, gen, counter, eventsPerUnit: opts.eventsPerFrame, opts })).measure;
-          } finally {
-            await gen.stop();
-          }
-        });
+        measures[target] = await withServer(target, (server) => measureWs(server, target, kind, opts, `${name} ${target}`), {}, warnings);
       }
       return {
         name, status: 'ok', description, engine: measures.engine, ceiling: measures.ceiling,
         ratio: ratioOf(measures.engine, measures.ceiling),
         generator: `raw WebSocket generator, ${opts.connections} connections x ${opts.window} frames in flight`,
-        notes: notesOf(measures),
+        notes: [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings],
       };
     },
   };
@@ -108,21 +151,16 @@ export function httpScenario(name: string, description: string, load: (port: num
     async run(opts, index) {
       if (WRK === null) opts.progress(WRK_INSTALL_HINT);
       const measures = {} as Record<Target, Measure>;
+      const warnings: string[] = [];
       let connections = 0;
       for (const target of order(index)) {
         measures[target] = await withServer(target, async (server) => {
-          const l = { ...load(server.port), port: server.port };
+          const l = load(server.port);
           connections = l.connections;
-          const gen = await startHttpGen(l);
-          try {
-            const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'requests', eventsPerRequest);
-            return (await measurePhase({ label: `${name} ${target}`, target, server, gen, counter, eventsPerUnit: eventsPerRequest, opts })).measure;
-          } finally {
-            await gen.stop();
-          }
-        });
+          return measureHttp(server, target, l, eventsPerRequest, opts, `${name} ${target}`);
+        }, {}, warnings);
       }
-      const notes = notesOf(measures);
+      const notes = [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings];
       if (WRK === null) notes.unshift(WRK_INSTALL_HINT);
       return {
         name, status: 'ok', description, engine: measures.engine, ceiling: measures.ceiling,
