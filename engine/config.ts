@@ -55,6 +55,14 @@ export interface SluiceConfig {
   checkpointIntervalMs: number;
   /** Budget of the bytes kept in LMDB (WAL entries + checkpoints); over it ingest answers 503. */
   maxDbBytes: number;
+  /** Event time: how far behind the newest event a shard still accepts events (watermark). */
+  allowedLatenessMs: number;
+  /** Too-late events kept per shard in the late-events log. */
+  lateLogSize: number;
+  /** Rollup resolutions, finest (= the pane) first, each a multiple of the one before. */
+  resolutionsMs: number[];
+  /** Retention of rollups per resolution (key: resolution in ms; value: ms, Infinity = forever). */
+  retentionMs: Record<string, number>;
   /** pino log level. */
   logLevel: LogLevel;
 }
@@ -238,6 +246,41 @@ function quantileList(): Kind<number[]> {
   };
 }
 
+function durationList(): Kind<number[]> {
+  return {
+    placeholder: 'D,D,...',
+    allowed: 'a comma-separated list of durations, each a multiple of the one before',
+    parse(raw) {
+      if (typeof raw !== 'string' || raw.trim() === '') throw new Error(`${show(raw)} is not a list of durations`);
+      const out = raw.split(',').map((part) => parseDuration(part.trim()));
+      for (let i = 1; i < out.length; i++) {
+        if (out[i] <= out[i - 1] || out[i] % out[i - 1] !== 0) throw new Error(`${show(raw)}: ${formatDuration(out[i])} is not a multiple of ${formatDuration(out[i - 1])}`);
+      }
+      return out;
+    },
+    format: (value) => value.map(formatDuration).join(','),
+  };
+}
+
+/** `10s:1d,1m:7d,1h:90d,1d:forever`: how long rollups of each resolution are kept (ms; Infinity = forever) */
+function retentionList(): Kind<Record<string, number>> {
+  return {
+    placeholder: 'RES:AGE,...',
+    allowed: 'a comma-separated list of resolution:age (age a duration or "forever")',
+    parse(raw) {
+      if (typeof raw !== 'string' || raw.trim() === '') throw new Error(`${show(raw)} is not a list of resolution:age`);
+      const out: Record<string, number> = {};
+      for (const part of raw.split(',')) {
+        const [res, age] = part.split(':').map((x) => x.trim());
+        if (res === undefined || age === undefined) throw new Error(`${show(part)} is not resolution:age`);
+        out[String(parseDuration(res))] = age === 'forever' ? Infinity : parseDuration(age);
+      }
+      return out;
+    },
+    format: (value) => Object.entries(value).map(([res, age]) => `${formatDuration(Number(res))}:${age === Infinity ? 'forever' : formatDuration(age)}`).join(','),
+  };
+}
+
 function defaultShards(): number {
   // One core stays with the front-end thread; 64 is the shard limit even on larger machines.
   return Math.min(64, Math.max(1, os.availableParallelism() - 1));
@@ -356,6 +399,30 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     kind: size(MIB, 16 * 1024 * GIB),
     defaultValue: () => 8 * GIB,
   },
+  allowedLatenessMs: {
+    flag: '--allowed-lateness',
+    meaning: 'how far behind the newest event time a shard still accepts events; older ones are too late (logged, not applied)',
+    kind: duration(0, 7 * MS_PER_DAY),
+    defaultValue: () => 5 * 60_000,
+  },
+  lateLogSize: {
+    flag: '--late-log-size',
+    meaning: 'too-late events kept per shard in the late-events log (the oldest go first)',
+    kind: integer(0, 100_000_000),
+    defaultValue: () => 100_000,
+  },
+  resolutionsMs: {
+    flag: '--resolutions',
+    meaning: 'rollup resolutions, the pane first',
+    kind: durationList(),
+    defaultValue: () => [10_000, 60_000, 3_600_000, MS_PER_DAY],
+  },
+  retentionMs: {
+    flag: '--retention',
+    meaning: 'how long rollups of each resolution are kept, in event time',
+    kind: retentionList(),
+    defaultValue: () => ({ '10000': MS_PER_DAY, '60000': 7 * MS_PER_DAY, '3600000': 90 * MS_PER_DAY, '86400000': Infinity }),
+  },
   logLevel: {
     flag: '--log-level',
     meaning: 'log level',
@@ -393,6 +460,19 @@ const CROSS_CHECKS: ReadonlyArray<(config: SluiceConfig) => string | undefined> 
       ? undefined
       : `--histogram-max: ${config.histogramMax} is not greater than --histogram-min ${config.histogramMin}` +
         ` (allowed: a number greater than --histogram-min)`,
+  (config) =>
+    config.resolutionsMs[0] === config.paneMs
+      ? undefined
+      : `--resolutions: the first resolution ${formatDuration(config.resolutionsMs[0])} is not the pane (--pane ${formatDuration(config.paneMs)})` +
+        ' (allowed: a list that starts with the pane)',
+  (config) => {
+    for (const key of Object.keys(config.retentionMs)) {
+      if (!config.resolutionsMs.includes(Number(key))) {
+        return `--retention: ${formatDuration(Number(key))} is not one of --resolutions (allowed: resolution:age for resolutions in --resolutions)`;
+      }
+    }
+    return undefined;
+  },
   // a batch of --body-max stages into at most ~1.2x its size in ring records (measured worst case:
   // new devices with long ids); 4x leaves room, so a valid batch always fits once the ring drains
   (config) =>

@@ -43,21 +43,29 @@ export function parseQuantiles(p: URLSearchParams, defaults: number[]): number[]
   });
 }
 
-/** A multiple of the pane (the base resolution); default the pane itself. */
-export function parseResolution(p: URLSearchParams, paneMs: number, range: TimeRange): number {
+export const DEFAULT_WINDOWS_MAX = 1000;
+
+/**
+ * One of the configured resolutions; default: the finest that gives at most 1,000 windows over
+ * the range (the coarsest when none does).
+ */
+export function parseResolution(p: URLSearchParams, resolutions: number[], range: TimeRange): number {
   const text = p.get('resolution');
-  let ms = paneMs;
-  if (text !== null && text !== '') {
-    try {
-      ms = parseDuration(text);
-    } catch {
-      throw bad('resolution', `${JSON.stringify(text)} is not a duration (10s, 1m, 1h, 1d)`);
-    }
-    if (ms < paneMs || ms % paneMs !== 0) {
-      throw bad('resolution', `${text} must be a multiple of the ${formatDuration(paneMs)} pane`);
-    }
+  const span = range.to - range.from;
+  if (text === null || text === '') {
+    for (const r of resolutions) if (Math.ceil(span / r) + 1 <= DEFAULT_WINDOWS_MAX) return r;
+    return resolutions[resolutions.length - 1];
   }
-  if ((range.to - range.from) / ms > WINDOWS_MAX) {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    throw bad('resolution', `${JSON.stringify(text)} is not a duration (${resolutions.map(formatDuration).join(', ')})`);
+  }
+  if (!resolutions.includes(ms)) {
+    throw bad('resolution', `${text} is not one of ${resolutions.map(formatDuration).join(', ')} (--resolutions)`);
+  }
+  if (span / ms > WINDOWS_MAX) {
     throw bad('resolution', `${formatDuration(ms)} gives more than ${WINDOWS_MAX} windows over this range: use a coarser resolution or a shorter range`);
   }
   return ms;

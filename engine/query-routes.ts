@@ -77,7 +77,7 @@ const deviceSeries: Handler = async (params, query, ctx) => {
   const metric = metricParam(params[1]);
   const range = parseRange(query, Date.now());
   const qs = parseQuantiles(query, ctx.config.quantiles);
-  const resolutionMs = parseResolution(query, ctx.config.paneMs, range);
+  const resolutionMs = parseResolution(query, ctx.config.resolutionsMs, range);
   const id = ctx.dict.lookupDevice(deviceId);
   if (id < 0) throw new SluiceError('SLUICE_E_NOT_FOUND', `deviceId: no device ${JSON.stringify(deviceId)} has sent events`);
   const r = await ctx.shards.run<DeviceSeriesResult>(ctx.dict.shardOf(id), {
@@ -94,7 +94,7 @@ const fleetSeries: Handler = async (params, query, ctx) => {
   const metric = metricParam(params[0]);
   const range = parseRange(query, Date.now());
   const qs = parseQuantiles(query, ctx.config.quantiles);
-  const resolutionMs = parseResolution(query, ctx.config.paneMs, range);
+  const resolutionMs = parseResolution(query, ctx.config.resolutionsMs, range);
   const parts = await ctx.shards.runAll<FleetSeriesResult>({ kind: 'fleetSeries', metric, from: range.from, to: range.to, resolutionMs });
   const byStart = new Map<number, WindowAggregateWire>();
   let devices = 0;
@@ -119,7 +119,8 @@ const topDevices: Handler = async (params, query, ctx) => {
   const range = parseRange(query, Date.now());
   const n = parseIntParam(query, 'n', 10, 1, TOP_N_MAX);
   const by = parseTopBy(query);
-  const parts = await ctx.shards.runAll<TopResult>({ kind: 'top', metric, from: range.from, to: range.to, by, n });
+  const resolutionMs = parseResolution(query, ctx.config.resolutionsMs, range);
+  const parts = await ctx.shards.runAll<TopResult>({ kind: 'top', metric, from: range.from, to: range.to, by, n, resolutionMs });
   const rows: TopRow[] = parts.flatMap((p) => p.rows);
   rows.sort((x, y) => (y.value - x.value) || (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
   return [200, { metric, by, from: range.from, to: range.to, devices: rows.slice(0, n) }];
@@ -143,7 +144,11 @@ const health: Handler = async (_params, _query, ctx) => {
     const st = stats[i];
     return st === null
       ? { ...r, state: 'unresponsive' }
-      : { ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes };
+      : {
+        ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes,
+        watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0,
+        rollupWriteErrors: st.rollupWriteErrors ?? 0,
+      };
   });
   const ok = shards.every((s) => s.state === 'ok');
   return [ok ? 200 : 503, {

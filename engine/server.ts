@@ -6,7 +6,7 @@
 
 import os from 'node:os';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
-import { Store } from '../storage';
+import { RollupStore, Store } from '../storage';
 import type { SluiceConfig } from './config';
 import type { Logger } from './logger';
 import { loadNativeUws } from './uws';
@@ -21,8 +21,11 @@ import { registerHttpIngest } from './http-ingest';
 import { registerWsStream, type StreamUser } from './ws-stream';
 import { registerQueryRoutes } from './query-routes';
 import { DEBUG_ROUTES_ENV, registerDebugRoutes } from './debug-routes';
+import { registerLateRoutes } from './late-routes';
+import { Retention } from './retention';
 
 const DRAIN_TIMEOUT_MS = 30_000;
+const RETENTION_INTERVAL_MS = 5_000;
 
 export interface RunningEngine {
   port: number;
@@ -66,6 +69,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   log.info({ ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics },
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 
+  const rollups = RollupStore.open(config.dataDir);
+  const retention = new Retention(config, rollups, dict, shards, log);
+  retention.start(RETENTION_INTERVAL_MS);
   const checkpointer = new Checkpointer(shards, stager, pipeline, store, ingest, log);
   // the replayed WAL is now in the workers: checkpoint it at once, so a crash soon after does not replay it again
   if (replay.walEntriesReplayed > 0) await checkpointer.run('recovery');
@@ -81,6 +87,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     registerDebugRoutes(app, shards);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
   }
+  registerLateRoutes(app, rollups, dict, config.shards);
   registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -100,6 +107,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       uws.us_listen_socket_close(listenSocket);
       for (const ws of sockets) ws.end(1001, 'server shutting down');
       checkpointer.stop();
+      retention.stop();
       await pipeline.idle();
       const drained = await shards.drain(DRAIN_TIMEOUT_MS);
       const final = await checkpointer.run('shutdown');

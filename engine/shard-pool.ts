@@ -52,6 +52,10 @@ export class ShardPool {
           histogramDivisions: config.histogramDivisions,
           histogramMin: config.histogramMin,
           histogramMax: config.histogramMax,
+          dataDir: config.dataDir,
+          allowedLatenessMs: config.allowedLatenessMs,
+          resolutionsMs: config.resolutionsMs,
+          lateLogSize: config.lateLogSize,
           checkpoint: checkpoints[shard] ?? null,
         },
       });

@@ -34,7 +34,7 @@ export interface WindowAggregateWire {
 
 export interface DeviceSeriesTask { kind: 'deviceSeries'; deviceId: string; metric: string; from: number; to: number; resolutionMs: number }
 export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: number; to: number; resolutionMs: number }
-export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number }
+export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number; resolutionMs?: number }
 export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
 /** Fault injection (only with SLUICE_DEBUG_ROUTES=1): blocks the worker thread for ms, as a long GC would. */
@@ -68,4 +68,10 @@ export interface ShardStats {
   panes: number;
   eventsApplied: number;
   recordsApplied: number;
+  /** event-time watermark (max event time - allowed lateness); null before the first event */
+  watermark?: number | null;
+  /** newest event time applied; null before the first event */
+  maxEventTime?: number | null;
+  lateEvents?: number;
+  rollupWriteErrors?: number;
 }

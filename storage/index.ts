@@ -1,3 +1,4 @@
 /** The public surface of storage/: the LMDB store and the WAL entry format. */
 export * from './store';
 export * from './wal-entry';
+export * from './rollup-store';

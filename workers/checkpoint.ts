@@ -9,6 +9,7 @@ import {
   CHECKPOINT_HEADER_BYTES, readCheckpointHeader, writeCheckpointHeader,
 } from '../protocol';
 import { PaneStore, type PaneStoreOptions, type PaneStoreSnapshot } from './pane-store';
+import type { EventTimeState } from './event-time';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 const unpackr = new Unpackr({ useRecords: false, moreTypes: true });
@@ -17,10 +18,12 @@ interface CheckpointBody {
   series: number;
   panes: number;
   store: PaneStoreSnapshot;
+  /** watermark state; null in checkpoints written before event time existed */
+  time: EventTimeState | null;
 }
 
-export function encodeCheckpoint(shard: number, lastSeq: number, store: PaneStore): Uint8Array {
-  const body: CheckpointBody = { series: store.seriesCount, panes: store.paneCount, store: store.snapshot() };
+export function encodeCheckpoint(shard: number, lastSeq: number, store: PaneStore, time: EventTimeState | null): Uint8Array {
+  const body: CheckpointBody = { series: store.seriesCount, panes: store.paneCount, store: store.snapshot(), time };
   const packed = packr.pack(body);
   const out = new Uint8Array(CHECKPOINT_HEADER_BYTES + packed.byteLength);
   writeCheckpointHeader(out, shard, lastSeq);
@@ -32,6 +35,7 @@ export interface RestoredShard {
   shard: number;
   lastSeq: number;
   store: PaneStore;
+  time: EventTimeState | null;
 }
 
 export function decodeCheckpoint(bytes: Uint8Array, options: PaneStoreOptions): RestoredShard {
@@ -41,5 +45,5 @@ export function decodeCheckpoint(bytes: Uint8Array, options: PaneStoreOptions): 
   if (store.seriesCount !== body.series || store.paneCount !== body.panes) {
     throw new Error(`checkpoint of shard ${shard} restores ${store.seriesCount} series / ${store.paneCount} panes, it recorded ${body.series} / ${body.panes}`);
   }
-  return { shard, lastSeq, store };
+  return { shard, lastSeq, store, time: body.time ?? null };
 }

@@ -10,6 +10,7 @@ import {
   type RecordHandler, type RingConsumer,
 } from '../protocol';
 import type { PaneStore } from './pane-store';
+import type { EventTime } from './event-time';
 
 export class RecordApplier implements RecordHandler {
   events = 0;
@@ -23,7 +24,10 @@ export class RecordApplier implements RecordHandler {
   private lastMetric = -1;
   private lastSeries = -1;
 
-  constructor(private readonly ring: RingConsumer, private store: PaneStore) {}
+  lateEvents = 0;
+  private columnSeries = new Int32Array(64);
+
+  constructor(private readonly ring: RingConsumer, private store: PaneStore, private readonly time: EventTime | null = null) {}
 
   /** The store the records go to (replaced once, when the shard restores its checkpoint). */
   useStore(store: PaneStore): void {
@@ -77,19 +81,28 @@ export class RecordApplier implements RecordHandler {
   private applyEvents(offset: number): void {
     const v = this.ring.view;
     const store = this.store;
+    const time = this.time;
     const count = v.getUint32(offset + 8, true);
+    const seq = v.getFloat64(offset + 16, true);
     let p = offset + EVENTS_HEADER_BYTES;
     for (let i = 0; i < count; i++) {
       const device = v.getUint32(p, true);
       const metrics = v.getUint16(p + 4, true);
       const ts = v.getFloat64(p + 8, true);
       p += EVENT_HEADER_BYTES;
+      if (time !== null && time.isLate(ts)) {
+        for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) time.recordLate(device, v.getUint32(p, true), ts, v.getFloat64(p + 8, true), seq);
+        this.lateEvents++;
+        continue;
+      }
+      if (time !== null) time.observe(ts);
       for (let m = 0; m < metrics; m++) {
         store.add(this.seriesOf(device, v.getUint32(p, true)), ts, v.getFloat64(p + 8, true));
         p += EVENT_METRIC_BYTES;
       }
     }
     this.events += count;
+    if (time !== null) time.afterRecord();
   }
 
   private applyColumnar(offset: number): void {
@@ -100,11 +113,32 @@ export class RecordApplier implements RecordHandler {
     const rows = v.getUint32(offset + 12, true);
     const metrics = v.getUint32(offset + 16, true);
     const tsIndex = (offset + COLUMNAR_HEADER_BYTES + pad8(4 * metrics)) >>> 3;
-    for (let m = 0; m < metrics; m++) {
-      const series = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
-      const valueIndex = tsIndex + rows * (m + 1);
-      for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
+    const time = this.time;
+    if (time === null) {
+      for (let m = 0; m < metrics; m++) {
+        const series = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
+        const valueIndex = tsIndex + rows * (m + 1);
+        for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
+      }
+      this.events += rows;
+      return;
+    }
+    // lateness is decided row by row against the watermark before this record, as for row records
+    const seq = v.getFloat64(offset + 24, true);
+    if (this.columnSeries.length < metrics) this.columnSeries = new Int32Array(metrics);
+    const columnSeries = this.columnSeries;
+    for (let m = 0; m < metrics; m++) columnSeries[m] = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
+    for (let i = 0; i < rows; i++) {
+      const ts = f64[tsIndex + i];
+      if (time.isLate(ts)) {
+        for (let m = 0; m < metrics; m++) time.recordLate(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true), ts, f64[tsIndex + rows * (m + 1) + i], seq);
+        this.lateEvents++;
+        continue;
+      }
+      time.observe(ts);
+      for (let m = 0; m < metrics; m++) store.add(columnSeries[m], ts, f64[tsIndex + rows * (m + 1) + i]);
     }
     this.events += rows;
+    time.afterRecord();
   }
 }

@@ -20,6 +20,7 @@
 
 import {
   emptyAggregate,
+  mergeAggregate,
   quantileOf,
   type DeviceEntry,
   type DevicesResult,
@@ -35,94 +36,170 @@ import {
   type TopTask,
   type WindowAggregateWire,
 } from '../protocol';
-import type { PaneStore } from './pane-store';
+import type { RollupStore, RollupValue } from '../storage';
+import { PaneStore } from './pane-store';
+import type { EventTime } from './event-time';
 
-export function deviceSeries(store: PaneStore, task: DeviceSeriesTask): DeviceSeriesResult {
+/**
+ * What a query reads: the open panes in memory and, once panes close, the rollups in LMDB. A
+ * window is merged from both: a pane is taken from memory only if the stored window has not
+ * merged it (its lastPaneNo is below the pane), so nothing is missed or counted twice.
+ */
+export interface ShardView {
+  store: PaneStore;
+  rollups: RollupStore | null;
+  time: EventTime | null;
+  /** configured rollup resolutions (the pane first) */
+  resolutions: number[];
+  shard: number;
+}
+
+function viewOf(x: ShardView | PaneStore): ShardView {
+  return x instanceof PaneStore ? { store: x, rollups: null, time: null, resolutions: [x.paneMs], shard: 0 } : x;
+}
+
+interface Win {
+  agg: WindowAggregateWire;
+  /** the stored window's lastPaneNo: panes up to it (device) / below it (fleet) are in agg already */
+  stored: number;
+  lastSeries: number;
+}
+
+function storedWindow(v: RollupValue, res: number, divisions: number): Win {
+  const agg = emptyAggregate(v.start, v.start + res, divisions);
+  mergeAggregate(agg, v);
+  agg.start = v.start;
+  agg.end = v.start + res;
+  agg.devices = v.devices;
+  return { agg, stored: v.lastPaneNo, lastSeries: -1 };
+}
+
+export function deviceSeries(x: ShardView | PaneStore, task: DeviceSeriesTask): DeviceSeriesResult {
+  const view = viewOf(x);
+  const store = view.store;
   checkSeriesTask(store, task.from, task.to, task.resolutionMs);
   const device = store.deviceIdOf(task.deviceId);
   if (device < 0) return { found: false, windows: [] };
-  const series = store.findSeries(device, store.metricIdOf(task.metric));
-  if (series < 0) return { found: true, windows: [] };
-  const windows: WindowAggregateWire[] = [];
-  const { from, to, resolutionMs: res } = task;
-  let current: WindowAggregateWire | null = null;
-  // newest pane first: windows come out in descending start order, reversed at the end
-  for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
-    const start = Math.floor(store.paneStartMs(p) / res) * res;
-    if (start + res <= from) break;
-    if (start >= to) continue;
-    if (current === null || current.start !== start) {
-      current = emptyAggregate(start, start + res, store.histogramDivisions);
-      windows.push(current);
-    }
-    store.mergePaneInto(p, current);
-  }
-  windows.reverse();
-  return { found: true, windows };
-}
-
-export function fleetSeries(store: PaneStore, task: FleetSeriesTask): FleetSeriesResult {
-  checkSeriesTask(store, task.from, task.to, task.resolutionMs);
   const metric = store.metricIdOf(task.metric);
-  if (metric < 0) return { windows: [], devices: 0 };
+  if (metric < 0) return { found: true, windows: [] };
   const { from, to, resolutionMs: res } = task;
-  const byStart = new Map<number, FleetWindow>();
-  let devices = 0;
-  for (const series of store.seriesOfMetric(metric)) {
-    let contributed = false;
+  const byStart = new Map<number, Win>();
+  if (view.rollups !== null && view.resolutions.includes(res)) {
+    for (const { value } of view.rollups.deviceWindows(res, device, metric, Math.floor(from / res) * res, to)) {
+      const v = value as RollupValue;
+      if (v.start + res > from && v.start < to) byStart.set(v.start, storedWindow(v, res, store.histogramDivisions));
+    }
+  }
+  const series = store.findSeries(device, metric);
+  if (series >= 0) {
     for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
       const start = Math.floor(store.paneStartMs(p) / res) * res;
       if (start + res <= from) break;
       if (start >= to) continue;
       let w = byStart.get(start);
+      if (w !== undefined && store.paneNumber(p) <= w.stored) continue;
+      if (w === undefined) {
+        w = { agg: emptyAggregate(start, start + res, store.histogramDivisions), stored: -Infinity, lastSeries: -1 };
+        byStart.set(start, w);
+      }
+      store.mergePaneInto(p, w.agg);
+    }
+  }
+  const windows = [...byStart.values()].map((w) => w.agg).filter((a) => a.count > 0).sort((a, b) => a.start - b.start);
+  return { found: true, windows };
+}
+
+export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): FleetSeriesResult {
+  const view = viewOf(x);
+  const store = view.store;
+  checkSeriesTask(store, task.from, task.to, task.resolutionMs);
+  const metric = store.metricIdOf(task.metric);
+  if (metric < 0) return { windows: [], devices: 0 };
+  const { from, to, resolutionMs: res } = task;
+  const level = view.resolutions.indexOf(res);
+  const byStart = new Map<number, Win>();
+  const rangeDevices = new Set<number>();
+  if (view.rollups !== null && level >= 0) {
+    const fromW = Math.floor(from / res) * res;
+    for (const { key, value } of view.rollups.fleetWindows(res, metric, fromW, to)) {
+      if (key[4] !== view.shard) continue; // other shards answer for their own devices
+      const v = value as RollupValue;
+      if (v.start + res > from && v.start < to) byStart.set(v.start, storedWindow(v, res, store.histogramDivisions));
+    }
+    // distinct devices over the whole range: the stored windows' devices, from the window index
+    for (const w of byStart.keys()) {
+      for (const k of view.rollups.windowDevices(res, metric, w)) {
+        const device = k[4] as number;
+        if (store.deviceName(device) !== undefined) rangeDevices.add(device);
+      }
+    }
+  }
+  for (const series of store.seriesOfMetric(metric)) {
+    for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
+      const start = Math.floor(store.paneStartMs(p) / res) * res;
+      if (start + res <= from) break;
+      if (start >= to) continue;
+      let w = byStart.get(start);
+      if (w !== undefined && store.paneNumber(p) < w.stored) continue;
       if (w === undefined) {
         const agg = emptyAggregate(start, start + res, store.histogramDivisions);
         agg.devices = 0;
-        w = { agg, lastSeries: -1 };
+        w = { agg, stored: -Infinity, lastSeries: -1 };
         byStart.set(start, w);
       }
+      // a series is one device: count it once per window, and not again if a closed pane of it
+      // already counted it in the stored window
       if (w.lastSeries !== series) {
         w.lastSeries = series;
-        w.agg.devices! += 1;
+        const counted = view.time !== null && level >= 0 && w.stored !== -Infinity && view.time.fleetMark(level, series) === start;
+        if (!counted) w.agg.devices = (w.agg.devices ?? 0) + 1;
       }
       store.mergePaneInto(p, w.agg);
-      contributed = true;
+      rangeDevices.add(store.seriesDevice(series));
     }
-    if (contributed) devices++;
   }
-  const windows = [...byStart.values()].map((w) => w.agg).sort((a, b) => a.start - b.start);
-  return { windows, devices };
-}
-
-interface FleetWindow {
-  agg: WindowAggregateWire;
-  /** the series that last added to this window: series are walked one at a time, so a change means a new device */
-  lastSeries: number;
+  const windows = [...byStart.values()].map((w) => w.agg).filter((a) => a.count > 0).sort((a, b) => a.start - b.start);
+  return { windows, devices: rangeDevices.size };
 }
 
 const QUANTILE_OF_BY: Partial<Record<TopBy, number>> = { p50: 0.5, p90: 0.9, p99: 0.99 };
 
-export function topDevices(store: PaneStore, task: TopTask): TopResult {
+export function topDevices(x: ShardView | PaneStore, task: TopTask): TopResult {
+  const view = viewOf(x);
+  const store = view.store;
   checkRange(task.from, task.to);
   const metric = store.metricIdOf(task.metric);
   if (metric < 0 || task.n < 1) return { rows: [] };
   const q = QUANTILE_OF_BY[task.by];
   const withDigest = q !== undefined;
   const { from, to } = task;
-  const paneMs = store.paneMs;
+  const res = task.resolutionMs ?? store.paneMs;
+  const useRollups = view.rollups !== null && view.resolutions.includes(res);
   const rows: TopRow[] = [];
   for (const series of store.seriesOfMetric(metric)) {
+    const device = store.seriesDevice(series);
     const agg = emptyAggregate(from, to, store.histogramDivisions);
+    const stored = new Map<number, number>();
+    if (useRollups) {
+      for (const { value } of view.rollups!.deviceWindows(res, device, metric, Math.floor(from / res) * res, to)) {
+        const v = value as RollupValue;
+        if (v.start + res <= from || v.start >= to) continue;
+        mergeAggregate(agg, withDigest ? v : { ...v, means: [], weights: [] });
+        stored.set(v.start, v.lastPaneNo);
+      }
+    }
     for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
-      const start = store.paneStartMs(p);
-      if (start + paneMs <= from) break;
+      const start = Math.floor(store.paneStartMs(p) / res) * res;
+      if (start + res <= from) break;
       if (start >= to) continue;
+      const s = stored.get(start);
+      if (s !== undefined && store.paneNumber(p) <= s) continue;
       store.mergePaneInto(p, agg, withDigest);
     }
     if (agg.count === 0) continue;
     const mean = agg.sum / agg.count;
     rows.push({
-      deviceId: store.deviceName(store.seriesDevice(series))!,
+      deviceId: store.deviceName(device)!,
       value: q !== undefined ? quantileOf(agg, q)! : exactValue(task.by, agg, mean),
       count: agg.count,
       sum: agg.sum,
@@ -152,7 +229,8 @@ function compareTopRows(a: TopRow, b: TopRow): number {
   return a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0;
 }
 
-export function listDevices(store: PaneStore, task: DevicesTask): DevicesResult {
+export function listDevices(x: ShardView | PaneStore, task: DevicesTask): DevicesResult {
+  const store = viewOf(x).store;
   const names = store.sortedDeviceNames();
   const prefix = task.prefix;
   const devices: DeviceEntry[] = [];
@@ -175,14 +253,21 @@ export function listDevices(store: PaneStore, task: DevicesTask): DevicesResult 
   return { devices };
 }
 
-export function shardStats(store: PaneStore, shard: number, recordsApplied = 0): ShardStats {
+export function shardStats(x: ShardView | PaneStore, recordsApplied = 0, lateEvents = 0): ShardStats {
+  const view = viewOf(x);
+  const store = view.store;
+  const time = view.time;
   return {
-    shard,
+    shard: view.shard,
     devices: store.deviceCount,
     series: store.seriesCount,
     panes: store.paneCount,
     eventsApplied: store.eventsApplied,
     recordsApplied,
+    watermark: time === null || time.maxTs === -Infinity ? null : time.watermark,
+    maxEventTime: time === null || time.maxTs === -Infinity ? null : time.maxTs,
+    lateEvents,
+    rollupWriteErrors: time?.writeErrors ?? 0,
   };
 }
 

@@ -4,24 +4,31 @@
  *
  * Two duties on one event loop: drain the shard's ring into the PaneStore (in slices of
  * POLL_BUDGET_BYTES, yielding between slices so queries are not starved), and answer piscina
- * tasks (queries). Before answering a query the ring is drained, so a query sees every event
- * that was acknowledged before the query arrived.
+ * tasks. A task that reads state first applies every record published before it arrived (a query
+ * sees every event acknowledged before it was sent), then pauses the ring while it waits for the
+ * shard's pending rollup writes, so it reads memory and LMDB at one consistent point.
  */
 
 import { workerData } from 'node:worker_threads';
 import { RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, type CheckpointResult, type ShardTask } from '../protocol';
+import { RollupStore } from '../storage';
 import { PaneStore, type PaneStoreOptions } from './pane-store';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
+import { EventTime } from './event-time';
 import { RecordApplier } from './record-applier';
-import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices } from './shard-queries';
+import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices, type ShardView } from './shard-queries';
 
 export interface ShardWorkerData {
   shard: number;
   ring: SharedArrayBuffer;
+  dataDir: string;
   paneMs: number;
   histogramDivisions: number;
   histogramMin: number;
   histogramMax: number;
+  allowedLatenessMs: number;
+  resolutionsMs: number[];
+  lateLogSize: number;
   /** the shard's last checkpoint, or null for a fresh shard */
   checkpoint: Uint8Array | null;
 }
@@ -37,17 +44,26 @@ const storeOptions: PaneStoreOptions = {
   histogramMin: data.histogramMin,
   histogramMax: data.histogramMax,
 };
+const rollups = RollupStore.open(data.dataDir);
 let store = new PaneStore(storeOptions);
-const applier = new RecordApplier(ring, store);
+const time = new EventTime({
+  shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs, lateLogSize: data.lateLogSize,
+}, store, rollups);
+const applier = new RecordApplier(ring, store, time);
 if (data.checkpoint !== null) {
   // a checkpoint that does not restore must stop the engine: starting empty would be silently wrong
   const restored = decodeCheckpoint(data.checkpoint, storeOptions);
   if (restored.shard !== data.shard) throw new Error(`checkpoint of shard ${restored.shard} handed to shard ${data.shard}`);
   store = restored.store;
   applier.useStore(store);
+  time.useStore(store);
+  if (restored.time !== null) time.restore(restored.time);
   applier.lastSeq = restored.lastSeq;
   applier.skipUpTo = restored.lastSeq;
 }
+const view: ShardView = { store, rollups, time, resolutions: data.resolutionsMs, shard: data.shard };
+
+let paused = 0;
 
 function pollOnce(): number {
   const events = applier.events;
@@ -61,6 +77,7 @@ function pollOnce(): number {
 }
 
 function pump(): void {
+  if (paused > 0) return; // resumed by the task that paused it
   if (pollOnce() !== 0) {
     setImmediate(pump);
     return;
@@ -87,29 +104,37 @@ function drain(): void {
   }
 }
 
+/** Runs fn on a consistent state: ring applied up to now, rollup writes committed, ring paused. */
+async function consistent<T>(fn: () => T): Promise<T> {
+  paused++;
+  try {
+    drain();
+    await time.pending;
+    return fn();
+  } finally {
+    if (--paused === 0) setImmediate(pump);
+  }
+}
+
 export default function handle(task: ShardTask): unknown {
-  // stats and stalls must answer at once (health checks, fault injection); everything else
-  // reads the state, so it first applies every record published before the task arrived
-  if (task.kind !== 'stats' && task.kind !== 'stall') drain();
   switch (task.kind) {
-    case 'deviceSeries': return deviceSeries(store, task);
-    case 'fleetSeries': return fleetSeries(store, task);
-    case 'top': return topDevices(store, task);
-    case 'devices': return listDevices(store, task);
-    case 'stats': return shardStats(store, data.shard, applier.records);
+    case 'stats': return shardStats(view, applier.records, applier.lateEvents);
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
-    case 'checkpoint': return checkpoint();
+    case 'deviceSeries': return consistent(() => deviceSeries(view, task));
+    case 'fleetSeries': return consistent(() => fleetSeries(view, task));
+    case 'top': return consistent(() => topDevices(view, task));
+    case 'devices': return consistent(() => listDevices(view, task));
+    case 'checkpoint': return consistent(checkpoint);
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }
 
 function checkpoint(): CheckpointResult {
   const t0 = performance.now();
-  const bytes = encodeCheckpoint(data.shard, applier.lastSeq, store);
-  const result: CheckpointResult = {
+  const bytes = encodeCheckpoint(data.shard, applier.lastSeq, store, time.snapshot());
+  // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
+  return {
     shard: data.shard, lastSeq: applier.lastSeq, bytes, pauseMs: performance.now() - t0,
     series: store.seriesCount, panes: store.paneCount,
   };
-  // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
-  return result;
 }
