@@ -10,19 +10,23 @@ import type { LateCount, LateEntry, RollupStore } from '../storage';
 import type { Dictionary } from './dictionary';
 import { type Answerable, sendError, sendJson } from './http-util';
 import { parseIntParam } from './query-params';
+import type { ShardPool } from './shard-pool';
 
 const LIMIT_MAX = 10_000;
 
-export function registerLateRoutes(app: TemplatedApp, rollups: RollupStore, dict: Dictionary, shards: number): void {
+export function registerLateRoutes(app: TemplatedApp, rollups: RollupStore, dict: Dictionary, shards: ShardPool): void {
   app.get('/v1/late', (res, req) => {
     const a: Answerable = { res, aborted: false };
-    try {
-      const body = late(new URLSearchParams(req.getQuery() ?? ''), rollups, dict, shards);
+    res.onAborted(() => { a.aborted = true; });
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    // the workers write the late log: let them apply what was acknowledged and commit it first
+    shards.runAll({ kind: 'sync' }).then(() => {
+      const body = late(query, rollups, dict, shards.shards.length);
       sendJson(a, 200, JSON.stringify(body));
-    } catch (err) {
+    }).catch((err: unknown) => {
       if (err instanceof SluiceError) sendError(a, 400, err.code, err.message);
       else sendError(a, 500, 'SLUICE_E_INTERNAL', `late query failed: ${(err as Error).message}`);
-    }
+    });
   });
 }
 

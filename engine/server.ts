@@ -87,7 +87,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     registerDebugRoutes(app, shards);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
   }
-  registerLateRoutes(app, rollups, dict, config.shards);
+  registerLateRoutes(app, rollups, dict, shards);
   registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

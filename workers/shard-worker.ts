@@ -125,6 +125,7 @@ export default function handle(task: ShardTask): unknown {
     case 'top': return consistent(() => topDevices(view, task));
     case 'devices': return consistent(() => listDevices(view, task));
     case 'checkpoint': return consistent(checkpoint);
+    case 'sync': return consistent(() => null);
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }
