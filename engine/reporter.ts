@@ -39,7 +39,9 @@ export const REPORT_PERIOD_MS_MIN = 100;
 export const REPORT_HISTORY_MAX = 100_000;
 
 export class Reporter {
-  private readonly history = new Map<string, Report[]>();
+  /** per metric, oldest first; n numbers the collections (period ends can share a millisecond) */
+  private readonly history = new Map<string, { n: number; report: Report }[]>();
+  private collections = 0;
   private readonly listeners = new Set<ReportListener>();
   private readonly now: () => number;
   private timer: NodeJS.Timeout | null = null;
@@ -86,14 +88,17 @@ export class Reporter {
     return p;
   }
 
-  /** The newest reports first: of one metric, or of all (newest period first, then metric order). */
+  /** The newest reports first: of one metric, or of all (newest collection first, then metric order). */
   recent(metric: string | null, limit: number): Report[] {
-    if (metric !== null) return (this.history.get(metric) ?? []).slice(-limit).reverse();
-    const all: Report[] = [];
-    for (const list of this.history.values()) for (let i = Math.max(0, list.length - limit); i < list.length; i++) all.push(list[i]);
-    const order = [...this.history.keys()];
-    all.sort((a, b) => (b.periodEnd - a.periodEnd) || (order.indexOf(a.metric) - order.indexOf(b.metric)));
-    return all.slice(0, limit);
+    if (metric !== null) return (this.history.get(metric) ?? []).slice(-limit).reverse().map((e) => e.report);
+    const all: { n: number; order: number; report: Report }[] = [];
+    let order = 0;
+    for (const list of this.history.values()) {
+      for (let i = Math.max(0, list.length - limit); i < list.length; i++) all.push({ ...list[i], order });
+      order++;
+    }
+    all.sort((a, b) => (b.n - a.n) || (a.order - b.order));
+    return all.slice(0, limit).map((e) => e.report);
   }
 
   /** Calls fn with every new report; returns the unsubscribe function. */
@@ -119,6 +124,7 @@ export class Reporter {
     const end = this.now();
     this.periodStart = end;
     const { divisions, min, max } = this.opts;
+    const n = ++this.collections;
     let reports: Report[];
     try {
       const parts = await this.collectAll();
@@ -129,15 +135,15 @@ export class Reporter {
       this.log.error({ err: e, periodStart: start, periodEnd: end }, `report: ${reason}`);
       reports = this.opts.metrics.map((m) => failedReport(m, start, end, divisions, min, max, reason));
     }
-    for (const r of reports) this.deliver(r);
+    for (const r of reports) this.deliver(n, r);
     this.arm();
   }
 
-  private deliver(r: Report): void {
+  private deliver(n: number, r: Report): void {
     this.reports++;
     let list = this.history.get(r.metric);
     if (list === undefined) this.history.set(r.metric, list = []);
-    list.push(r);
+    list.push({ n, report: r });
     if (list.length > this.opts.historyMax) list.splice(0, list.length - this.opts.historyMax);
     if (r.error === undefined) this.log.info(r, `report ${r.metric}: ${r.count} events, ${r.devices} devices`);
     else this.log.warn(r, `report ${r.metric}: ${r.error}`);

@@ -16,7 +16,9 @@
  *
  * Distinct devices: one bit per (report metric, device id) in a growable Uint32Array, cleared at
  * collect. 4 M device ids cost 512 KiB per report metric, 32 x less than an Int32 "last period"
- * marker per device, and clearing it (fill) takes well under a millisecond every period.
+ * marker per device, and clearing it (fill) takes ~30 us per period.
+ * Measured (node 20, 2e7 calls over 100k devices, loop with two modulos included): ~20 ns per
+ * reported value, ~17 ns for a value of a metric that is not reported (mostly the loop).
  */
 
 // protocol/index.ts does not export report.ts yet (it is being edited in parallel): import the file
