@@ -252,7 +252,13 @@ function durationList(): Kind<number[]> {
     allowed: 'a comma-separated list of durations, each a multiple of the one before',
     parse(raw) {
       if (typeof raw !== 'string' || raw.trim() === '') throw new Error(`${show(raw)} is not a list of durations`);
-      const out = raw.split(',').map((part) => parseDuration(part.trim()));
+      const out = raw.split(',').map((part) => {
+        try {
+          return parseDuration(part.trim());
+        } catch (e) {
+          throw new Error(`${show(raw)}: ${(e as Error).message}`);
+        }
+      });
       for (let i = 1; i < out.length; i++) {
         if (out[i] <= out[i - 1] || out[i] % out[i - 1] !== 0) throw new Error(`${show(raw)}: ${formatDuration(out[i])} is not a multiple of ${formatDuration(out[i - 1])}`);
       }
@@ -273,7 +279,11 @@ function retentionList(): Kind<Record<string, number>> {
       for (const part of raw.split(',')) {
         const [res, age] = part.split(':').map((x) => x.trim());
         if (res === undefined || age === undefined) throw new Error(`${show(part)} is not resolution:age`);
-        out[String(parseDuration(res))] = age === 'forever' ? Infinity : parseDuration(age);
+        try {
+          out[String(parseDuration(res))] = age === 'forever' ? Infinity : parseDuration(age);
+        } catch (e) {
+          throw new Error(`${show(raw)}: ${(e as Error).message}`);
+        }
       }
       return out;
     },
@@ -609,11 +619,29 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     }
   }
   const result = config as unknown as SluiceConfig;
+  followPane(result, sources);
   for (const check of CROSS_CHECKS) {
     const complaint = check(result);
     if (complaint !== undefined) throw new ConfigError(complaint);
   }
   return { config: result, sources: sources as Record<SettingKey, SettingSource> };
+}
+
+/**
+ * The default rollup resolutions start at the pane: with another --pane they become that pane and
+ * the default coarser ones that are multiples of it, and the default retention follows.
+ */
+function followPane(config: SluiceConfig, sources: Record<string, SettingSource>): void {
+  if (sources.resolutionsMs === 'default' && config.resolutionsMs[0] !== config.paneMs) {
+    const coarser = config.resolutionsMs.filter((r) => r > config.paneMs && r % config.paneMs === 0);
+    config.resolutionsMs = [config.paneMs, ...coarser];
+  }
+  if (sources.retentionMs === 'default') {
+    const defaults = config.retentionMs;
+    const retention: Record<string, number> = {};
+    for (const r of config.resolutionsMs) retention[String(r)] = defaults[String(r)] ?? (r === config.resolutionsMs[0] ? MS_PER_DAY : Infinity);
+    config.retentionMs = retention;
+  }
 }
 
 /** A flat summary for the start-up log line: durations and sizes as `10s` and `16MiB`. */

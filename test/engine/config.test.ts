@@ -120,6 +120,27 @@ const SPECS: Spec[] = [
     bad: [['1KiB', OUT], ['lots', /invalid size/]],
   },
   {
+    key: 'allowedLatenessMs', flag: '--allowed-lateness', env: 'SLUICE_ALLOWED_LATENESS', defaultValue: 300_000,
+    good: [['0', 0], ['5m', 300_000], ['7d', 7 * 86_400_000]],
+    bad: [['8d', OUT], ['late', /invalid duration/]],
+  },
+  {
+    key: 'lateLogSize', flag: '--late-log-size', env: 'SLUICE_LATE_LOG_SIZE', defaultValue: 100_000,
+    good: [['0', 0], ['100000', 100_000]],
+    bad: [['-1', OUT], ['many', /not an integer/]],
+  },
+  {
+    key: 'resolutionsMs', flag: '--resolutions', env: 'SLUICE_RESOLUTIONS', defaultValue: [10_000, 60_000, 3_600_000, 86_400_000],
+    good: [['10s,1m,1h,1d', [10_000, 60_000, 3_600_000, 86_400_000]], ['10s,1m', [10_000, 60_000]]],
+    bad: [['10s,15s', /15s is not a multiple of 10s/], ['10s,nope', /invalid duration/]],
+  },
+  {
+    key: 'retentionMs', flag: '--retention', env: 'SLUICE_RETENTION',
+    defaultValue: { '10000': 86_400_000, '60000': 7 * 86_400_000, '3600000': 90 * 86_400_000, '86400000': Infinity },
+    good: [['10s:1d,1d:forever', { '10000': 86_400_000, '86400000': Infinity }]],
+    bad: [['10s', /is not resolution:age/], ['10s:soon', /invalid duration/]],
+  },
+  {
     key: 'logLevel', flag: '--log-level', env: 'SLUICE_LOG_LEVEL', defaultValue: 'info',
     good: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => [level, level]),
     bad: [['loud', /not a log level/], ['INFO', /not a log level/], [3, /not a string/]],
@@ -232,6 +253,14 @@ t.test('histogram max must exceed histogram min, whichever source sets them', as
   t.same([config.histogramMin, config.histogramMax], [-10, -5]);
 });
 
+t.test('the default resolutions and retention follow --pane; explicit ones must start at the pane', async (t) => {
+  const c = configOf(['--pane', '1m']).config;
+  t.same(c.resolutionsMs, [60_000, 3_600_000, 86_400_000]);
+  t.same(c.retentionMs, { '60000': 7 * 86_400_000, '3600000': 90 * 86_400_000, '86400000': Infinity });
+  t.throws(() => loadConfig(['--pane', '1m', '--resolutions', '10s,1m'], {}), /--resolutions: the first resolution 10s is not the pane/);
+  t.throws(() => loadConfig(['--retention', '5m:1d'], {}), /--retention: 5m is not one of --resolutions/);
+});
+
 t.test('the ring must hold 4 x --body-max', async (t) => {
   t.throws(() => loadConfig(['--ring-size', '1MiB', '--body-max', '512KiB'], {}), /--ring-size: 1MiB is less than 4 x --body-max \(512KiB\)/);
   t.equal(configOf(['--ring-size', '2MiB', '--body-max', '512KiB']).config.ringBytes, 2 * MIB);
@@ -309,6 +338,7 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
     '--ring-size': '16MiB', '--pane': '10s', '--body-max': '1MiB', '--future-skew': '1m', '--backpressure-wait': '1s',
     '--port': '8080', '--quantiles': '0.5,0.9,0.99', '--log-level': 'info', '--data-dir': './data',
     '--ack': 'durable', '--checkpoint-interval': '5s', '--max-db-size': '8GiB',
+    '--allowed-lateness': '5m', '--late-log-size': '100000', '--resolutions': '10s,1m,1h,1d', '--retention': '10s:1d,1m:7d,1h:90d,1d:forever',
   };
   for (const spec of SPECS) {
     const line = lines.find((candidate) => candidate.trimStart().startsWith(`${spec.flag} `));
