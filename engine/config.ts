@@ -63,6 +63,12 @@ export interface SluiceConfig {
   resolutionsMs: number[];
   /** Retention of rollups per resolution (key: resolution in ms; value: ms, Infinity = forever). */
   retentionMs: Record<string, number>;
+  /** How often the periodic report is taken. */
+  reportPeriodMs: number;
+  /** Metrics the periodic report covers. */
+  reportMetrics: string[];
+  /** Reports kept in memory per metric. */
+  reportHistory: number;
   /** pino log level. */
   logLevel: LogLevel;
 }
@@ -291,6 +297,21 @@ function retentionList(): Kind<Record<string, number>> {
   };
 }
 
+function metricList(): Kind<string[]> {
+  return {
+    placeholder: 'NAME,...',
+    allowed: 'a comma-separated list of metric names (1-64 characters of [A-Za-z0-9_.]), no repeats',
+    parse(raw) {
+      if (typeof raw !== 'string' || raw.trim() === '') throw new Error(`${show(raw)} is not a list of metric names`);
+      const names = raw.split(',').map((x) => x.trim());
+      for (const n of names) if (!/^[A-Za-z0-9_.]{1,64}$/.test(n)) throw new Error(`${show(raw)}: ${show(n)} is not a metric name`);
+      if (new Set(names).size !== names.length) throw new Error(`${show(raw)} names a metric twice`);
+      return names;
+    },
+    format: (value) => value.join(','),
+  };
+}
+
 function defaultShards(): number {
   // One core stays with the front-end thread; 64 is the shard limit even on larger machines.
   return Math.min(64, Math.max(1, os.availableParallelism() - 1));
@@ -432,6 +453,24 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     meaning: 'how long rollups of each resolution are kept, in event time',
     kind: retentionList(),
     defaultValue: () => ({ '10000': MS_PER_DAY, '60000': 7 * MS_PER_DAY, '3600000': 90 * MS_PER_DAY, '86400000': Infinity }),
+  },
+  reportPeriodMs: {
+    flag: '--report-period',
+    meaning: 'how often the periodic report (events received and their histogram per report metric) is taken',
+    kind: duration(1000, MS_PER_DAY),
+    defaultValue: () => 10_000,
+  },
+  reportMetrics: {
+    flag: '--report-metrics',
+    meaning: 'metrics the periodic report covers',
+    kind: metricList(),
+    defaultValue: () => ['cpu'],
+  },
+  reportHistory: {
+    flag: '--report-history',
+    meaning: 'reports kept in memory per metric (GET /v1/reports)',
+    kind: integer(1, 100_000),
+    defaultValue: () => 360,
   },
   logLevel: {
     flag: '--log-level',

@@ -17,7 +17,7 @@
  */
 
 // protocol/index.ts does not export report.ts yet (it is being edited in parallel): import the file
-import { failedReport, mergeReportParts, type Report, type ReportPart } from '../protocol/report';
+import { failedReport, mergeReportParts, type Report, type ReportPart } from '../protocol';
 import type { Logger } from './logger';
 
 export interface ReporterOptions {

@@ -23,6 +23,9 @@ import { registerQueryRoutes } from './query-routes';
 import { DEBUG_ROUTES_ENV, registerDebugRoutes } from './debug-routes';
 import { registerLateRoutes } from './late-routes';
 import { Retention } from './retention';
+import { Reporter } from './reporter';
+import { registerReportRoutes } from './report-routes';
+import type { ReportPart } from '../protocol';
 
 const DRAIN_TIMEOUT_MS = 30_000;
 const RETENTION_INTERVAL_MS = 5_000;
@@ -76,6 +79,13 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   // the replayed WAL is now in the workers: checkpoint it at once, so a crash soon after does not replay it again
   if (replay.walEntriesReplayed > 0) await checkpointer.run('recovery');
   checkpointer.start(config.checkpointIntervalMs);
+  // the replayed WAL is not traffic of the first report period: start the counts from zero
+  await shards.runAll({ kind: 'report' });
+  const reporter = new Reporter({
+    periodMs: config.reportPeriodMs, historyMax: config.reportHistory, divisions: config.histogramDivisions,
+    min: config.histogramMin, max: config.histogramMax, metrics: config.reportMetrics,
+  }, () => shards.runAll<ReportPart[]>({ kind: 'report' }), log);
+  reporter.start();
 
   const isAccepting = (): boolean => ingest.accepting;
   const sockets = new Set<WebSocket<StreamUser>>();
@@ -88,6 +98,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
   }
   registerLateRoutes(app, rollups, dict, shards);
+  const reportRoutes = registerReportRoutes(app, uws, reporter, { metrics: config.reportMetrics });
   registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -110,6 +121,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       retention.stop();
       await pipeline.idle();
       const drained = await shards.drain(DRAIN_TIMEOUT_MS);
+      reporter.stop();
+      await reporter.flush();
+      reportRoutes.close();
       const final = await checkpointer.run('shutdown');
       pipeline.stop();
       const rings = shards.ringStates();

@@ -56,6 +56,7 @@ export class ShardPool {
           allowedLatenessMs: config.allowedLatenessMs,
           resolutionsMs: config.resolutionsMs,
           lateLogSize: config.lateLogSize,
+          reportMetrics: config.reportMetrics,
           checkpoint: checkpoints[shard] ?? null,
         },
       });

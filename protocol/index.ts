@@ -10,3 +10,4 @@ export * from './messages';
 export * from './units';
 export * from './aggregate';
 export * from './checkpoint-header';
+export * from './report';

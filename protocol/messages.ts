@@ -39,11 +39,13 @@ export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
 /** Fault injection (only with SLUICE_DEBUG_ROUTES=1): blocks the worker thread for ms, as a long GC would. */
 export interface StallTask { kind: 'stall'; ms: number }
+/** The shard's report counts since the last report task (they start again from zero). */
+export interface ReportTask { kind: 'report' }
 /** Apply what was published and wait for the shard's pending LMDB writes (late log, rollups). */
 export interface SyncTask { kind: 'sync' }
 /** Drain the ring, snapshot the shard's state and return it as checkpoint bytes. */
 export interface CheckpointTask { kind: 'checkpoint' }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask;
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask;
 
 export interface CheckpointResult {
   shard: number;

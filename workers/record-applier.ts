@@ -11,6 +11,7 @@ import {
 } from '../protocol';
 import type { PaneStore } from './pane-store';
 import type { EventTime } from './event-time';
+import type { ReportCounter } from './report-counter';
 
 export class RecordApplier implements RecordHandler {
   events = 0;
@@ -26,8 +27,10 @@ export class RecordApplier implements RecordHandler {
 
   lateEvents = 0;
   private columnSeries = new Int32Array(64);
+  private columnMetrics = new Int32Array(64);
 
-  constructor(private readonly ring: RingConsumer, private store: PaneStore, private readonly time: EventTime | null = null) {}
+  constructor(private readonly ring: RingConsumer, private store: PaneStore, private readonly time: EventTime | null = null,
+    private readonly report: ReportCounter | null = null) {}
 
   /** The store the records go to (replaced once, when the shard restores its checkpoint). */
   useStore(store: PaneStore): void {
@@ -47,7 +50,13 @@ export class RecordApplier implements RecordHandler {
         break;
       }
       case REC_DEFINE_DEVICE: this.store.defineDevice(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
-      case REC_DEFINE_METRIC: this.store.defineMetric(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
+      case REC_DEFINE_METRIC: {
+        const id = this.ring.view.getUint32(offset + 8, true);
+        const name = this.nameAt(offset);
+        this.store.defineMetric(id, name);
+        if (this.report !== null) this.report.defineMetric(id, name);
+        break;
+      }
       default: throw new Error(`ring record of unknown type ${type} (${totalBytes} bytes at ${offset})`);
     }
   }
@@ -82,6 +91,7 @@ export class RecordApplier implements RecordHandler {
     const v = this.ring.view;
     const store = this.store;
     const time = this.time;
+    const report = this.report;
     const count = v.getUint32(offset + 8, true);
     const seq = v.getFloat64(offset + 16, true);
     let p = offset + EVENTS_HEADER_BYTES;
@@ -91,13 +101,21 @@ export class RecordApplier implements RecordHandler {
       const ts = v.getFloat64(p + 8, true);
       p += EVENT_HEADER_BYTES;
       if (time !== null && time.isLate(ts)) {
-        for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) time.recordLate(device, v.getUint32(p, true), ts, v.getFloat64(p + 8, true), seq);
+        for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) {
+          const metric = v.getUint32(p, true);
+          const value = v.getFloat64(p + 8, true);
+          time.recordLate(device, metric, ts, value, seq);
+          if (report !== null) report.count(metric, device, value);
+        }
         this.lateEvents++;
         continue;
       }
       if (time !== null) time.observe(ts);
       for (let m = 0; m < metrics; m++) {
-        store.add(this.seriesOf(device, v.getUint32(p, true)), ts, v.getFloat64(p + 8, true));
+        const metric = v.getUint32(p, true);
+        const value = v.getFloat64(p + 8, true);
+        store.add(this.seriesOf(device, metric), ts, value);
+        if (report !== null) report.count(metric, device, value);
         p += EVENT_METRIC_BYTES;
       }
     }
@@ -114,29 +132,41 @@ export class RecordApplier implements RecordHandler {
     const metrics = v.getUint32(offset + 16, true);
     const tsIndex = (offset + COLUMNAR_HEADER_BYTES + pad8(4 * metrics)) >>> 3;
     const time = this.time;
+    const report = this.report;
     if (time === null) {
       for (let m = 0; m < metrics; m++) {
-        const series = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
+        const metric = v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true);
+        const series = this.seriesOf(device, metric);
         const valueIndex = tsIndex + rows * (m + 1);
         for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
+        if (report !== null) for (let i = 0; i < rows; i++) report.count(metric, device, f64[valueIndex + i]);
       }
       this.events += rows;
       return;
     }
     // lateness is decided row by row against the watermark before this record, as for row records
     const seq = v.getFloat64(offset + 24, true);
-    if (this.columnSeries.length < metrics) this.columnSeries = new Int32Array(metrics);
+    if (this.columnSeries.length < metrics) {
+      this.columnSeries = new Int32Array(metrics);
+      this.columnMetrics = new Int32Array(metrics);
+    }
     const columnSeries = this.columnSeries;
-    for (let m = 0; m < metrics; m++) columnSeries[m] = this.seriesOf(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true));
+    const columnMetrics = this.columnMetrics;
+    for (let m = 0; m < metrics; m++) {
+      columnMetrics[m] = v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true);
+      columnSeries[m] = this.seriesOf(device, columnMetrics[m]);
+    }
     for (let i = 0; i < rows; i++) {
       const ts = f64[tsIndex + i];
-      if (time.isLate(ts)) {
-        for (let m = 0; m < metrics; m++) time.recordLate(device, v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true), ts, f64[tsIndex + rows * (m + 1) + i], seq);
-        this.lateEvents++;
-        continue;
+      const late = time.isLate(ts);
+      if (late) this.lateEvents++;
+      else time.observe(ts);
+      for (let m = 0; m < metrics; m++) {
+        const value = f64[tsIndex + rows * (m + 1) + i];
+        if (late) time.recordLate(device, columnMetrics[m], ts, value, seq);
+        else store.add(columnSeries[m], ts, value);
+        if (report !== null) report.count(columnMetrics[m], device, value);
       }
-      time.observe(ts);
-      for (let m = 0; m < metrics; m++) store.add(columnSeries[m], ts, f64[tsIndex + rows * (m + 1) + i]);
     }
     this.events += rows;
     time.afterRecord();

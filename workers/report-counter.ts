@@ -22,7 +22,7 @@
  */
 
 // protocol/index.ts does not export report.ts yet (it is being edited in parallel): import the file
-import type { ReportPart } from '../protocol/report';
+import type { ReportPart } from '../protocol';
 
 export interface ReportCounterOptions {
   /** names of the metrics to report (e.g. ["cpu"]) */

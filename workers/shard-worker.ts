@@ -16,6 +16,7 @@ import { PaneStore, type PaneStoreOptions } from './pane-store';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import { EventTime } from './event-time';
 import { RecordApplier } from './record-applier';
+import { ReportCounter } from './report-counter';
 import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices, type ShardView } from './shard-queries';
 
 export interface ShardWorkerData {
@@ -29,6 +30,7 @@ export interface ShardWorkerData {
   allowedLatenessMs: number;
   resolutionsMs: number[];
   lateLogSize: number;
+  reportMetrics: string[];
   /** the shard's last checkpoint, or null for a fresh shard */
   checkpoint: Uint8Array | null;
 }
@@ -49,7 +51,8 @@ let store = new PaneStore(storeOptions);
 const time = new EventTime({
   shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs, lateLogSize: data.lateLogSize,
 }, store, rollups);
-const applier = new RecordApplier(ring, store, time);
+const report = new ReportCounter({ metrics: data.reportMetrics, divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
+const applier = new RecordApplier(ring, store, time, report);
 if (data.checkpoint !== null) {
   // a checkpoint that does not restore must stop the engine: starting empty would be silently wrong
   const restored = decodeCheckpoint(data.checkpoint, storeOptions);
@@ -60,6 +63,11 @@ if (data.checkpoint !== null) {
   if (restored.time !== null) time.restore(restored.time);
   applier.lastSeq = restored.lastSeq;
   applier.skipUpTo = restored.lastSeq;
+  // metric names come back with the checkpoint, not as DEFINE records: the counter needs them too
+  for (const name of data.reportMetrics) {
+    const id = store.metricIdOf(name);
+    if (id >= 0) report.defineMetric(id, name);
+  }
 }
 const view: ShardView = { store, rollups, time, resolutions: data.resolutionsMs, shard: data.shard };
 
@@ -126,6 +134,7 @@ export default function handle(task: ShardTask): unknown {
     case 'devices': return consistent(() => listDevices(view, task));
     case 'checkpoint': return consistent(checkpoint);
     case 'sync': return consistent(() => null);
+    case 'report': return consistent(() => report.collect());
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }

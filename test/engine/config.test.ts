@@ -141,6 +141,21 @@ const SPECS: Spec[] = [
     bad: [['10s', /is not resolution:age/], ['10s:soon', /invalid duration/]],
   },
   {
+    key: 'reportPeriodMs', flag: '--report-period', env: 'SLUICE_REPORT_PERIOD', defaultValue: 10_000,
+    good: [['1s', 1000], ['10s', 10_000], ['1d', 86_400_000]],
+    bad: [['500ms', OUT], ['2d', OUT]],
+  },
+  {
+    key: 'reportMetrics', flag: '--report-metrics', env: 'SLUICE_REPORT_METRICS', defaultValue: ['cpu'],
+    good: [['cpu', ['cpu']], ['cpu,temperature', ['cpu', 'temperature']]],
+    bad: [['cpu,cpu', /names a metric twice/], ['a b', /is not a metric name/]],
+  },
+  {
+    key: 'reportHistory', flag: '--report-history', env: 'SLUICE_REPORT_HISTORY', defaultValue: 360,
+    good: [['1', 1], ['100000', 100_000]],
+    bad: [['0', OUT], ['100001', OUT]],
+  },
+  {
     key: 'logLevel', flag: '--log-level', env: 'SLUICE_LOG_LEVEL', defaultValue: 'info',
     good: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => [level, level]),
     bad: [['loud', /not a log level/], ['INFO', /not a log level/], [3, /not a string/]],
@@ -339,6 +354,7 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
     '--port': '8080', '--quantiles': '0.5,0.9,0.99', '--log-level': 'info', '--data-dir': './data',
     '--ack': 'durable', '--checkpoint-interval': '5s', '--max-db-size': '8GiB',
     '--allowed-lateness': '5m', '--late-log-size': '100000', '--resolutions': '10s,1m,1h,1d', '--retention': '10s:1d,1m:7d,1h:90d,1d:forever',
+    '--report-period': '10s', '--report-metrics': 'cpu', '--report-history': '360',
   };
   for (const spec of SPECS) {
     const line = lines.find((candidate) => candidate.trimStart().startsWith(`${spec.flag} `));
