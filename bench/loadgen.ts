@@ -69,12 +69,14 @@ class IpcGen implements LoadGen {
   waitFor(type: string, timeoutMs: number): Promise<any> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiters.delete(type); reject(new Error(`${this.label}: no '${type}' in ${timeoutMs} ms`)); }, timeoutMs);
+      const onExit = (code: number | null): void => { clearTimeout(timer); reject(this.failure ?? new Error(`${this.label} exited (${code}) while waiting for '${type}'`)); };
+      const timer = setTimeout(() => { this.waiters.delete(type); this.proc.off('exit', onExit); reject(new Error(`${this.label}: no '${type}' in ${timeoutMs} ms`)); }, timeoutMs);
       this.waiters.set(type, (m) => {
         clearTimeout(timer);
+        this.proc.off('exit', onExit);
         if (this.failure) reject(this.failure); else resolve(m);
       });
-      this.proc.once('exit', (code) => { clearTimeout(timer); reject(this.failure ?? new Error(`${this.label} exited (${code}) while waiting for '${type}'`)); });
+      this.proc.once('exit', onExit);
     });
   }
 

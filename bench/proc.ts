@@ -76,6 +76,17 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** VmRSS split as /proc reports it: anonymous (heaps, typed arrays) and file-backed (mapped files: LMDB's map, code). */
+export function rssParts(pid: number): { anonBytes: number; fileBytes: number; shmemBytes: number } {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN) * 1024;
+    return { anonBytes: kb('RssAnon'), fileBytes: kb('RssFile'), shmemBytes: kb('RssShmem') };
+  } catch {
+    return { anonBytes: NaN, fileBytes: NaN, shmemBytes: NaN };
+  }
+}
+
 export interface Server {
   name: string;
   pid: number;

@@ -7,13 +7,13 @@
  */
 
 import { startWsGen } from '../loadgen';
-import { engineApplied, rssBytes, sleep, startEngine } from '../proc';
+import { engineApplied, rssBytes, rssParts, sleep, startEngine } from '../proc';
 import type { Scenario, ScenarioResult } from '../scenario';
 
 const NAME = 'memory';
 const FILL_EVENTS_PER_FRAME = 1000;
 
-export interface MemoryStage { series: number; rssBytes: number; bytesPerSeries: number; fillSeconds: number }
+export interface MemoryStage { series: number; rssBytes: number; bytesPerSeries: number; fillSeconds: number; anonBytes: number; fileBytes: number; anonBytesPerSeries: number }
 
 export const memory: Scenario = {
   name: NAME,
@@ -24,6 +24,7 @@ export const memory: Scenario = {
     try {
       await sleep(1000);
       const baseline = rssBytes(engine.pid);
+      const baseParts = rssParts(engine.pid);
       const gen = await startWsGen({
         host: '127.0.0.1', port: engine.port, path: '/v1/stream', kind: 'msgpack', connections: 4, window: 4,
         devices: 0, eventsPerFrame: FILL_EVENTS_PER_FRAME, eventsPerSec: 0, load: false,
@@ -45,20 +46,22 @@ export const memory: Scenario = {
           const fillSeconds = (performance.now() - t0) / 1000;
           await sleep(1000);
           const rss = rssBytes(engine.pid);
-          stages.push({ series: target, rssBytes: rss, bytesPerSeries: (rss - baseline) / target, fillSeconds });
-          opts.progress(`${NAME}: ${target.toLocaleString('en-US')} series, RSS ${(rss / 2 ** 20).toFixed(0)} MiB, ${((rss - baseline) / target).toFixed(0)} B/series`);
+          const parts = rssParts(engine.pid);
+          stages.push({ series: target, rssBytes: rss, bytesPerSeries: (rss - baseline) / target, fillSeconds,
+            anonBytes: parts.anonBytes, fileBytes: parts.fileBytes, anonBytesPerSeries: (parts.anonBytes - baseParts.anonBytes) / target });
+          opts.progress(`${NAME}: ${target.toLocaleString('en-US')} series, RSS ${(rss / 2 ** 20).toFixed(0)} MiB, ${((rss - baseline) / target).toFixed(0)} B/series (anonymous ${((parts.anonBytes - baseParts.anonBytes) / target).toFixed(0)} B/series, file-backed ${(parts.fileBytes / 2 ** 20).toFixed(0)} MiB)`);
         }
       } finally {
         await gen.stop();
       }
       const health = await engineApplied(engine.port);
       const series = health.health.shards.reduce((a, s) => a + (s.series ?? 0), 0);
-      const notes = stages.map((s) => `${s.series.toLocaleString('en-US')} series: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB RSS, ${s.bytesPerSeries.toFixed(0)} B/series`);
+      const notes = stages.map((s) => `${s.series.toLocaleString('en-US')} series: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB RSS, ${s.bytesPerSeries.toFixed(0)} B/series (anonymous memory ${s.anonBytesPerSeries.toFixed(0)} B/series; file-backed RSS, LMDB's map included, ${(s.fileBytes / 2 ** 20).toFixed(0)} MiB)`);
       if (series !== targets[targets.length - 1]) notes.push(`the engine reports ${series} series, expected ${targets[targets.length - 1]}`);
       return {
         name: NAME, status: 'ok', description: this.description, engine: null, ceiling: null, ratio: null,
         generator: 'raw WebSocket generator, unpinned msgpack frames of 1,000 distinct devices',
-        notes, extra: { baselineRssBytes: baseline, stages, engineSeries: series },
+        notes, extra: { baselineRssBytes: baseline, baselineRssParts: baseParts, stages, engineSeries: series },
       };
     } finally {
       await engine.stop();
