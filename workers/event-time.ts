@@ -45,6 +45,8 @@ interface PendingLate {
 }
 
 const NONE = -Infinity;
+/** rollups written per LMDB transaction (bounds the transaction's dirty pages) */
+const WRITES_PER_TXN = 2000;
 
 export class EventTime {
   maxTs = NONE;
@@ -109,87 +111,158 @@ export class EventTime {
     return this.maxTs === NONE ? NONE : this.maxTs - this.opts.latenessMs;
   }
 
+  /**
+   * Closing happens in two steps, to keep the cost per closed pane low:
+   * 1. every pane below the new closedBelow gets its pane-resolution rollup and joins the shard's
+   *    pane-resolution fleet window (a put each, no read);
+   * 2. once a whole window of the first coarse resolution (1 min) is closed, its panes are merged
+   *    once into that window's rollup, which is merged (read-modify-write) into the coarser ones,
+   *    and the panes leave memory. Until then they stay in memory, closed (too late for events).
+   */
   private sweep(below: number): void {
+    const prevBelow = this.closedBelow;
     this.closedBelow = below;
     this.closedBeforeMs = below * this.opts.paneMs;
     const store = this.store;
     const res = this.opts.resolutions;
+    const P = this.opts.paneMs;
+    const R1 = res.length > 1 ? res[1] : P;
+    const done = Math.floor((below * P) / R1) * R1;
     const shard = this.opts.shard;
     const divisions = store.histogramDivisions;
-    const deviceWrites: { series: number; paneNo: number; agg: WindowAggregateWire }[] = [];
-    const fleet = new Map<string, { key: (string | number)[]; agg: WindowAggregateWire; devices: number }>();
-    const slots: number[] = [];
+    const paneWrites: { series: number; paneNo: number; agg: WindowAggregateWire }[] = [];
+    const windowWrites: { series: number; lastPaneNo: number; agg: WindowAggregateWire }[] = [];
+    const fleet = new Map<string, { key: (string | number)[]; agg: WindowAggregateWire; devices: number; marker: number }>();
+    const freed: number[] = [];
     const n = store.seriesCount;
     for (let l = 0; l < res.length; l++) this.fleetMarks[l] = growMarks(this.fleetMarks[l], n);
+    const joinFleet = (l: number, s: number, metric: number, agg: WindowAggregateWire, marker: number): void => {
+      const w = Math.floor(agg.start / res[l]) * res[l];
+      const id = `${l}:${metric}:${w}`;
+      let f = fleet.get(id);
+      if (f === undefined) {
+        f = { key: ['f', res[l], metric, w, shard], agg: emptyAggregate(w, w + res[l], divisions), devices: 0, marker };
+        fleet.set(id, f);
+      }
+      mergeAggregate(f.agg, agg);
+      if (this.fleetMarks[l][s] !== w) {
+        this.fleetMarks[l][s] = w;
+        f.devices++;
+      }
+    };
+    const closing: number[] = [];
     for (let s = 0; s < n; s++) {
-      // the series' panes are newest first: skip the open ones, close the rest (oldest first)
+      // the series' panes are newest first: skip the open ones, take the closed ones oldest first
       let p = store.newestPane(s);
       while (p >= 0 && store.paneNumber(p) >= below) p = store.olderPane(p);
-      const closing: number[] = [];
+      closing.length = 0;
       for (; p >= 0; p = store.olderPane(p)) if (!this.closing.has(p)) closing.push(p);
+      if (closing.length === 0) continue;
       const metric = store.seriesMetric(s);
+      let window: WindowAggregateWire | null = null;
+      let windowLast = -1;
       for (let i = closing.length - 1; i >= 0; i--) {
         const slot = closing[i];
         const paneNo = store.paneNumber(slot);
-        const start = paneNo * this.opts.paneMs;
-        const agg = emptyAggregate(start, start + this.opts.paneMs, divisions);
-        store.mergePaneInto(slot, agg, true);
-        deviceWrites.push({ series: s, paneNo, agg });
-        for (let l = 0; l < res.length; l++) {
-          const w = Math.floor(start / res[l]) * res[l];
-          const id = `${l}:${metric}:${w}`;
-          let f = fleet.get(id);
-          if (f === undefined) {
-            f = { key: ['f', res[l], metric, w, shard], agg: emptyAggregate(w, w + res[l], divisions), devices: 0 };
-            fleet.set(id, f);
-          }
-          mergeAggregate(f.agg, agg);
-          if (this.fleetMarks[l][s] !== w) {
-            this.fleetMarks[l][s] = w;
-            f.devices++;
-          }
+        const start = paneNo * P;
+        let agg: WindowAggregateWire | null = null;
+        if (paneNo >= prevBelow) {
+          agg = emptyAggregate(start, start + P, divisions);
+          store.mergePaneInto(slot, agg, true);
+          paneWrites.push({ series: s, paneNo, agg });
+          joinFleet(0, s, metric, agg, below);
         }
-        this.closing.add(slot);
-        slots.push(slot);
+        if (res.length > 1 && start < done) {
+          const w = Math.floor(start / R1) * R1;
+          if (window !== null && window.start !== w) {
+            windowWrites.push({ series: s, lastPaneNo: windowLast, agg: window });
+            for (let l = 1; l < res.length; l++) joinFleet(l, s, metric, window, done / P);
+            window = null;
+          }
+          if (window === null) window = emptyAggregate(w, w + R1, divisions);
+          if (agg !== null) mergeAggregate(window, agg);
+          else store.mergePaneInto(slot, window, true);
+          windowLast = paneNo;
+          this.closing.add(slot);
+          freed.push(slot);
+        } else if (res.length === 1) {
+          this.closing.add(slot);
+          freed.push(slot);
+        }
+      }
+      if (window !== null) {
+        windowWrites.push({ series: s, lastPaneNo: windowLast, agg: window });
+        for (let l = 1; l < res.length; l++) joinFleet(l, s, metric, window, done / P);
       }
     }
-    if (slots.length === 0) return;
-    const write = this.rollups.transaction(() => {
-      for (const d of deviceWrites) this.writeDevice(d.series, d.paneNo, d.agg);
-      for (const f of fleet.values()) this.writeFleet(f.key, f.agg, f.devices, below);
-    });
-    this.track(write.then(() => {
-      for (const slot of slots) {
+    if (paneWrites.length === 0 && windowWrites.length === 0) return;
+    // bounded transactions: an LMDB write transaction holds its dirty pages in memory until it
+    // commits, so a big sweep is written in chunks; the fleet windows go last (their marker says
+    // the whole sweep is in), so a crash between chunks replays them all
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < paneWrites.length; i += WRITES_PER_TXN) {
+      const chunk = paneWrites.slice(i, i + WRITES_PER_TXN);
+      writes.push(this.rollups.transaction(() => {
+        for (const d of chunk) this.writePane(d.series, d.paneNo, d.agg);
+      }));
+    }
+    for (let i = 0; i < windowWrites.length; i += WRITES_PER_TXN) {
+      const chunk = windowWrites.slice(i, i + WRITES_PER_TXN);
+      writes.push(this.rollups.transaction(() => {
+        for (const d of chunk) this.writeWindow(d.series, d.lastPaneNo, d.agg);
+      }));
+    }
+    writes.push(this.rollups.transaction(() => {
+      for (const f of fleet.values()) this.writeFleet(f.key, f.agg, f.devices, f.marker);
+    }));
+    for (const w of writes) this.track(w);
+    this.track(Promise.all(writes).then(() => {
+      for (const slot of freed) {
         this.closing.delete(slot);
         store.freePane(slot);
       }
     }));
   }
 
-  private writeDevice(series: number, paneNo: number, agg: WindowAggregateWire): void {
+  /** A closed pane's rollup at the pane resolution (a put: replaying it writes the same value). */
+  private writePane(series: number, paneNo: number, agg: WindowAggregateWire): void {
+    const store = this.store;
+    const device = store.seriesDevice(series);
+    const metric = store.seriesMetric(series);
+    const r = this.opts.paneMs;
+    this.rollups.put(['d', r, device, metric, agg.start], { ...agg, lastPaneNo: paneNo });
+    this.rollups.put(['w', r, metric, agg.start, device], 1);
+  }
+
+  /** A closed first-coarse window: its rollup, merged into the coarser ones (once: lastPaneNo). */
+  private writeWindow(series: number, lastPaneNo: number, agg: WindowAggregateWire): void {
     const store = this.store;
     const device = store.seriesDevice(series);
     const metric = store.seriesMetric(series);
     const res = this.opts.resolutions;
-    for (let l = 0; l < res.length; l++) {
+    if (agg.means.length > 256) compressAggregate(agg);
+    this.rollups.put(['d', res[1], device, metric, agg.start], { ...agg, lastPaneNo });
+    this.rollups.put(['w', res[1], metric, agg.start, device], 1);
+    for (let l = 2; l < res.length; l++) {
       const w = Math.floor(agg.start / res[l]) * res[l];
       const key = ['d', res[l], device, metric, w];
       const old = this.rollups.get(key) as RollupValue | undefined;
-      if (old !== undefined && old.lastPaneNo >= paneNo) continue; // merged before a crash
+      if (old !== undefined && old.lastPaneNo >= lastPaneNo) continue; // merged before a crash
       const merged: RollupValue = old === undefined
-        ? { ...copyAgg(agg), start: w, end: w + res[l], lastPaneNo: paneNo }
-        : { ...mergeAggregate(old, agg), lastPaneNo: paneNo };
+        ? { ...copyAgg(agg), start: w, end: w + res[l], lastPaneNo }
+        : { ...mergeAggregate(old, agg), lastPaneNo };
       if (merged.means.length > 256) compressAggregate(merged);
       this.rollups.put(key, merged);
-      this.rollups.put(['w', res[l], metric, w, device], 1);
+      if (old === undefined) this.rollups.put(['w', res[l], metric, w, device], 1);
     }
   }
 
-  private writeFleet(key: (string | number)[], agg: WindowAggregateWire, devices: number, below: number): void {
+  /** marker: every pane below it is in the fleet window (pane resolution: closedBelow; coarser: the last complete window's end) */
+  private writeFleet(key: (string | number)[], agg: WindowAggregateWire, devices: number, marker: number): void {
     const old = this.rollups.get(key) as RollupValue | undefined;
-    if (old !== undefined && old.lastPaneNo >= below) return; // this sweep was written before a crash
+    if (old !== undefined && old.lastPaneNo >= marker) return; // this sweep was written before a crash
     agg.devices = devices;
-    const merged: RollupValue = old === undefined ? { ...agg, lastPaneNo: below } : { ...mergeAggregate(old, agg), lastPaneNo: below };
+    const merged: RollupValue = old === undefined ? { ...agg, lastPaneNo: marker } : { ...mergeAggregate(old, agg), lastPaneNo: marker };
     if (merged.means.length > 256) compressAggregate(merged);
     this.rollups.put(key, merged);
   }
