@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rng } from '../helpers/rng';
 import { TDigest } from 'tdigest';
 import {
   CENTROIDS_MAX_DEFAULT, compressAggregate, emptyAggregate, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
@@ -6,16 +7,6 @@ import {
 import type { WindowAggregateWire } from '../../protocol/messages';
 import { PaneStore } from '../../workers/pane-store';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
 

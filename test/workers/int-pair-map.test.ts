@@ -1,17 +1,8 @@
 import t from 'tap';
+import { rng } from '../helpers/rng';
 import { IntPairMap } from '../../workers/int-pair-map';
 
 /** mulberry32: small seeded PRNG so a failing run can be replayed with SLUICE_SEED */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rng } from '../helpers/rng';
 import { Packr } from 'msgpackr';
 import { PaneStore, type PaneStoreSnapshot } from '../../workers/pane-store';
 import { deviceSeries, fleetSeries, listDevices, topDevices } from '../../workers/shard-queries';
@@ -6,16 +7,6 @@ import { emptyAggregate, quantileOf } from '../../protocol/aggregate';
 import { DIGEST_COMPRESSION, quantileSorted } from '../../protocol/digest';
 import type { WindowAggregateWire } from '../../protocol/messages';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
 
