@@ -1,4 +1,5 @@
 import t from 'tap';
+import { pack } from 'msgpackr';
 import { startEngine, tempDir, getJson, post } from '../helpers/engine';
 
 const MIN = 60_000;
@@ -97,6 +98,15 @@ t.test('too-late events are not applied, are counted, and are listed by /v1/late
   const h = await getJson(`${engine.url}/healthz`);
   t.equal(h.body.shards[0].lateEvents, 2);
   t.equal(h.body.shards[0].watermark, T + 9 * MIN);
+  // a columnar batch with one late row: the late row is logged, the others applied
+  const f64 = (xs: number[]) => Buffer.from(new Float64Array(xs).buffer);
+  const col = await post(`${engine.url}/v1/events`, 'application/msgpack',
+    pack({ deviceId: 'late-col', timestamps: f64([T + 9.5 * MIN, T + 3 * MIN, T + 9.6 * MIN]), metrics: { cpu: f64([1, 2, 3]) } }));
+  t.equal(col.status, 204);
+  const cw = await windows(engine.url, `/v1/devices/late-col/metrics/cpu?from=${T - MIN}&to=${T + HOUR}&resolution=1h`);
+  t.same([cw.reduce((n, x) => n + x.count, 0), cw.reduce((n, x) => n + x.sum, 0)], [2, 4], 'columnar: the on-time rows applied');
+  const lc = await getJson(`${engine.url}/v1/late?deviceId=late-col`);
+  t.same(lc.body.events.map((e: { timestamp: number; value: number }) => [e.timestamp, e.value]), [[T + 3 * MIN, 2]], 'columnar: the late row logged');
   const bad = await getJson(`${engine.url}/v1/late?limit=0`);
   t.equal(bad.status, 400);
 });
