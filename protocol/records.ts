@@ -212,8 +212,3 @@ export class RecordBuilder {
     this.view = new DataView(next.buffer);
   }
 }
-
-/** Iterates the records staged in a builder: start offsets and sizes. */
-export function recordSizeAt(builder: RecordBuilder, offset: number): number {
-  return builder.view.getUint32(offset, true);
-}

@@ -176,11 +176,6 @@ export class RingProducer extends RingSide {
     this.publishTo(this.head);
   }
 
-  /** Free bytes as last seen (may under-estimate: the consumer may have freed more since). */
-  freeBytes(): number {
-    this.cachedTail = Atomics.load(this.ctl, RING_TAIL) >>> 0;
-    return this.capacity - ((this.head - this.cachedTail) >>> 0);
-  }
 }
 
 /** Called for each record: offset of the record header in the data region, its size and type. */

@@ -75,11 +75,6 @@ export class Store {
     return this.wal.put(seq, entry as Buffer);
   }
 
-  lastWalSeq(): number {
-    for (const key of this.wal.getKeys({ reverse: true, limit: 1 })) return key;
-    return 0;
-  }
-
   walCount(): number {
     return this.wal.getCount();
   }
