@@ -47,6 +47,8 @@ export class CommitPipeline {
   private probeTimer: NodeJS.Timeout | null = null;
   private readonly idleWaiters: (() => void)[] = [];
   readonly counters = { walAppends: 0, walFailures: 0, walBytesWritten: 0 };
+  /** fault injection (debug route only): the next n WAL appends fail as a full disk would */
+  failNextAppends = 0;
 
   constructor(private readonly store: Store, private readonly producers: RingProducer[],
     readonly mode: AckMode, private readonly maxDbBytes: number, private readonly log: Logger) {
@@ -76,7 +78,13 @@ export class CommitPipeline {
     this.countWal(seq, entry.byteLength);
     this.counters.walAppends++;
     this.counters.walBytesWritten += entry.byteLength;
-    const write = this.store.appendWal(seq, entry);
+    let write: Promise<unknown>;
+    if (this.failNextAppends > 0) {
+      this.failNextAppends--;
+      write = Promise.reject(new Error('injected WAL write failure (debug route)'));
+    } else {
+      write = this.store.appendWal(seq, entry);
+    }
     if (this.mode === 'fast') {
       this.publish(end);
       done(true, '');

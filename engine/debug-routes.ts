@@ -2,15 +2,27 @@
  * Fault-injection routes, registered only when SLUICE_DEBUG_ROUTES=1 (tests, chaos runs):
  *   POST /v1/debug/stall-shards?ms=N  blocks every shard worker thread for N ms (max 60 s), as a
  *   long GC pause or a slow disk would, so tests can fill the rings and see backpressure.
+ *   POST /v1/debug/fail-wal?n=N  makes the next N WAL appends fail, as a full or broken disk would.
  */
 
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { ShardPool } from './shard-pool';
+import type { CommitPipeline } from './commit-pipeline';
 import { sendError, sendJson } from './http-util';
 
 export const DEBUG_ROUTES_ENV = 'SLUICE_DEBUG_ROUTES';
 
-export function registerDebugRoutes(app: TemplatedApp, shards: ShardPool): void {
+export function registerDebugRoutes(app: TemplatedApp, shards: ShardPool, pipeline: CommitPipeline): void {
+  app.post('/v1/debug/fail-wal', (res, req) => {
+    const a = { res, aborted: false };
+    const n = Number(new URLSearchParams(req.getQuery() ?? '').get('n'));
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
+      sendError(a, 400, 'SLUICE_E_BAD_PARAM', 'n: an integer number of WAL appends in 1..1000000');
+      return;
+    }
+    pipeline.failNextAppends = n;
+    sendJson(a, 200, JSON.stringify({ failNextAppends: n }));
+  });
   app.post('/v1/debug/stall-shards', (res, req) => {
     const a = { res, aborted: false };
     const ms = Number(new URLSearchParams(req.getQuery() ?? '').get('ms'));

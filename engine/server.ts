@@ -94,7 +94,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
-    registerDebugRoutes(app, shards);
+    registerDebugRoutes(app, shards, pipeline);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
   }
   registerLateRoutes(app, rollups, dict, shards);

@@ -140,3 +140,27 @@ t.test('storage full: ingest answers 503 while the budget is used up, recovers b
   const h = await getJson(`${engine.url}/healthz`);
   t.equal(h.body.storage.fault, null);
 });
+
+t.test('a failed WAL write: the batch is neither applied nor acked, storage recovers by itself, device seqs stay exact', async (t) => {
+  process.env.SLUICE_DEBUG_ROUTES = '1';
+  const engine = await startEngine(['--shards', '2']);
+  delete process.env.SLUICE_DEBUG_ROUTES;
+  t.teardown(() => engine.stop());
+  t.equal((await seqPost(engine.url, 'wf-1', 1, 10)).status, 204);
+  t.equal((await post(`${engine.url}/v1/debug/fail-wal?n=1`, 'application/json', '')).status, 200);
+  const failed = await seqPost(engine.url, 'wf-1', 2, 10);
+  t.equal(failed.status, 503);
+  t.equal(failed.body.code, 'SLUICE_E_STORAGE_FAULT');
+  // the storage is in fault until a probe write succeeds (about a second)
+  let retried = await seqPost(engine.url, 'wf-1', 2, 10);
+  for (let i = 0; i < 50 && retried.status === 503; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    retried = await seqPost(engine.url, 'wf-1', 2, 10);
+  }
+  t.equal(retried.status, 204, 'the same seq is accepted once storage is back: the failed one did not consume it');
+  t.equal((await seqPost(engine.url, 'wf-1', 3, 10)).status, 204);
+  t.equal(await countOf(engine.url, 'wf-1'), 30, 'batches 1, 2 (the resend) and 3, once each');
+  const h = await getJson(`${engine.url}/healthz`);
+  t.equal(h.body.storage.fault, null);
+  t.equal(h.body.storage.wal.walFailures, 1);
+});
