@@ -31,7 +31,10 @@ export async function startEngine(args: string[] = [], dataDir = tempDir()): Pro
   const logs: string[] = [];
   let buffered = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`engine did not start in 20 s:\n${logs.join('\n')}`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave an engine behind that no test will stop
+      reject(new Error(`engine did not start in 20 s (is --log-level above info? the helper waits for the listening line):\n${logs.join('\n')}`));
+    }, 20_000);
     proc.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
       let nl: number;
