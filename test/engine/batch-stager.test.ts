@@ -6,15 +6,7 @@ import {
 import { Dictionary, shardOfDevice } from '../../engine/dictionary';
 import { BatchStager } from '../../engine/batch-stager';
 
-function publishAll(producers: RingProducer[]): true {
-  for (const p of producers) p.publish();
-  return true;
-}
-
-/** what the commit pipeline does in fast mode: reserve, then publish */
-function reserveAndPublish(stager: BatchStager, producers: RingProducer[], seq: number): boolean {
-  return stager.tryReserve(seq) && publishAll(producers);
-}
+import { publishAll, reserveAndPublish } from '../helpers/rings';
 
 const limits = { batchEventsMax: 10_000, metricsPerEventMax: 4, futureSkewMs: 60_000 };
 const NOW = 1_700_000_000_000;

@@ -3,15 +3,7 @@ import { createRingBuffer, EventScratch, RingConsumer, RingProducer } from '../.
 import { Dictionary } from '../../engine/dictionary';
 import { BatchStager } from '../../engine/batch-stager';
 
-function publishAll(producers: RingProducer[]): true {
-  for (const p of producers) p.publish();
-  return true;
-}
-
-/** what the commit pipeline does in fast mode: reserve, then publish */
-function reserveAndPublish(stager: BatchStager, producers: RingProducer[], seq: number): boolean {
-  return stager.tryReserve(seq) && publishAll(producers);
-}
+import { reserveAndPublish } from '../helpers/rings';
 import { PaneStore } from '../../workers/pane-store';
 import { RecordApplier } from '../../workers/record-applier';
 import { validateColumnar, isColumnarFault } from '../../protocol';
