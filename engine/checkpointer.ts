@@ -1,7 +1,9 @@
 /**
- * Checkpoint cycles: every --checkpoint-interval (and at shutdown) each shard snapshots its state,
- * the snapshots are written in one LMDB transaction, and the WAL below the lowest checkpointed
- * sequence is deleted in small transactions.
+ * Checkpoint cycles: every --checkpoint-interval (and at shutdown) each shard snapshots what
+ * changed since its previous checkpoint (workers/checkpoint.ts), each shard's part is written in
+ * one LMDB transaction, and the WAL below the lowest checkpointed sequence is deleted in small
+ * transactions. A failed write makes the next cycle ask every shard for a full checkpoint (the
+ * workers count what they returned as stored).
  *
  * Front-end thread. A cycle first puts a MARK record (the last admitted seq) into every ring, in
  * order with the batches, so each shard's checkpoint covers exactly the batches up to a known seq
@@ -21,8 +23,13 @@ const MARK_WAIT_MS = 5000;
 
 export interface CheckpointSummary {
   reason: string;
+  /** every group was written (the first cycle, or after a failed write) */
+  full: boolean;
   seq: number;
+  /** the checkpoints' stored size */
   bytes: number;
+  /** bytes this cycle wrote (the changed groups and the bases) */
+  written: number;
   pauseMsMax: number;
   walDeleted: number;
   durationMs: number;
@@ -33,6 +40,7 @@ export class Checkpointer {
   private timer: NodeJS.Timeout | null = null;
   last: CheckpointSummary | null = null;
   failures = 0;
+  private nextFull = false;
 
   constructor(private readonly shards: ShardPool, private readonly stager: BatchStager,
     private readonly pipeline: CommitPipeline, private readonly store: Store, private readonly ingest: Ingest,
@@ -73,15 +81,20 @@ export class Checkpointer {
       this.log.warn({ reason }, 'checkpoint skipped: the rings stayed full');
       return null;
     }
-    const results = await this.shards.runAll<CheckpointResult>({ kind: 'checkpoint' });
+    const full = this.nextFull;
+    this.nextFull = true; // until this cycle's writes are in
+    const results = await this.shards.runAll<CheckpointResult>({ kind: 'checkpoint', full });
     for (const r of results) {
       if (r.lastSeq < seq) throw new Error(`shard ${r.shard} checkpointed seq ${r.lastSeq} after a mark at ${seq}`);
     }
-    await Promise.all(results.map((r) => this.store.writeCheckpoint(r.shard, r.bytes)));
+    await Promise.all(results.map((r) => this.store.writeCheckpoint(r.shard, r.base, r.groups, r.livePaneNos)));
+    this.nextFull = false;
     let bytes = 0;
+    let written = 0;
     for (const r of results) {
-      this.pipeline.checkpointBytes[r.shard] = r.bytes.byteLength;
-      bytes += r.bytes.byteLength;
+      this.pipeline.checkpointBytes[r.shard] = r.storedBytes;
+      bytes += r.storedBytes;
+      written += r.groups.reduce((n, g) => n + g.bytes.byteLength, r.base.byteLength);
     }
     const upTo = Math.min(...results.map((r) => r.lastSeq));
     let walDeleted = 0;
@@ -92,7 +105,7 @@ export class Checkpointer {
     }
     this.pipeline.walTruncated(upTo);
     const summary: CheckpointSummary = {
-      reason, seq: upTo, bytes, pauseMsMax: Math.max(...results.map((r) => r.pauseMs)), walDeleted, durationMs: Date.now() - t0,
+      reason, full, seq: upTo, bytes, written, pauseMsMax: Math.max(...results.map((r) => r.pauseMs)), walDeleted, durationMs: Date.now() - t0,
     };
     this.last = summary;
     this.log.debug(summary, 'checkpoint written');

@@ -10,7 +10,7 @@
  *    seq too, so a record is applied once whatever happens.
  */
 
-import { readCheckpointHeader, type RingProducer } from '../protocol';
+import { readCheckpointHeader, type RingProducer, type StoredCheckpoint } from '../protocol';
 import { decodeWalEntry, type Store } from '../storage';
 import type { BatchStager } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
@@ -21,7 +21,7 @@ import type { Ingest } from './ingest';
 export class RecoveryError extends Error {}
 
 export interface RecoveryPlan {
-  checkpoints: (Uint8Array | null)[];
+  checkpoints: (StoredCheckpoint | null)[];
   checkpointSeqs: number[];
   devices: number;
   metrics: number;
@@ -50,21 +50,21 @@ export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionar
       '(re-sharding a data dir is not supported: each device\'s state lives in its shard\'s checkpoint)');
   }
   store.putMetaSync('shards', config.shards);
-  const checkpoints: (Uint8Array | null)[] = [];
+  const checkpoints: (StoredCheckpoint | null)[] = [];
   const checkpointSeqs: number[] = [];
   for (let s = 0; s < config.shards; s++) {
-    const bytes = store.readCheckpoint(s) ?? null;
+    const stored = store.readCheckpoint(s) ?? null;
     let seq = 0;
-    if (bytes !== null) {
+    if (stored !== null) {
       try {
-        const h = readCheckpointHeader(bytes);
+        const h = readCheckpointHeader(stored.base);
         if (h.shard !== s) throw new Error(`it belongs to shard ${h.shard}`);
         seq = h.lastSeq;
       } catch (e) {
         throw new RecoveryError(`the checkpoint of shard ${s} in ${config.dataDir} is unusable: ${(e as Error).message}`);
       }
     }
-    checkpoints.push(bytes);
+    checkpoints.push(stored);
     checkpointSeqs.push(seq);
   }
   const devices = store.loadNames('d');

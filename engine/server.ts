@@ -25,7 +25,7 @@ import { registerLateRoutes } from './late-routes';
 import { Retention } from './retention';
 import { Reporter } from './reporter';
 import { registerReportRoutes } from './report-routes';
-import type { ReportPart } from '../protocol';
+import type { ReportPart, StoredCheckpoint } from '../protocol';
 
 const DRAIN_TIMEOUT_MS = 30_000;
 const RETENTION_INTERVAL_MS = 5_000;
@@ -61,7 +61,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
 
   const replay = await replayWal(store, plan, dict, stager, shards.producers, pipeline, ingest);
   await shards.drain(DRAIN_TIMEOUT_MS);
-  for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = plan.checkpoints[s]?.byteLength ?? 0;
+  for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = storedCheckpointBytes(plan.checkpoints[s] ?? null);
   dict.onNewDevice = (id, name) => store.putDeviceName(id, name);
   dict.onNewMetric = (id, name) => store.putMetricName(id, name);
   // a name whose write was lost in a storage fault would be missing after a restart: write all again
@@ -137,4 +137,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     return stopping;
   };
   return { port, stop };
+}
+
+function storedCheckpointBytes(c: StoredCheckpoint | null): number {
+  return c === null ? 0 : c.groups.reduce((n, g) => n + g.bytes.byteLength, c.base.byteLength);
 }

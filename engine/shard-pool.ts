@@ -10,7 +10,7 @@
 import path from 'node:path';
 import Piscina from 'piscina';
 import {
-  createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, type ShardTask,
+  createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import type { SluiceConfig } from './config';
 
@@ -32,8 +32,11 @@ const WORKER_FILE = path.join(__dirname, '..', 'workers', 'shard-worker.js');
 
 export class ShardPool {
   readonly shards: ShardHandle[] = [];
+  /** the base window (--pane) the workers aggregate in */
+  readonly paneMs: number;
 
-  constructor(config: SluiceConfig, checkpoints: (Uint8Array | null)[], onFatal: (shard: number, err: Error) => void) {
+  constructor(config: SluiceConfig, checkpoints: (StoredCheckpoint | null)[], onFatal: (shard: number, err: Error) => void) {
+    this.paneMs = config.paneMs;
     for (let shard = 0; shard < config.shards; shard++) {
       const sab = createRingBuffer(config.ringBytes);
       const pool = new Piscina({

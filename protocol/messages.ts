@@ -34,6 +34,12 @@ export interface WindowAggregateWire {
 
 export interface DeviceSeriesTask { kind: 'deviceSeries'; deviceId: string; metric: string; from: number; to: number; resolutionMs: number }
 export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: number; to: number; resolutionMs: number }
+/**
+ * The shard's distinct devices with data in any of `metrics` in the windows of resolutionMs that
+ * overlap [from, to) (as fleetSeries): exact, from the open panes and the stored windows' device
+ * index. Shards hold disjoint devices, so the shards' counts add up.
+ */
+export interface DistinctDevicesTask { kind: 'distinctDevices'; metrics: string[]; from: number; to: number; resolutionMs: number }
 export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number; resolutionMs?: number }
 export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
@@ -43,20 +49,37 @@ export interface StallTask { kind: 'stall'; ms: number }
 export interface ReportTask { kind: 'report' }
 /** Apply what was published and wait for the shard's pending LMDB writes (late log, rollups). */
 export interface SyncTask { kind: 'sync' }
-/** Drain the ring, snapshot the shard's state and return it as checkpoint bytes. */
-export interface CheckpointTask { kind: 'checkpoint' }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask;
+/**
+ * Drain the ring, snapshot the shard's state and return it as checkpoint bytes: the groups that
+ * changed since the previous checkpoint task, or all of them when `full` (the front-end asks for a
+ * full one when the previous checkpoint's write failed, since the worker counts it as stored).
+ */
+export interface CheckpointTask { kind: 'checkpoint'; full: boolean }
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask;
 
 export interface CheckpointResult {
   shard: number;
   /** every batch up to this seq that touched the shard is in the checkpoint */
   lastSeq: number;
-  bytes: Uint8Array;
+  /** header + the store's tables and the watermark state */
+  base: Uint8Array;
+  /** the pane-number groups that changed (all when the task was full) */
+  groups: CheckpointGroup[];
+  /** every live pane number: stored groups of any other are deleted */
+  livePaneNos: number[];
+  /** bytes of the whole checkpoint once stored (base + every live group) */
+  storedBytes: number;
   /** how long the worker stopped draining its ring to take the snapshot */
   pauseMs: number;
   series: number;
   panes: number;
 }
+
+/** the stored panes of one pane number (a shard checkpoint keeps one per live pane number) */
+export interface CheckpointGroup { paneNo: number; bytes: Uint8Array }
+
+/** a shard's checkpoint as stored: the base (header, tables) and its pane-number groups */
+export interface StoredCheckpoint { base: Uint8Array; groups: CheckpointGroup[] }
 
 export interface DeviceSeriesResult { found: boolean; windows: WindowAggregateWire[] }
 /** windows carry `devices`; `devices` here is the distinct count over the whole range */
@@ -65,6 +88,7 @@ export interface TopRow { deviceId: string; value: number; count: number; sum: n
 export interface TopResult { rows: TopRow[] }
 export interface DeviceEntry { deviceId: string; metrics: string[] }
 export interface DevicesResult { devices: DeviceEntry[] }
+export interface DistinctDevicesResult { devices: number }
 export interface ShardStats {
   shard: number;
   devices: number;

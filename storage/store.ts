@@ -8,15 +8,18 @@
  *
  * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
  * metric names by id), devseq (device id -> last admitted device sequence), checkpoints (shard ->
- * checkpoint bytes). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
+ * checkpoint base: header and tables), ckgroups ([shard, pane number] -> the checkpoint's panes of
+ * that pane number; see workers/checkpoint.ts). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
  * the bytes Sluice keeps (see StorageBudget), not by LMDB.
  */
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import type { CheckpointGroup, StoredCheckpoint } from '../protocol';
 
-export const STORAGE_FORMAT = 1;
+/** 2: checkpoints split into a base and pane-number groups */
+export const STORAGE_FORMAT = 2;
 
 export class StorageError extends Error {}
 
@@ -34,6 +37,7 @@ export class Store {
     readonly dict: Database<string, [string, number]>,
     readonly devseq: Database<number, number>,
     readonly checkpoints: Database<Buffer, number>,
+    readonly checkpointGroups: Database<Buffer, [number, number]>,
   ) {}
 
   /** Opens (or creates) the store; refuses a data dir written in another format. */
@@ -59,7 +63,8 @@ export class Store {
       root.openDB<Buffer, number>('wal', { encoding: 'binary' }),
       root.openDB<string, [string, number]>('dict', { encoding: 'string' }),
       root.openDB<number, number>('devseq', { encoding: 'msgpack' }),
-      root.openDB<Buffer, number>('checkpoints', { encoding: 'binary' }));
+      root.openDB<Buffer, number>('checkpoints', { encoding: 'binary' }),
+      root.openDB<Buffer, [number, number]>('ckgroups', { encoding: 'binary' }));
   }
 
   getMeta<T>(key: string): T | undefined {
@@ -121,13 +126,30 @@ export class Store {
     return out;
   }
 
-  readCheckpoint(shard: number): Buffer | undefined {
-    const v = this.checkpoints.get(shard);
-    return v === undefined ? undefined : Buffer.from(v);
+  /** A shard's stored checkpoint: its base and every stored pane group (copies). */
+  readCheckpoint(shard: number): StoredCheckpoint | undefined {
+    const base = this.checkpoints.get(shard);
+    if (base === undefined) return undefined;
+    const groups: CheckpointGroup[] = [];
+    for (const { key, value } of this.checkpointGroups.getRange({ start: [shard], end: [shard + 1] })) {
+      groups.push({ paneNo: key[1], bytes: Buffer.from(value) });
+    }
+    return { base: Buffer.from(base), groups };
   }
 
-  writeCheckpoint(shard: number, bytes: Uint8Array): Promise<boolean> {
-    return this.checkpoints.put(shard, bytes as Buffer);
+  /**
+   * Stores a shard's checkpoint in one transaction: the base, the changed groups, and deletes the
+   * stored groups of pane numbers no longer live (a crash keeps the previous checkpoint whole).
+   */
+  writeCheckpoint(shard: number, base: Uint8Array, groups: CheckpointGroup[], livePaneNos: number[]): Promise<void> {
+    const live = new Set(livePaneNos);
+    return this.checkpoints.transaction(() => {
+      void this.checkpoints.put(shard, base as Buffer);
+      for (const g of groups) void this.checkpointGroups.put([shard, g.paneNo], g.bytes as Buffer);
+      for (const key of this.checkpointGroups.getKeys({ start: [shard], end: [shard + 1] })) {
+        if (!live.has(key[1])) void this.checkpointGroups.remove(key);
+      }
+    });
   }
 
   checkpointShards(): number[] {

@@ -141,6 +141,11 @@ export class PaneStore {
   private pBlockCap: Int32Array;
   private pBlockLen: Int32Array;
   private pBlockSorted: Int32Array;
+  // incremental checkpoints: a pane changed since the last snapshot (1), live panes per pane
+  // number, and the pane numbers that lost a pane (closed) since the last snapshot
+  private pDirty: Uint8Array;
+  private readonly livePerPaneNo = new Map<number, number>();
+  private readonly droppedPaneNos = new Set<number>();
 
   // digest slab: blocks of means/weights, power-of-two capacities, free blocks reused per capacity
   private cMean: Float64Array;
@@ -192,6 +197,7 @@ export class PaneStore {
     this.pBlockCap = new Int32Array(p);
     this.pBlockLen = new Int32Array(p);
     this.pBlockSorted = new Int32Array(p);
+    this.pDirty = new Uint8Array(p);
     const slab = this.digestEnabled ? p * BLOCK_CAP_MIN : 0;
     this.cMean = new Float64Array(slab);
     this.cWeight = new Float64Array(slab);
@@ -342,6 +348,7 @@ export class PaneStore {
     }
     this.pCount[slot] = count + 1;
     this.pSum[slot] = this.pSum[slot]! + value;
+    this.pDirty[slot] = 1;
     const divisions = this.histogramDivisions;
     let bucket: number;
     if (value < this.histogramMin) bucket = divisions;
@@ -487,6 +494,8 @@ export class PaneStore {
     }
     this.pBlockLen[slot] = 0;
     this.pBlockSorted[slot] = 0;
+    this.pDirty[slot] = 1;
+    this.livePerPaneNo.set(paneNo, (this.livePerPaneNo.get(paneNo) ?? 0) + 1);
     this.paneMap.set(series, paneNo, slot);
     this.linkPane(series, slot, paneNo);
     return slot;
@@ -525,6 +534,9 @@ export class PaneStore {
     this.pBlockCap = growInt32(this.pBlockCap, n);
     this.pBlockLen = growInt32(this.pBlockLen, n);
     this.pBlockSorted = growInt32(this.pBlockSorted, n);
+    const dirty = new Uint8Array(n);
+    dirty.set(this.pDirty);
+    this.pDirty = dirty;
   }
 
   /**
@@ -539,7 +551,13 @@ export class PaneStore {
     if (newer >= 0) this.pOlder[newer] = older;
     else this.sNewest[series] = older;
     if (older >= 0) this.pNewer[older] = newer;
-    this.paneMap.delete(series, this.pNo[slot]!);
+    const paneNo = this.pNo[slot]!;
+    this.paneMap.delete(series, paneNo);
+    const live = this.livePerPaneNo.get(paneNo)! - 1;
+    if (live === 0) this.livePerPaneNo.delete(paneNo);
+    else this.livePerPaneNo.set(paneNo, live);
+    this.droppedPaneNos.add(paneNo);
+    this.pDirty[slot] = 0;
     if (this.sCacheSlot[series] === slot) {
       // the next event of this series goes through the map; a pane recreated later re-caches
       this.sCachePane[series] = NO_PANE;
@@ -634,40 +652,52 @@ export class PaneStore {
   // ---- checkpoints -------------------------------------------------------------------------
 
   /**
-   * A plain-data copy of the whole store for a checkpoint: every open pane with its exact fields,
-   * histogram and centroids, every bound name, the series in index order. Typed arrays, number
-   * arrays and strings only. Encode it with msgpackr `moreTypes: true` (or `structuredClone`):
+   * A plain-data copy of the store for a checkpoint, incremental by pane number: the series table
+   * and names always, the list of live pane numbers with their pane counts, and a group (every
+   * live pane of that number: exact fields, histogram, centroids) for each pane number that
+   * changed since the previous snapshot (an event applied, a pane created or closed), or for all
+   * of them when `full`. A checkpoint store keeps one group per pane number, so writing the
+   * changed groups and deleting the ones no longer live reproduces a full snapshot; under
+   * in-order load only the newest pane number or two change between checkpoints. Typed arrays,
+   * number arrays and strings only: encode with msgpackr `moreTypes: true` (or structuredClone):
    * msgpackr's default pack() writes a non-Uint8 typed array as one byte per element (measured
    * with msgpackr 2.1.3: Float64Array [1.5, 2] came back as the bytes 01 02 and 14 bytes of junk).
    *
-   * Not read-only: it folds every pane's raw values into its centroids, fits each pane's block to
-   * them and points each series' cache at its newest pane, exactly as restore() builds them, so
-   * this store and a restored one stay equal (identical answers) under the same further events.
+   * The caller must store the result (or take a full snapshot next time): the changed flags are
+   * cleared here. Not read-only otherwise either: it folds every written pane's raw values into
+   * its centroids, fits its block to them and points each series' cache at its newest pane,
+   * exactly as restore() builds them, so this store and a restored one stay equal (identical
+   * answers) under the same further events.
    */
-  snapshot(): PaneStoreSnapshot {
-    const stride = this.histStride;
-    const order = new Int32Array(this.nPanes);
-    let n = 0;
-    let centroids = 0;
+  snapshot(full = true): PaneStoreSnapshot {
+    const live = [...this.livePerPaneNo.keys()].sort((a, b) => a - b);
+    let write: number[];
+    if (full) write = live;
+    else {
+      const changed = new Set<number>();
+      const dirty = this.pDirty;
+      for (let slot = 0; slot < this.highWater; slot++) if (dirty[slot] === 1) changed.add(this.pNo[slot]!);
+      for (const p of this.droppedPaneNos) if (this.livePerPaneNo.has(p)) changed.add(p);
+      write = [...changed].sort((a, b) => a - b);
+    }
+    this.droppedPaneNos.clear();
+    // group index by pane number: a dense table over the (small) range written
+    const low = write.length > 0 ? write[0]! : 0;
+    const span = write.length > 0 ? write[write.length - 1]! - low + 1 : 0;
+    const groupOf = new Int32Array(span).fill(-1);
+    write.forEach((p, g) => { groupOf[p - low] = g; });
+    const slotsOf: number[][] = write.map(() => []);
     for (let s = 0; s < this.nSeries; s++) {
-      const first = n;
-      for (let p = this.sNewest[s]!; p >= 0; p = this.pOlder[p]!) order[n++] = p;
-      order.subarray(first, n).reverse(); // oldest first
       const newest = this.sNewest[s]!;
       this.sCacheSlot[s] = newest;
       this.sCachePane[s] = newest >= 0 ? this.pNo[newest]! : NO_PANE;
-    }
-    if (n !== this.nPanes) throw new Error(`snapshot: ${n} panes linked, ${this.nPanes} counted`);
-    if (this.digestEnabled) {
-      for (let i = 0; i < n; i++) {
-        const slot = order[i]!;
-        const len = this.compressPane(slot);
-        const cap = fitCapacity(len);
-        if (cap !== this.pBlockCap[slot]) this.moveBlock(slot, cap);
-        centroids += len;
+      // newest first, so the walk stops at the oldest pane number written
+      for (let p = newest; p >= 0 && this.pNo[p]! >= low; p = this.pOlder[p]!) {
+        const g = this.pNo[p]! - low < span ? groupOf[this.pNo[p]! - low]! : -1;
+        if (g >= 0) slotsOf[g]!.push(p);
       }
     }
-    const snap: PaneStoreSnapshot = {
+    return {
       version: SNAPSHOT_VERSION,
       paneMs: this.paneMs,
       histogramDivisions: this.histogramDivisions,
@@ -681,8 +711,28 @@ export class PaneStore {
       metricNames: [...this.metricNames.values()],
       seriesDevice: this.sDevice.slice(0, this.nSeries),
       seriesMetric: this.sMetric.slice(0, this.nSeries),
+      livePaneNos: Float64Array.from(live),
+      livePanes: Int32Array.from(live, (p) => this.livePerPaneNo.get(p)!),
+      groups: write.map((paneNo, g) => this.paneGroup(paneNo, slotsOf[g]!)),
+    };
+  }
+
+  /** the group of one pane number: its panes (slots, in series order) compressed, fitted and copied */
+  private paneGroup(paneNo: number, slots: number[]): PaneGroup {
+    const n = slots.length;
+    const stride = this.histStride;
+    let centroids = 0;
+    if (this.digestEnabled) {
+      for (const slot of slots) {
+        const len = this.compressPane(slot);
+        const cap = fitCapacity(len);
+        if (cap !== this.pBlockCap[slot]) this.moveBlock(slot, cap);
+        centroids += len;
+      }
+    }
+    const g: PaneGroup = {
+      paneNo,
       paneSeries: new Int32Array(n),
-      paneNo: new Float64Array(n),
       count: new Float64Array(n),
       sum: new Float64Array(n),
       min: new Float64Array(n),
@@ -696,34 +746,37 @@ export class PaneStore {
     };
     let c = 0;
     for (let i = 0; i < n; i++) {
-      const slot = order[i]!;
-      snap.paneSeries[i] = this.pSeries[slot]!;
-      snap.paneNo[i] = this.pNo[slot]!;
-      snap.count[i] = this.pCount[slot]!;
-      snap.sum[i] = this.pSum[slot]!;
-      snap.min[i] = this.pMin[slot]!;
-      snap.max[i] = this.pMax[slot]!;
-      snap.last[i] = this.pLast[slot]!;
-      snap.lastTs[i] = this.pLastTs[slot]!;
-      snap.histogram.set(this.pHist.subarray(slot * stride, (slot + 1) * stride), i * stride);
-      snap.centroidStart[i] = c;
+      const slot = slots[i]!;
+      this.pDirty[slot] = 0;
+      g.paneSeries[i] = this.pSeries[slot]!;
+      g.count[i] = this.pCount[slot]!;
+      g.sum[i] = this.pSum[slot]!;
+      g.min[i] = this.pMin[slot]!;
+      g.max[i] = this.pMax[slot]!;
+      g.last[i] = this.pLast[slot]!;
+      g.lastTs[i] = this.pLastTs[slot]!;
+      g.histogram.set(this.pHist.subarray(slot * stride, (slot + 1) * stride), i * stride);
+      g.centroidStart[i] = c;
       if (this.digestEnabled) {
         const off = this.pBlockOff[slot]!;
         const len = this.pBlockLen[slot]!;
-        snap.means.set(this.cMean.subarray(off, off + len), c);
-        snap.weights.set(this.cWeight.subarray(off, off + len), c);
+        g.means.set(this.cMean.subarray(off, off + len), c);
+        g.weights.set(this.cWeight.subarray(off, off + len), c);
         c += len;
       }
     }
-    snap.centroidStart[n] = c;
-    return snap;
+    g.centroidStart[n] = c;
+    return g;
   }
 
   /**
-   * Rebuilds a store from snapshot() output (after any encode/decode that keeps typed arrays).
-   * The options must describe the same panes (paneMs, histogram, digest) as the snapshot's
-   * store; limits and initial capacities may differ. Checks the snapshot as it reads it and
-   * throws on anything inconsistent (a checkpoint that does not restore must not be used).
+   * Rebuilds a store from a full snapshot: snapshot() output whose groups are every live pane
+   * number's latest group (a full snapshot, or a checkpoint store's groups put together), after
+   * any encode/decode that keeps typed arrays. The options must describe the same panes (paneMs,
+   * histogram, digest) as the snapshot's store; limits and initial capacities may differ. Checks
+   * the snapshot as it reads it and throws on anything inconsistent (a checkpoint that does not
+   * restore must not be used). The restored store has nothing changed: its next incremental
+   * snapshot writes only what changes after the restore.
    */
   static restore(options: PaneStoreOptions, snap: PaneStoreSnapshot): PaneStore {
     if (snap.version !== SNAPSHOT_VERSION) throw new Error(`PaneStore snapshot version ${String(snap.version)}, expected ${SNAPSHOT_VERSION}`);
@@ -736,17 +789,19 @@ export class PaneStore {
       if (mine !== theirs) throw new Error(`PaneStore snapshot has ${name} ${String(theirs)}, the options ${String(mine)}`);
     }
     const nSeries = snap.seriesDevice.length;
-    const n = snap.paneSeries.length;
-    const stride = options.histogramDivisions + 2;
     if (snap.seriesMetric.length !== nSeries || snap.deviceIds.length !== snap.deviceNames.length || snap.metricIds.length !== snap.metricNames.length) {
       throw new Error('PaneStore snapshot: series or name lists differ in length');
     }
-    for (const field of ['paneNo', 'count', 'sum', 'min', 'max', 'last', 'lastTs'] as const) {
-      if (snap[field].length !== n) throw new Error(`PaneStore snapshot: ${field} has ${snap[field].length} entries for ${n} panes`);
+    const groups = [...snap.groups].sort((a, b) => a.paneNo - b.paneNo);
+    if (groups.length !== snap.livePaneNos.length || snap.livePanes.length !== snap.livePaneNos.length) {
+      throw new Error(`PaneStore snapshot: ${groups.length} pane groups for ${snap.livePaneNos.length} live pane numbers`);
     }
-    if (snap.histogram.length !== n * stride || snap.centroidStart.length !== n + 1
-      || snap.centroidStart[n] !== snap.means.length || snap.weights.length !== snap.means.length) {
-      throw new Error('PaneStore snapshot: histogram or centroid arrays do not match the pane count');
+    let n = 0;
+    for (let i = 0; i < groups.length; i++) {
+      if (groups[i]!.paneNo !== snap.livePaneNos[i] || groups[i]!.paneSeries.length !== snap.livePanes[i]) {
+        throw new Error(`PaneStore snapshot: pane group ${groups[i]!.paneNo} (${groups[i]!.paneSeries.length} panes) where pane number ${snap.livePaneNos[i]} with ${snap.livePanes[i]} panes was recorded`);
+      }
+      n += snap.livePanes[i]!;
     }
     const store = new PaneStore({
       ...options,
@@ -758,71 +813,104 @@ export class PaneStore {
     for (let s = 0; s < nSeries; s++) {
       if (store.seriesOf(snap.seriesDevice[s]!, snap.seriesMetric[s]!) !== s) throw new Error(`PaneStore snapshot: series ${s} is a duplicate`);
     }
-    for (let i = 0; i < n; i++) store.restorePane(snap, i);
+    for (const g of groups) store.restoreGroup(g);
     for (let s = 0; s < nSeries; s++) {
       const newest = store.sNewest[s]!;
       store.sCacheSlot[s] = newest;
       store.sCachePane[s] = newest >= 0 ? store.pNo[newest]! : NO_PANE;
     }
+    store.droppedPaneNos.clear();
     store.eventsApplied = snap.eventsApplied;
     return store;
   }
 
-  private restorePane(snap: PaneStoreSnapshot, i: number): void {
-    const series = snap.paneSeries[i]!;
-    const paneNo = snap.paneNo[i]!;
-    if (!(series >= 0 && series < this.nSeries)) throw new Error(`PaneStore snapshot: pane ${i} names series ${series} of ${this.nSeries}`);
-    if (i > 0 && (series < snap.paneSeries[i - 1]! || (series === snap.paneSeries[i - 1]! && paneNo <= snap.paneNo[i - 1]!))) {
-      throw new Error(`PaneStore snapshot: pane ${i} is out of (series, pane) order`);
+  private restoreGroup(g: PaneGroup): void {
+    const n = g.paneSeries.length;
+    const stride = this.histStride;
+    for (const field of ['count', 'sum', 'min', 'max', 'last', 'lastTs'] as const) {
+      if (g[field].length !== n) throw new Error(`PaneStore snapshot: pane group ${g.paneNo}: ${field} has ${g[field].length} entries for ${n} panes`);
     }
-    const count = snap.count[i]!;
-    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`PaneStore snapshot: pane ${i} has count ${count}`);
+    if (g.histogram.length !== n * stride || g.centroidStart.length !== n + 1
+      || g.centroidStart[n] !== g.means.length || g.weights.length !== g.means.length) {
+      throw new Error(`PaneStore snapshot: pane group ${g.paneNo}: histogram or centroid arrays do not match its pane count`);
+    }
+    for (let i = 0; i < n; i++) {
+      if (i > 0 && !(g.paneSeries[i]! > g.paneSeries[i - 1]!)) throw new Error(`PaneStore snapshot: pane group ${g.paneNo}: pane ${i} is out of series order`);
+      this.restorePane(g, i);
+    }
+  }
+
+  private restorePane(g: PaneGroup, i: number): void {
+    const series = g.paneSeries[i]!;
+    const paneNo = g.paneNo;
+    const where = `PaneStore snapshot: pane group ${paneNo}, pane ${i}`;
+    if (!(series >= 0 && series < this.nSeries)) throw new Error(`${where} names series ${series} of ${this.nSeries}`);
+    const newest = this.sNewest[series]!;
+    if (newest >= 0 && this.pNo[newest]! >= paneNo) throw new Error(`${where} is out of pane order`);
+    const count = g.count[i]!;
+    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`${where} has count ${count}`);
     const slot = this.createPane(series, paneNo);
+    this.pDirty[slot] = 0;
     this.pCount[slot] = count;
-    this.pSum[slot] = snap.sum[i]!;
-    this.pMin[slot] = snap.min[i]!;
-    this.pMax[slot] = snap.max[i]!;
-    this.pLast[slot] = snap.last[i]!;
-    this.pLastTs[slot] = snap.lastTs[i]!;
+    this.pSum[slot] = g.sum[i]!;
+    this.pMin[slot] = g.min[i]!;
+    this.pMax[slot] = g.max[i]!;
+    this.pLast[slot] = g.last[i]!;
+    this.pLastTs[slot] = g.lastTs[i]!;
     const stride = this.histStride;
     let inHistogram = 0;
     for (let k = 0; k < stride; k++) {
-      const h = snap.histogram[i * stride + k]!;
+      const h = g.histogram[i * stride + k]!;
       this.pHist[slot * stride + k] = h;
       inHistogram += h;
     }
-    if (inHistogram !== count) throw new Error(`PaneStore snapshot: pane ${i} histogram holds ${inHistogram} of ${count} values`);
+    if (inHistogram !== count) throw new Error(`${where} histogram holds ${inHistogram} of ${count} values`);
     if (!this.digestEnabled) return;
-    const from = snap.centroidStart[i]!;
-    const len = snap.centroidStart[i + 1]! - from;
-    if (!(len >= 1 && len <= DIGEST_COMPRESSION + 2)) throw new Error(`PaneStore snapshot: pane ${i} has ${len} centroids`);
+    const from = g.centroidStart[i]!;
+    const len = g.centroidStart[i + 1]! - from;
+    if (!(len >= 1 && len <= DIGEST_COMPRESSION + 2)) throw new Error(`${where} has ${len} centroids`);
     const cap = fitCapacity(len);
     if (cap !== this.pBlockCap[slot]) this.moveBlock(slot, cap);
     const off = this.pBlockOff[slot]!;
     let weight = 0;
     for (let k = 0; k < len; k++) {
-      const m = snap.means[from + k]!;
-      const w = snap.weights[from + k]!;
-      if (!(w > 0) || (k > 0 && !(m >= snap.means[from + k - 1]!))) throw new Error(`PaneStore snapshot: pane ${i} centroids unsorted or weightless`);
+      const m = g.means[from + k]!;
+      const w = g.weights[from + k]!;
+      if (!(w > 0) || (k > 0 && !(m >= g.means[from + k - 1]!))) throw new Error(`${where}: centroids unsorted or weightless`);
       this.cMean[off + k] = m;
       this.cWeight[off + k] = w;
       weight += w;
     }
-    if (weight !== count) throw new Error(`PaneStore snapshot: pane ${i} centroids weigh ${weight}, its count is ${count}`);
+    if (weight !== count) throw new Error(`${where}: centroids weigh ${weight}, its count is ${count}`);
     this.pBlockLen[slot] = len;
     this.pBlockSorted[slot] = len;
   }
 }
 
-/** format version of PaneStoreSnapshot */
-export const SNAPSHOT_VERSION = 1;
+/** format version of PaneStoreSnapshot (2: incremental, panes grouped by pane number) */
+export const SNAPSHOT_VERSION = 2;
 
 /**
- * PaneStore.snapshot(): plain data (msgpackr with moreTypes / structured clone). Panes are ordered
- * by (series, pane number); pane i's histogram is histogram[i * (divisions + 2) ...] (divisions,
- * under, over) and its centroids, sorted by mean, are means/weights [centroidStart[i],
- * centroidStart[i + 1]) (none when digest is false).
+ * The live panes of one pane number, in series order: pane i's histogram is histogram[i *
+ * (divisions + 2) ...] (divisions, under, over) and its centroids, sorted by mean, are
+ * means/weights [centroidStart[i], centroidStart[i + 1]) (none when digest is false).
  */
+export interface PaneGroup {
+  paneNo: number;
+  paneSeries: Int32Array;
+  count: Float64Array;
+  sum: Float64Array;
+  min: Float64Array;
+  max: Float64Array;
+  last: Float64Array;
+  lastTs: Float64Array;
+  histogram: Float64Array;
+  centroidStart: Int32Array;
+  means: Float64Array;
+  weights: Float64Array;
+}
+
+/** PaneStore.snapshot(): the store's tables, the live pane numbers, and the groups written (see snapshot()) */
 export interface PaneStoreSnapshot {
   version: number;
   paneMs: number;
@@ -838,18 +926,10 @@ export interface PaneStoreSnapshot {
   /** series index -> device id, metric id */
   seriesDevice: Int32Array;
   seriesMetric: Int32Array;
-  paneSeries: Int32Array;
-  paneNo: Float64Array;
-  count: Float64Array;
-  sum: Float64Array;
-  min: Float64Array;
-  max: Float64Array;
-  last: Float64Array;
-  lastTs: Float64Array;
-  histogram: Float64Array;
-  centroidStart: Int32Array;
-  means: Float64Array;
-  weights: Float64Array;
+  /** every pane number with live panes, ascending, and how many */
+  livePaneNos: Float64Array;
+  livePanes: Int32Array;
+  groups: PaneGroup[];
 }
 
 /** a pane's centroids (PaneStore.paneDigest) */

@@ -10,14 +10,16 @@
  */
 
 import { workerData } from 'node:worker_threads';
-import { RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, type CheckpointResult, type ShardTask } from '../protocol';
+import {
+  RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, type CheckpointResult, type ShardTask, type StoredCheckpoint,
+} from '../protocol';
 import { RollupStore } from '../storage';
 import { PaneStore, type PaneStoreOptions } from './pane-store';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import { EventTime } from './event-time';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
-import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices, type ShardView } from './shard-queries';
+import { deviceSeries, distinctDevices, fleetSeries, listDevices, shardStats, topDevices, type ShardView } from './shard-queries';
 
 export interface ShardWorkerData {
   shard: number;
@@ -31,8 +33,8 @@ export interface ShardWorkerData {
   resolutionsMs: number[];
   lateLogSize: number;
   reportMetrics: string[];
-  /** the shard's last checkpoint, or null for a fresh shard */
-  checkpoint: Uint8Array | null;
+  /** the shard's last checkpoint (its base and stored pane groups), or null for a fresh shard */
+  checkpoint: StoredCheckpoint | null;
 }
 
 // 1 MiB of records is ~30k events: a few ms of work, short enough to keep query latency low
@@ -53,9 +55,12 @@ const time = new EventTime({
 }, store, rollups);
 const report = new ReportCounter({ metrics: data.reportMetrics, divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
 const applier = new RecordApplier(ring, store, time, report);
+/** bytes of each pane-number group in the stored checkpoint (for the storage budget) */
+const groupBytes = new Map<number, number>();
 if (data.checkpoint !== null) {
   // a checkpoint that does not restore must stop the engine: starting empty would be silently wrong
-  const restored = decodeCheckpoint(data.checkpoint, storeOptions);
+  const restored = decodeCheckpoint(data.checkpoint.base, data.checkpoint.groups.map((g) => g.bytes), storeOptions);
+  for (const g of data.checkpoint.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
   if (restored.shard !== data.shard) throw new Error(`checkpoint of shard ${restored.shard} handed to shard ${data.shard}`);
   store = restored.store;
   applier.useStore(store);
@@ -132,19 +137,28 @@ export default function handle(task: ShardTask): unknown {
     case 'fleetSeries': return consistent(() => fleetSeries(view, task));
     case 'top': return consistent(() => topDevices(view, task));
     case 'devices': return consistent(() => listDevices(view, task));
-    case 'checkpoint': return consistent(checkpoint);
+    case 'distinctDevices': return consistent(() => distinctDevices(view, task));
+    case 'checkpoint': return consistent(() => checkpoint(task.full));
     case 'sync': return consistent(() => null);
     case 'report': return consistent(() => report.collect());
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }
 
-function checkpoint(): CheckpointResult {
+function checkpoint(full: boolean): CheckpointResult {
   const t0 = performance.now();
-  const bytes = encodeCheckpoint(data.shard, applier.lastSeq, store, time.snapshot());
+  const c = encodeCheckpoint(data.shard, applier.lastSeq, store, time.snapshot(), full);
+  if (full) groupBytes.clear();
+  for (const g of c.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
+  const live = new Set(c.livePaneNos);
+  let storedBytes = c.base.byteLength;
+  for (const [paneNo, bytes] of groupBytes) {
+    if (live.has(paneNo)) storedBytes += bytes;
+    else groupBytes.delete(paneNo);
+  }
   // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
   return {
-    shard: data.shard, lastSeq: applier.lastSeq, bytes, pauseMs: performance.now() - t0,
-    series: store.seriesCount, panes: store.paneCount,
+    shard: data.shard, lastSeq: applier.lastSeq, base: c.base, groups: c.groups, livePaneNos: c.livePaneNos, storedBytes,
+    pauseMs: performance.now() - t0, series: store.seriesCount, panes: store.paneCount,
   };
 }

@@ -277,7 +277,7 @@ t.test('snapshot -> msgpackr -> restore gives a store that answers identically, 
   const packr = new Packr({ moreTypes: true });
   const bytes = packr.pack(snap);
   const decoded = packr.unpack(bytes) as PaneStoreSnapshot;
-  t.ok(decoded.means instanceof Float64Array && decoded.paneSeries instanceof Int32Array, 'typed arrays survive msgpackr (moreTypes)');
+  t.ok(decoded.groups[0]!.means instanceof Float64Array && decoded.groups[0]!.paneSeries instanceof Int32Array, 'typed arrays survive msgpackr (moreTypes)');
   const restored = PaneStore.restore(OPTS, decoded);
   t.equal(restored.paneCount, store.paneCount);
   t.equal(restored.seriesCount, store.seriesCount);
@@ -309,14 +309,21 @@ t.test('restore refuses other settings and an inconsistent snapshot', (t) => {
   t.throws(() => PaneStore.restore({ ...OPTS, histogramDivisions: 20 }, snap), /histogramDivisions/);
   t.throws(() => PaneStore.restore({ ...OPTS, digest: false }, snap), /digest/);
   const badWeight = structuredClone(snap);
-  badWeight.weights[0] = badWeight.weights[0]! + 1;
+  badWeight.groups[0]!.weights[0] = badWeight.groups[0]!.weights[0]! + 1;
   t.throws(() => PaneStore.restore(OPTS, badWeight), /centroids weigh/);
   const badHist = structuredClone(snap);
-  badHist.histogram[0] = badHist.histogram[0]! + 1;
+  badHist.groups[0]!.histogram[0] = badHist.groups[0]!.histogram[0]! + 1;
   t.throws(() => PaneStore.restore(OPTS, badHist), /histogram holds/);
-  const badOrder = structuredClone(snap);
-  badOrder.paneNo[1] = badOrder.paneNo[0]!;
-  t.throws(() => PaneStore.restore(OPTS, badOrder), /order/);
+  const missing = structuredClone(snap);
+  missing.groups.pop();
+  t.throws(() => PaneStore.restore(OPTS, missing), /pane groups for/);
+  const renamed = structuredClone(snap);
+  renamed.groups[1]!.paneNo = renamed.groups[0]!.paneNo + 0.5;
+  t.throws(() => PaneStore.restore(OPTS, renamed), /was recorded/);
+  const twice = structuredClone(snap);
+  twice.groups[0]!.paneSeries = Int32Array.from([s, s]);
+  twice.livePanes[0] = 2;
+  t.throws(() => PaneStore.restore(OPTS, twice), /order|entries/);
   t.throws(() => PaneStore.restore(OPTS, { ...snap, version: 99 }), /version/);
   t.doesNotThrow(() => PaneStore.restore(OPTS, structuredClone(snap)), 'a structured clone restores');
   const noDigest = new PaneStore({ ...OPTS, digest: false });
@@ -324,7 +331,7 @@ t.test('restore refuses other settings and an inconsistent snapshot', (t) => {
   noDigest.defineMetric(1, 'm');
   noDigest.add(noDigest.seriesOf(1, 1), 5, 5);
   const plain = noDigest.snapshot();
-  t.equal(plain.means.length, 0);
+  t.equal(plain.groups[0]!.means.length, 0);
   t.equal(PaneStore.restore({ ...OPTS, digest: false }, plain).paneCount, 1);
   t.end();
 });
@@ -360,5 +367,55 @@ t.test('late events into older panes keep exact fields and quantiles within 1%',
       t.ok(Math.abs(lo / sorted.length - q) <= 0.01, `pane ${p} q=${q}: rank ${(lo / sorted.length).toFixed(4)} (seed=${seed})`);
     }
   }
+  t.end();
+});
+
+t.test('incremental snapshots: a store of the latest group per pane number restores the same store', (t) => {
+  const rand = rng(seed ^ 0x1c3);
+  const store = new PaneStore({ ...OPTS, initialSeries: 4, initialPanes: 8 });
+  store.defineMetric(1, 'cpu');
+  for (let d = 0; d < 50; d++) store.defineDevice(d, `dev-${d}`);
+  const base = 1_700_000_000_000 - (1_700_000_000_000 % 60_000);
+  // the checkpoint store: pane number -> its group, as Store.writeCheckpoint keeps them
+  const stored = new Map<number, PaneStoreSnapshot['groups'][number]>();
+  let last: PaneStoreSnapshot | null = null;
+  const checkpoint = (full: boolean): PaneStoreSnapshot => {
+    const snap = structuredClone(store.snapshot(full));
+    if (full) stored.clear();
+    for (const g of snap.groups) stored.set(g.paneNo, g);
+    const live = new Set(snap.livePaneNos);
+    for (const p of [...stored.keys()]) if (!live.has(p)) stored.delete(p);
+    last = snap;
+    return snap;
+  };
+  let now = base;
+  let written = 0;
+  let total = 0;
+  for (let round = 0; round < 60; round++) {
+    // in-order load with some late events, and the oldest pane numbers closed as a watermark would
+    for (let i = 0; i < 300; i++) {
+      const ts = rand() < 0.997 ? now + Math.floor(rand() * 10_000) : now - Math.floor(rand() * 60_000);
+      store.add(store.seriesOf(Math.floor(rand() * 50), 1), ts, Math.round(rand() * 400) / 4);
+    }
+    now += 10_000;
+    const closeBelow = Math.floor((now - 90_000) / 10_000);
+    for (let s = 0; s < store.seriesCount; s++) {
+      const old: number[] = [];
+      for (let p = store.newestPane(s); p >= 0; p = store.olderPane(p)) if (store.paneNumber(p) < closeBelow) old.push(p);
+      for (const p of old) store.freePane(p);
+    }
+    const snap = checkpoint(round === 0);
+    written += snap.groups.length;
+    total += snap.livePaneNos.length;
+  }
+  t.ok(written < total / 2, `an incremental checkpoint writes a fraction of the groups (${written} of ${total})`);
+  const restored = PaneStore.restore(OPTS, { ...last!, groups: [...stored.values()] });
+  t.equal(restored.paneCount, store.paneCount);
+  const answer = (s: PaneStore): unknown => fleetSeries(s, { kind: 'fleetSeries', metric: 'cpu', from: base, to: now + 60_000, resolutionMs: 10_000 });
+  t.same(answer(restored), answer(store), 'the restored store answers as the live one');
+  t.same(store.snapshot(false).groups, [], 'nothing changed: an incremental snapshot writes no group');
+  t.same(restored.snapshot(false).groups, [], 'a restored store has nothing to write either');
+  store.add(store.seriesOf(3, 1), now - 20_000, 50);
+  t.same(store.snapshot(false).groups.map((g) => g.paneNo), [Math.floor((now - 20_000) / 10_000)], 'one late event: its pane number only');
   t.end();
 });
