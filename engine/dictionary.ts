@@ -104,6 +104,11 @@ export class Dictionary {
     return this.deviceShard[deviceId];
   }
 
+  /** The metric's id, or -1 when no event has named it. */
+  lookupMetric(name: string): number {
+    return this.metricIds.get(name) ?? -1;
+  }
+
   metric(name: string): number {
     const id = this.metricIds.get(name);
     if (id !== undefined) return id;

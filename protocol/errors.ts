@@ -26,8 +26,9 @@ export const ERRORS = {
   SLUICE_E_STORAGE_FULL: 'the data kept in LMDB reached --max-db-size: nothing of the batch was accepted, send it again later',
   SLUICE_E_STORAGE_FAULT: 'the WAL could not be written: nothing of the batch was accepted, send it again later',
   SLUICE_E_DEVICE_LIMIT: 'the engine holds as many distinct devices as it is configured for',
-  SLUICE_E_BAD_PARAM: 'a query parameter is missing or invalid',
+  SLUICE_E_BAD_PARAM: 'a query parameter or request field is missing or invalid',
   SLUICE_E_NOT_FOUND: 'no such route or resource',
+  SLUICE_E_NOTHING_TO_COMPUTE: 'a compute request names no sensor and metric that can be computed',
   SLUICE_E_SHUTTING_DOWN: 'the engine is shutting down',
   SLUICE_E_INTERNAL: 'an internal error; the log has the details',
 } as const;

@@ -79,6 +79,11 @@ export class RollupStore {
     return this.db.getKeys({ start: ['w', res, metric, start], end: ['w', res, metric, start, Infinity] });
   }
 
+  /** the 'w' index keys of the windows starting in [from, to) (every device with a stored window there) */
+  windowDevicesIn(res: number, metric: number, from: number, to: number): Iterable<Key> {
+    return this.db.getKeys({ start: ['w', res, metric, from], end: ['w', res, metric, to] });
+  }
+
   /** 'w' index entries of windows starting before `before` (retention), at most limit */
   windowsBefore(res: number, metric: number, before: number, limit: number): Key[] {
     return [...this.db.getKeys({ start: ['w', res, metric, 0], end: ['w', res, metric, before], limit })];

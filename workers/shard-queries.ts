@@ -25,6 +25,8 @@ import {
   type DeviceEntry,
   type DevicesResult,
   type DevicesTask,
+  type DistinctDevicesResult,
+  type DistinctDevicesTask,
   type DeviceSeriesResult,
   type DeviceSeriesTask,
   type FleetSeriesResult,
@@ -160,6 +162,43 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
   }
   const windows = [...byStart.values()].map((w) => w.agg).filter((a) => a.count > 0).sort((a, b) => a.start - b.start);
   return { windows, devices: rangeDevices.size };
+}
+
+/**
+ * Distinct devices with data in any of task.metrics, in the windows of resolutionMs overlapping
+ * [from, to): the stored windows' device index ('w' keys; a key names no shard, so only this
+ * shard's devices are taken) united with the devices of the open panes. Exact: a pane is either
+ * still in memory or merged into the stored windows (queries run after the pending rollup
+ * writes), and a device counts once however many metrics or windows it has data in.
+ */
+export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesTask): DistinctDevicesResult {
+  const view = viewOf(x);
+  const store = view.store;
+  checkSeriesTask(store, task.from, task.to, task.resolutionMs);
+  const { from, to, resolutionMs: res } = task;
+  const seen = new Set<number>();
+  for (const name of task.metrics) {
+    const metric = store.metricIdOf(name);
+    if (metric < 0) continue;
+    if (view.rollups !== null && view.resolutions.includes(res)) {
+      for (const k of view.rollups.windowDevicesIn(res, metric, Math.floor(from / res) * res, to)) {
+        const device = k[4] as number;
+        if (store.deviceName(device) !== undefined) seen.add(device);
+      }
+    }
+    for (const series of store.seriesOfMetric(metric)) {
+      const device = store.seriesDevice(series);
+      if (seen.has(device)) continue;
+      for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
+        const start = Math.floor(store.paneStartMs(p) / res) * res;
+        if (start + res <= from) break;
+        if (start >= to) continue;
+        seen.add(device);
+        break;
+      }
+    }
+  }
+  return { devices: seen.size };
 }
 
 const QUANTILE_OF_BY: Partial<Record<TopBy, number>> = { p50: 0.5, p90: 0.9, p99: 0.99 };

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { rng } from '../helpers/rng';
 import { PaneStore } from '../../workers/pane-store';
-import { deviceSeries, fleetSeries, listDevices, shardStats, topDevices } from '../../workers/shard-queries';
+import { deviceSeries, distinctDevices, fleetSeries, listDevices, shardStats, topDevices } from '../../workers/shard-queries';
 import type { TopBy, WindowAggregateWire } from '../../protocol/messages';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
@@ -133,6 +133,42 @@ t.test('a silent device lowers the distinct count of the windows it skipped', (t
   const r = fleetSeries(store, { kind: 'fleetSeries', metric: 'temp', from: BASE, to: BASE + 600_000, resolutionMs: 60_000 });
   const byMinute = r.windows.map((w) => w.devices);
   t.same(byMinute, [6, 5, 6, 6, 5, 6, 6, 5, 6, 6]);
+  t.end();
+});
+
+t.test('distinctDevices: exact distinct devices across several metrics, as the raw events give', (t) => {
+  for (const res of [PANE, 60_000, 600_000]) {
+    for (const [from, to] of RANGES) {
+      for (const metrics of [['cpu'], ['cpu', 'temp'], ['temp', 'mem', 'cpu'], ['mem', 'nope']]) {
+        const r = distinctDevices(store, { kind: 'distinctDevices', metrics, from, to, resolutionMs: res });
+        const exp = new Set(refWindows(events, from, to, res, (e) => metrics.includes(e.metric)).flatMap((x) => [...x.devices]));
+        t.equal(r.devices, exp.size, `${metrics.join('+')} res=${res} [${from - BASE}, ${to - BASE}) (seed=${seed})`);
+      }
+    }
+  }
+  t.end();
+});
+
+t.test('distinctDevices: a device with data in both metrics counts once; windows outside the range do not count', (t) => {
+  const s = new PaneStore({ paneMs: PANE, histogramDivisions: 10, histogramMin: 0, histogramMax: 100 });
+  ['both', 'clicker', 'viewer', 'earlier', 'later'].forEach((d, i) => s.defineDevice(i * 3, d));
+  s.defineMetric(0, 'click');
+  s.defineMetric(1, 'impression');
+  const hour = 3_600_000;
+  const H = Math.floor(BASE / hour) * hour;
+  s.add(s.seriesOf(0, 0), H + 5, 1);
+  s.add(s.seriesOf(0, 1), H + 1_800_000, 1);
+  s.add(s.seriesOf(3, 0), H + hour - 1, 1);
+  s.add(s.seriesOf(6, 1), H + 10, 1);
+  s.add(s.seriesOf(9, 0), H - 1, 1);
+  s.add(s.seriesOf(12, 1), H + hour, 1);
+  const task = { kind: 'distinctDevices' as const, metrics: ['click', 'impression'], from: H, to: H + hour, resolutionMs: hour };
+  t.same(distinctDevices(s, task), { devices: 3 });
+  t.same(distinctDevices(s, { ...task, metrics: ['click'] }), { devices: 2 });
+  t.same(distinctDevices(s, { ...task, metrics: ['impression'] }), { devices: 2 });
+  t.same(distinctDevices(s, { ...task, from: H - hour, to: H + 2 * hour }), { devices: 5 });
+  t.same(distinctDevices(s, { ...task, metrics: [] }), { devices: 0 });
+  t.throws(() => distinctDevices(s, { ...task, resolutionMs: 15_000 }), /multiple of paneMs/);
   t.end();
 });
 
