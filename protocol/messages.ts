@@ -40,6 +40,8 @@ export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: nu
  * index. Shards hold disjoint devices, so the shards' counts add up.
  */
 export interface DistinctDevicesTask { kind: 'distinctDevices'; metrics: string[]; from: number; to: number; resolutionMs: number }
+/** Where the metric's data ends on this shard (of one device when deviceId is given): see MetricLatestResult. */
+export interface MetricLatestTask { kind: 'metricLatest'; metric: string; deviceId?: string }
 export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number; resolutionMs?: number }
 export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
@@ -55,7 +57,7 @@ export interface SyncTask { kind: 'sync' }
  * full one when the previous checkpoint's write failed, since the worker counts it as stored).
  */
 export interface CheckpointTask { kind: 'checkpoint'; full: boolean }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask;
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | MetricLatestTask;
 
 export interface CheckpointResult {
   shard: number;
@@ -89,6 +91,11 @@ export interface TopResult { rows: TopRow[] }
 export interface DeviceEntry { deviceId: string; metrics: string[] }
 export interface DevicesResult { devices: DeviceEntry[] }
 export interface DistinctDevicesResult { devices: number }
+/**
+ * start: start of the newest pane with data in memory, else of the newest stored window (at any
+ * resolution, the latest start); null when the shard has no data of the metric (or device).
+ */
+export interface MetricLatestResult { start: number | null }
 export interface ShardStats {
   shard: number;
   devices: number;

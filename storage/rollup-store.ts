@@ -84,6 +84,18 @@ export class RollupStore {
     return this.db.getKeys({ start: ['w', res, metric, from], end: ['w', res, metric, to] });
   }
 
+  /** start of the newest stored fleet window of the metric at res (of any shard), or null */
+  newestFleetWindow(res: number, metric: number): number | null {
+    for (const k of this.db.getKeys({ start: ['f', res, metric, Infinity], end: ['f', res, metric, -1], reverse: true, limit: 1 })) return k[3] as number;
+    return null;
+  }
+
+  /** start of the device's newest stored window of the metric at res, or null */
+  newestDeviceWindow(res: number, device: number, metric: number): number | null {
+    for (const k of this.db.getKeys({ start: ['d', res, device, metric, Infinity], end: ['d', res, device, metric, -1], reverse: true, limit: 1 })) return k[4] as number;
+    return null;
+  }
+
   /** 'w' index entries of windows starting before `before` (retention), at most limit */
   windowsBefore(res: number, metric: number, before: number, limit: number): Key[] {
     return [...this.db.getKeys({ start: ['w', res, metric, 0], end: ['w', res, metric, before], limit })];

@@ -31,6 +31,8 @@ import {
   type DeviceSeriesTask,
   type FleetSeriesResult,
   type FleetSeriesTask,
+  type MetricLatestResult,
+  type MetricLatestTask,
   type ShardStats,
   type TopBy,
   type TopResult,
@@ -199,6 +201,35 @@ export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesT
     }
   }
   return { devices: seen.size };
+}
+
+/**
+ * Where the metric's data ends on this shard (of one device when task.deviceId is set): the start
+ * of the newest pane in memory, else of the newest stored window. Memory first is right: panes
+ * leave memory a whole closed minute at a time, shard-wide, so a pane still in memory is newer
+ * than any that left. Cost: one look per series of the metric, or one LMDB key per resolution.
+ */
+export function metricLatest(x: ShardView | PaneStore, task: MetricLatestTask): MetricLatestResult {
+  const view = viewOf(x);
+  const store = view.store;
+  const metric = store.metricIdOf(task.metric);
+  if (metric < 0) return { start: null };
+  const device = task.deviceId === undefined ? -1 : store.deviceIdOf(task.deviceId);
+  if (task.deviceId !== undefined && device < 0) return { start: null };
+  let newest = -Infinity;
+  const one = device >= 0 ? store.findSeries(device, metric) : -1;
+  const series: readonly number[] = device >= 0 ? (one >= 0 ? [one] : []) : store.seriesOfMetric(metric);
+  for (const s of series) {
+    const p = store.newestPane(s);
+    if (p >= 0 && store.paneStartMs(p) > newest) newest = store.paneStartMs(p);
+  }
+  if (newest === -Infinity && view.rollups !== null) {
+    for (const res of view.resolutions) {
+      const start = device >= 0 ? view.rollups.newestDeviceWindow(res, device, metric) : view.rollups.newestFleetWindow(res, metric);
+      if (start !== null && start > newest) newest = start;
+    }
+  }
+  return { start: newest === -Infinity ? null : newest };
 }
 
 const QUANTILE_OF_BY: Partial<Record<TopBy, number>> = { p50: 0.5, p90: 0.9, p99: 0.99 };

@@ -19,7 +19,9 @@ import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import { EventTime } from './event-time';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
-import { deviceSeries, distinctDevices, fleetSeries, listDevices, shardStats, topDevices, type ShardView } from './shard-queries';
+import {
+  deviceSeries, distinctDevices, fleetSeries, listDevices, metricLatest, shardStats, topDevices, type ShardView,
+} from './shard-queries';
 
 export interface ShardWorkerData {
   shard: number;
@@ -138,6 +140,7 @@ export default function handle(task: ShardTask): unknown {
     case 'top': return consistent(() => topDevices(view, task));
     case 'devices': return consistent(() => listDevices(view, task));
     case 'distinctDevices': return consistent(() => distinctDevices(view, task));
+    case 'metricLatest': return consistent(() => metricLatest(view, task));
     case 'checkpoint': return consistent(() => checkpoint(task.full));
     case 'sync': return consistent(() => null);
     case 'report': return consistent(() => report.collect());

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { rng } from '../helpers/rng';
 import { PaneStore } from '../../workers/pane-store';
-import { deviceSeries, distinctDevices, fleetSeries, listDevices, shardStats, topDevices } from '../../workers/shard-queries';
+import { deviceSeries, distinctDevices, fleetSeries, listDevices, metricLatest, shardStats, topDevices } from '../../workers/shard-queries';
 import type { TopBy, WindowAggregateWire } from '../../protocol/messages';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
@@ -169,6 +169,24 @@ t.test('distinctDevices: a device with data in both metrics counts once; windows
   t.same(distinctDevices(s, { ...task, from: H - hour, to: H + 2 * hour }), { devices: 5 });
   t.same(distinctDevices(s, { ...task, metrics: [] }), { devices: 0 });
   t.throws(() => distinctDevices(s, { ...task, resolutionMs: 15_000 }), /multiple of paneMs/);
+  t.end();
+});
+
+t.test('metricLatest: start of the newest pane of the metric, of one device or of all', (t) => {
+  const newest = (pick: (e: Ev) => boolean): number | null => {
+    let m: number | null = null;
+    for (const e of events) if (pick(e) && (m === null || e.ts > m)) m = e.ts;
+    return m === null ? null : Math.floor(m / PANE) * PANE;
+  };
+  for (const metric of METRICS) {
+    t.same(metricLatest(store, { kind: 'metricLatest', metric }), { start: newest((e) => e.metric === metric) }, metric);
+    for (const device of DEVICES) {
+      t.same(metricLatest(store, { kind: 'metricLatest', metric, deviceId: device }),
+        { start: newest((e) => e.metric === metric && e.device === device) }, `${device}/${metric}`);
+    }
+  }
+  t.same(metricLatest(store, { kind: 'metricLatest', metric: 'nope' }), { start: null });
+  t.same(metricLatest(store, { kind: 'metricLatest', metric: 'cpu', deviceId: 'nobody' }), { start: null });
   t.end();
 });
 
