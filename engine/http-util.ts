@@ -5,7 +5,7 @@
  */
 
 import type { HttpResponse } from 'uWebSockets.js';
-import { ERRORS, type ErrorCode } from '../protocol';
+import { ERRORS, SluiceError, type ErrorCode } from '../protocol';
 
 export const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
@@ -77,4 +77,17 @@ export function readBody(a: Answerable, contentLength: number, bytesMax: number,
     len += chunk.byteLength;
     if (isLast) onBody(buf.subarray(0, len));
   });
+}
+
+/**
+ * Answers a handler's result once it settles: [status, body] as JSON; a SluiceError as 400 with
+ * its code (404 for SLUICE_E_NOT_FOUND); anything else as 500 SLUICE_E_INTERNAL naming `what`.
+ */
+export function answerLater(a: Answerable, result: Promise<[number, unknown]>, what: string): void {
+  result.then(
+    ([status, body]) => sendJson(a, status, JSON.stringify(body)),
+    (err: unknown) => {
+      if (err instanceof SluiceError) sendError(a, err.code === 'SLUICE_E_NOT_FOUND' ? 404 : 400, err.code, err.message);
+      else sendError(a, 500, 'SLUICE_E_INTERNAL', `${what} failed: ${(err as Error).message}`);
+    });
 }

@@ -25,6 +25,13 @@ import { registerLateRoutes } from './late-routes';
 import { Retention } from './retention';
 import { Reporter } from './reporter';
 import { registerReportRoutes } from './report-routes';
+import { recordRoutes } from './route-recorder';
+import { registerTelemetryRoutes } from './telemetry-routes';
+import { registerAnalyticsRoutes } from './analytics-routes';
+import { registerMetricsRoutes } from './metrics-routes';
+import { registerComputeRoutes } from './compute-routes';
+import { assertDocumented, registerOpenApi } from './openapi';
+import { registerDocsRoutes } from './docs-routes';
 import type { ReportPart, StoredCheckpoint } from '../protocol';
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -90,7 +97,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const isAccepting = (): boolean => ingest.accepting;
   const sockets = new Set<WebSocket<StreamUser>>();
   const startedAt = Date.now();
-  const app = uws.App();
+  // routes are recorded so that the OpenAPI document is checked against them (assertDocumented)
+  const app = recordRoutes(uws.App());
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
@@ -99,7 +107,14 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   }
   registerLateRoutes(app, rollups, dict, shards);
   const reportRoutes = registerReportRoutes(app, uws, reporter, { metrics: config.reportMetrics });
+  registerTelemetryRoutes(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
+  registerAnalyticsRoutes(app, ingest, shards, { backpressureWaitMs: config.backpressureWaitMs, resolutionsMs: config.resolutionsMs });
+  registerMetricsRoutes(app, dict, shards, config.resolutionsMs);
+  registerComputeRoutes(app, dict, shards, { bodyBytesMax: config.bodyBytesMax });
+  registerOpenApi(app);
+  registerDocsRoutes(app);
   registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
+  assertDocumented(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (s) => {

@@ -1,0 +1,390 @@
+/**
+ * The OpenAPI 3.1 document of every route the server answers, at GET /openapi.json.
+ *
+ * ROUTE_DOCS holds one entry per route, keyed by the uWS method and pattern it is registered
+ * with. The served document lists the entries of the routes the app really registered (see
+ * engine/route-recorder.ts), so the fault-injection routes appear only when they are enabled;
+ * assertDocumented() makes the engine refuse to start with a route that has no entry here. uWS
+ * has no WebSocket verb in OpenAPI: a `ws` route is a GET answered with 101 (x-websocket: true).
+ * Error codes come from protocol/errors.ts. Front-end thread only.
+ */
+
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { ERRORS, TOP_BY } from '../protocol';
+import { routesOf, type RecordedRoute } from './route-recorder';
+import { sendJson } from './http-util';
+
+type Json = Record<string, unknown>;
+
+export interface RouteDoc {
+  method: 'get' | 'post' | 'ws';
+  /** the uWS pattern */
+  pattern: string;
+  operation: Json;
+}
+
+/** the catch-all that answers 404 for any other route: not a route of its own */
+const CATCH_ALL: RecordedRoute = { method: 'any', pattern: '/*' };
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json, description: string, example?: unknown): Json => ({
+  description, content: { 'application/json': example === undefined ? { schema } : { schema, example } },
+});
+const error = (description: string): Json => json(ref('Error'), description);
+const query = (name: string, description: string, schema: Json = { type: 'string' }, required = false): Json => ({ name, in: 'query', required, description, schema });
+const pathParam = (name: string, description: string, schema: Json = { type: 'string' }): Json => ({ name, in: 'path', required: true, description, schema });
+
+const TIME = { type: 'string', description: 'epoch milliseconds or ISO-8601 (UTC when no zone is given)' };
+const RANGE = [
+  query('from', 'range start (default: `to` - 1 h)', TIME),
+  query('to', 'range end (default: now)', TIME),
+];
+const RESOLUTION = query('resolution', 'window length, one of --resolutions (10s, 1m, 1h, 1d); default: the finest giving at most 1,000 windows');
+const QUANTILES = query('q', 'comma-separated quantiles in [0, 1] (default --quantiles)');
+const INTERNAL = error('an internal error (SLUICE_E_INTERNAL); the log has the details');
+const BAD_PARAM = error('a bad parameter (SLUICE_E_BAD_PARAM); `error` names it');
+const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before sending again', schema: { type: 'integer' } } };
+
+const CPU_WINDOW_DOC = 'Windows are the finest of --resolutions of at least 1 minute (1 min by default), of the metric `cpuUsage`; ' +
+  'times are epoch milliseconds (UTC), windowEnd exclusive; quantiles come from the window\'s t-digest. ' +
+  '"Now" is event time: the newest event time Sluice has applied (any device, any metric).';
+
+export const ROUTE_DOCS: RouteDoc[] = [
+  {
+    method: 'post', pattern: '/v1/events', operation: {
+      tags: ['ingest'], summary: 'Send events over HTTP',
+      description: 'One event, an array, NDJSON lines or msgpack (one event, an array, or a columnar batch). ' +
+        'In durable mode (--ack durable, the default) the answer is sent after the WAL commit that holds the batch.',
+      parameters: [{ name: 'Sluice-Device-Seq', in: 'header', required: false, description: 'per-device batch sequence for exactly-once delivery (every event of the batch names the same device)', schema: { type: 'integer', minimum: 0 } }],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': { schema: { oneOf: [ref('Event'), { type: 'array', items: ref('Event') }] } },
+          'application/x-ndjson': { schema: { type: 'string', description: 'one JSON event per line' } },
+          'application/msgpack': { schema: { type: 'string', contentEncoding: 'binary', description: 'msgpack: an event, an array of events or a columnar batch' } },
+        },
+      },
+      responses: {
+        204: { description: 'every event accepted' },
+        200: json(ref('IngestResult'), 'some events rejected (the valid ones are kept), or a duplicate device sequence'),
+        400: json(ref('IngestResult'), 'no event valid, or the body does not parse (with `error` and `code`)'),
+        409: json(ref('Error'), 'the device sequence skips ahead (SLUICE_E_SEQUENCE_GAP, with `expected`)'),
+        413: error('body over --body-max'),
+        415: error('a Content-Type other than JSON, NDJSON or msgpack'),
+        503: { ...error('rings full (SLUICE_E_BACKPRESSURE), storage full or faulty, or stopping: nothing of the batch was kept'), headers: RETRY_AFTER },
+      },
+    },
+  },
+  {
+    method: 'ws', pattern: '/v1/stream', operation: {
+      tags: ['ingest'], summary: 'Send events over a WebSocket',
+      description: 'Binary frames are msgpack, text frames JSON: an event, an array, an envelope {"seq","deviceId"?,"events"} or (msgpack) a columnar batch. ' +
+        'Each frame gets one answer: {"ack":n}, {"ack":n,"accepted":k,"rejected":[...]} or {"error","code","seq","rejected"} (nothing kept).',
+      parameters: [query('deviceId', 'pins the connection to one device: its events may omit deviceId')],
+      responses: { 101: { description: 'switched to the WebSocket protocol' } },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/devices/:deviceId/metrics/:metric', operation: {
+      tags: ['query'], summary: 'A device\'s windows of one metric',
+      parameters: [pathParam('deviceId', 'the device'), pathParam('metric', 'the metric name'), ...RANGE, RESOLUTION, QUANTILES],
+      responses: { 200: json(ref('DeviceSeries'), 'the windows overlapping [from, to) that hold data'), 400: BAD_PARAM, 404: error('no such device (SLUICE_E_NOT_FOUND)'), 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/metrics/:metric/top', operation: {
+      tags: ['query'], summary: 'The top devices of a metric',
+      parameters: [pathParam('metric', 'the metric name'), query('n', 'how many devices (1-1000, default 10)', { type: 'integer', minimum: 1, maximum: 1000 }),
+        query('by', 'the ranking value (default mean)', { type: 'string', enum: [...TOP_BY] }), ...RANGE, RESOLUTION],
+      responses: { 200: json(ref('TopDevices'), 'the devices, highest first (ties: deviceId ascending)'), 400: BAD_PARAM, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/metrics/:metric', operation: {
+      tags: ['query'], summary: 'A metric merged over all devices',
+      parameters: [pathParam('metric', 'the metric name'), ...RANGE, RESOLUTION, QUANTILES],
+      responses: { 200: json(ref('FleetSeries'), 'the fleet windows, with exact distinct devices'), 400: BAD_PARAM, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/devices', operation: {
+      tags: ['query'], summary: 'Device ids with their metric names',
+      parameters: [query('prefix', 'only ids starting with it (at most 128 characters)'), query('limit', 'at most this many (1-10000, default 100)', { type: 'integer', minimum: 1, maximum: 10000 })],
+      responses: {
+        200: json({ type: 'object', required: ['devices', 'truncated'], properties: { devices: { type: 'array', items: { type: 'object', properties: { deviceId: { type: 'string' }, metrics: { type: 'array', items: { type: 'string' } } } } }, truncated: { type: 'boolean' } } }, 'the devices, sorted'),
+        400: BAD_PARAM, 500: INTERNAL,
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/healthz', operation: {
+      tags: ['operations'], summary: 'Health: shards, ingest and storage counters',
+      responses: { 200: json({ type: 'object' }, 'every shard answered'), 503: json({ type: 'object' }, 'a shard did not answer in 2 s (status "degraded")') },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/late', operation: {
+      tags: ['query'], summary: 'Too-late events and their counts',
+      parameters: [query('deviceId', 'only this device'), query('from', 'event time from', TIME), query('to', 'event time to', TIME), query('limit', 'at most this many events (1-10000, default 100)', { type: 'integer', minimum: 1, maximum: 10000 })],
+      responses: { 200: json({ type: 'object', required: ['events', 'counts', 'total'], properties: { events: { type: 'array', items: { type: 'object' } }, counts: { type: 'array', items: { type: 'object' } }, total: { type: 'integer' } } }, 'newest first'), 400: BAD_PARAM, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/reports', operation: {
+      tags: ['reports'], summary: 'Recent periodic reports',
+      parameters: [query('metric', 'one report metric (default: all of --report-metrics)'), query('limit', 'at most this many (1-1000, default 10)', { type: 'integer', minimum: 1, maximum: 1000 })],
+      responses: { 200: json({ type: 'object', required: ['reports'], properties: { reports: { type: 'array', items: ref('Report') } } }, 'newest first'), 400: BAD_PARAM },
+    },
+  },
+  {
+    method: 'ws', pattern: '/v1/reports/stream', operation: {
+      tags: ['reports'], summary: 'Periodic reports pushed over a WebSocket',
+      description: 'Every new report of the chosen metrics as a JSON text frame (a Report). What the client sends is ignored.',
+      parameters: [query('metric', 'one report metric (default: all)')],
+      responses: { 101: { description: 'switched to the WebSocket protocol' }, 400: BAD_PARAM },
+    },
+  },
+  {
+    method: 'post', pattern: '/v1/debug/fail-wal', operation: {
+      tags: ['debug'], summary: 'Fault injection: fail the next n WAL appends (only with SLUICE_DEBUG_ROUTES=1)',
+      parameters: [query('n', 'WAL appends to fail (1-1000000)', { type: 'integer', minimum: 1, maximum: 1000000 }, true)],
+      responses: { 200: json({ type: 'object', properties: { failNextAppends: { type: 'integer' } } }, 'armed'), 400: BAD_PARAM },
+    },
+  },
+  {
+    method: 'post', pattern: '/v1/debug/stall-shards', operation: {
+      tags: ['debug'], summary: 'Fault injection: block every shard worker for ms (only with SLUICE_DEBUG_ROUTES=1)',
+      parameters: [query('ms', 'milliseconds (1-60000)', { type: 'integer', minimum: 1, maximum: 60000 }, true)],
+      responses: { 200: json({ type: 'object', properties: { stalled: { type: 'integer' }, ms: { type: 'integer' } } }, 'stalled'), 400: BAD_PARAM },
+    },
+  },
+  {
+    method: 'post', pattern: '/telemetry/cpu', operation: {
+      tags: ['seed APIs'], summary: 'One CPU reading (seed API)',
+      description: 'The event becomes metric `cpu` with tag `clientVersion`, through the same admission, WAL and acknowledgement as POST /v1/events; the periodic report counts it. The body is read as JSON whatever the Content-Type.',
+      requestBody: { required: true, content: { 'application/json': { schema: ref('CpuTelemetry'), example: { timestamp: '2020-01-01T00:00:00Z', deviceId: 'device-1234', clientVersion: 'v1.2.3', cpu: 83.2 } } } },
+      responses: {
+        204: { description: 'accepted (durable once answered, in durable mode)' },
+        400: error('not one JSON object, no `cpu`, or an invalid field (`error` names it)'),
+        413: error('body over --body-max'),
+        503: { ...error('rings full, storage full or faulty, or stopping: nothing kept, send again'), headers: RETRY_AFTER },
+      },
+    },
+  },
+  {
+    method: 'post', pattern: '/analytics', operation: {
+      tags: ['seed APIs'], summary: 'Record a click or an impression (seed API)',
+      description: 'The user is the device; the event is metric `click` or `impression` with value 1 at the timestamp, through the same admission, WAL and acknowledgement as POST /v1/events.',
+      parameters: [
+        query('timestamp', 'epoch milliseconds (ISO-8601 also accepted)', { type: 'string' }, true),
+        query('user', 'the user id: 1-128 characters of [A-Za-z0-9_.:-]', { type: 'string' }, true),
+        query('event', 'what happened', { type: 'string', enum: ['click', 'impression'] }, true),
+      ],
+      responses: {
+        204: { description: 'recorded' },
+        400: error('a missing or invalid parameter (`error` names it)'),
+        500: { ...error('nothing kept (rings full, storage full or faulty, stopping): send again'), headers: RETRY_AFTER },
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/analytics', operation: {
+      tags: ['seed APIs'], summary: 'Users, clicks and impressions of an hour (seed API)',
+      description: 'For the UTC hour that holds the timestamp. unique_users is exact: distinct users with a click or an impression (one who did both counts once). Past hours answer from the rollups, after they closed and across restarts.',
+      parameters: [query('timestamp', 'epoch milliseconds (ISO-8601 also accepted)', { type: 'string' }, true)],
+      responses: {
+        200: json(ref('AnalyticsHour'), 'the hour\'s figures', { unique_users: 2, clicks: 3, impressions: 5 }),
+        400: error('timestamp missing or invalid'), 500: INTERNAL,
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/metrics/top/:n', operation: {
+      tags: ['seed APIs'], summary: 'The n devices with the highest p99 of cpuUsage in the last window (seed API)',
+      description: `The last window is the latest complete one: the window just before the one that holds "now" (which is still filling). ${CPU_WINDOW_DOC}`,
+      parameters: [pathParam('n', 'how many devices (1-1000)', { type: 'integer', minimum: 1, maximum: 1000 })],
+      responses: { 200: json({ type: 'array', items: ref('CpuWindow') }, 'highest p99 first (ties: deviceId ascending); empty before the first complete window'), 400: BAD_PARAM, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/metrics/devices/:deviceId', operation: {
+      tags: ['seed APIs'], summary: 'A device\'s recent cpuUsage windows (seed API)',
+      description: `The device's windows of the last hour up to "now", the current (still filling) window included, newest first. ${CPU_WINDOW_DOC}`,
+      parameters: [pathParam('deviceId', 'the device')],
+      responses: { 200: json({ type: 'array', items: ref('CpuWindow') }, 'newest first'), 400: BAD_PARAM, 404: error('no event ever named the device (SLUICE_E_NOT_FOUND)'), 500: INTERNAL },
+    },
+  },
+  {
+    method: 'post', pattern: '/compute/metrics', operation: {
+      tags: ['seed APIs'], summary: 'Compute metrics of sensors over a time range (seed API)',
+      description: 'A sensor is a metric name merged over every device. Metrics: count, average, mean (= average), max, min. `from` and `to` are UTC, read to the second and both included. ' +
+        'Unknown sensors (keys) and metrics are reported in `errors` with the seed\'s messages while the valid parts are computed. The body is read as JSON whatever the Content-Type; a trailing comma is tolerated.',
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('ComputeRequest'), example: { temperature: ['count', 'min'], humidity: ['average', 'max'], from: '2020-01-13 15:12:00', to: '2020-01-13 15:13:00' } } },
+      },
+      responses: {
+        200: json(ref('ComputeResult'), 'the valid parts computed; the others in `errors`', { result: { temperature: { count: 61, min: 2 }, humidity: { average: 48.557377049180324, max: 98 } }, errors: [] }),
+        400: json(ref('ComputeResult'), 'nothing valid to compute, from/to missing or malformed, or not a non-empty JSON object: empty `result`, with `code`'),
+        413: error('body over --body-max'),
+        500: json(ref('ComputeResult'), 'an internal error (SLUICE_E_INTERNAL)'),
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/openapi.json', operation: {
+      tags: ['docs'], summary: 'This document (OpenAPI 3.1)',
+      responses: { 200: json({ type: 'object' }, 'the OpenAPI document') },
+    },
+  },
+  {
+    method: 'get', pattern: '/docs', operation: {
+      tags: ['docs'], summary: 'The API reference page (Swagger UI, served offline)',
+      responses: { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+    },
+  },
+  {
+    method: 'get', pattern: '/docs/:file', operation: {
+      tags: ['docs'], summary: 'The API reference page\'s assets (swagger-ui-dist)',
+      parameters: [pathParam('file', 'an asset of the page', { type: 'string', enum: ['swagger-ui.css', 'swagger-ui-bundle.js', 'docs-init.js', 'favicon-32x32.png'] })],
+      responses: { 200: { description: 'the asset' }, 404: error('no such asset (SLUICE_E_NOT_FOUND)') },
+    },
+  },
+];
+
+const WINDOW_PROPS = {
+  start: { type: 'integer', description: 'epoch ms' }, end: { type: 'integer', description: 'epoch ms, exclusive' },
+  count: { type: 'integer' }, sum: { type: 'number' }, min: { type: ['number', 'null'] }, max: { type: ['number', 'null'] },
+  mean: { type: ['number', 'null'] }, last: { type: ['number', 'null'] },
+  histogram: { type: 'object', properties: { min: { type: 'number' }, max: { type: 'number' }, divisions: { type: 'array', items: { type: 'integer' } }, under: { type: 'integer' }, over: { type: 'integer' } } },
+  quantiles: { type: 'object', additionalProperties: { type: ['number', 'null'] } },
+  devices: { type: 'integer', description: 'distinct devices (fleet windows)' },
+};
+
+const SCHEMAS: Json = {
+  ErrorCode: { type: 'string', enum: Object.keys(ERRORS), description: Object.entries(ERRORS).map(([c, m]) => `${c}: ${m}`).join('; ') },
+  Error: { type: 'object', required: ['error', 'code'], properties: { error: { type: 'string', description: 'what went wrong, naming the field' }, code: ref('ErrorCode') } },
+  Rejection: { type: 'object', required: ['index', 'code', 'reason'], properties: { index: { type: 'integer' }, code: ref('ErrorCode'), reason: { type: 'string' } } },
+  IngestResult: {
+    type: 'object', required: ['accepted', 'rejected'],
+    properties: { accepted: { type: 'integer' }, rejected: { type: 'array', items: ref('Rejection') }, duplicate: { type: 'boolean' }, error: { type: 'string' }, code: ref('ErrorCode') },
+  },
+  Event: {
+    type: 'object', required: ['deviceId', 'timestamp'],
+    description: 'Either {deviceId, timestamp, metrics, tags?} or a flat shape where every other numeric field is a metric and every string field a tag.',
+    properties: {
+      deviceId: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' },
+      timestamp: { type: ['integer', 'string'], description: 'epoch ms or ISO-8601' },
+      metrics: { type: 'object', additionalProperties: { type: 'number' } },
+      tags: { type: 'object', additionalProperties: { type: 'string' } },
+    },
+    additionalProperties: { type: ['number', 'string'] },
+  },
+  Window: { type: 'object', properties: WINDOW_PROPS },
+  DeviceSeries: { type: 'object', properties: { deviceId: { type: 'string' }, metric: { type: 'string' }, resolution: { type: 'string' }, from: { type: 'integer' }, to: { type: 'integer' }, windows: { type: 'array', items: ref('Window') } } },
+  FleetSeries: { type: 'object', properties: { metric: { type: 'string' }, resolution: { type: 'string' }, from: { type: 'integer' }, to: { type: 'integer' }, devices: { type: 'integer' }, windows: { type: 'array', items: ref('Window') } } },
+  TopDevices: {
+    type: 'object',
+    properties: {
+      metric: { type: 'string' }, by: { type: 'string' }, from: { type: 'integer' }, to: { type: 'integer' },
+      devices: { type: 'array', items: { type: 'object', properties: { deviceId: { type: 'string' }, value: { type: 'number' }, count: { type: 'integer' }, sum: { type: 'number' }, min: { type: 'number' }, max: { type: 'number' }, mean: { type: 'number' } } } },
+    },
+  },
+  Report: {
+    type: 'object', required: ['metric', 'periodStart', 'periodEnd', 'count', 'devices', 'histogram'],
+    properties: { metric: { type: 'string' }, periodStart: { type: 'integer' }, periodEnd: { type: 'integer' }, count: { type: 'integer' }, devices: { type: 'integer' }, histogram: WINDOW_PROPS.histogram, error: { type: 'string' } },
+  },
+  CpuTelemetry: {
+    type: 'object', required: ['timestamp', 'deviceId', 'cpu'],
+    properties: { timestamp: { type: ['string', 'integer'], description: 'ISO-8601 or epoch ms' }, deviceId: { type: 'string' }, clientVersion: { type: 'string' }, cpu: { type: 'number' } },
+  },
+  AnalyticsHour: {
+    type: 'object', required: ['unique_users', 'clicks', 'impressions'],
+    properties: { unique_users: { type: 'integer' }, clicks: { type: 'integer' }, impressions: { type: 'integer' } },
+  },
+  CpuWindow: {
+    type: 'object', required: ['deviceId', 'windowStart', 'windowEnd', 'p50', 'p90', 'p99', 'count'],
+    properties: {
+      deviceId: { type: 'string' }, windowStart: { type: 'integer', description: 'epoch ms' }, windowEnd: { type: 'integer', description: 'epoch ms, exclusive' },
+      p50: { type: 'number' }, p90: { type: 'number' }, p99: { type: 'number' }, count: { type: 'integer' },
+    },
+  },
+  ComputeRequest: {
+    type: 'object', required: ['from', 'to'],
+    properties: { from: { type: 'string', description: 'YYYY-MM-DD hh:mm:ss (UTC), included' }, to: { type: 'string', description: 'YYYY-MM-DD hh:mm:ss (UTC), included' } },
+    additionalProperties: { type: 'array', items: { type: 'string', enum: ['count', 'average', 'mean', 'max', 'min'] }, description: 'a sensor (metric name) and the metrics to compute' },
+  },
+  ComputeResult: {
+    type: 'object', required: ['result', 'errors'],
+    properties: {
+      result: { type: 'object', additionalProperties: { type: 'object', additionalProperties: { type: ['number', 'null'] } } },
+      errors: { type: 'array', items: { type: 'string' } },
+      code: ref('ErrorCode'),
+    },
+  },
+};
+
+/** `:name` segments of a uWS pattern as OpenAPI `{name}`. */
+export function openApiPath(pattern: string): string {
+  return pattern.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+function docOf(r: RecordedRoute): RouteDoc | undefined {
+  return ROUTE_DOCS.find((d) => d.method === r.method && d.pattern === r.pattern);
+}
+
+/** Registered routes that have no entry in ROUTE_DOCS (the catch-all aside). */
+export function undocumentedRoutes(routes: readonly RecordedRoute[]): RecordedRoute[] {
+  return routes.filter((r) => !(r.method === CATCH_ALL.method && r.pattern === CATCH_ALL.pattern) && docOf(r) === undefined);
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The document of the given routes (each must have its entry). */
+export function openApiDocument(routes: readonly RecordedRoute[]): Json {
+  const paths: Record<string, Json> = {};
+  for (const r of routes) {
+    const d = docOf(r);
+    if (d === undefined) continue;
+    const p = openApiPath(d.pattern);
+    const item = paths[p] ?? (paths[p] = {});
+    const verb = d.method === 'ws' ? 'get' : d.method;
+    item[verb] = { operationId: `${d.method}${p.replace(/[^A-Za-z0-9]+/g, '_')}`, ...d.operation, ...(d.method === 'ws' ? { 'x-websocket': true } : {}) };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Sluice',
+      version: packageVersion(),
+      description: 'A single-node telemetry engine: ingest over HTTP and WebSocket, event-time window aggregates, queries, reports, and the seed systems\' APIs. ' +
+        'Every error body carries a stable `code` (see ErrorCode).',
+    },
+    paths,
+    components: { schemas: SCHEMAS },
+  };
+}
+
+/** Throws when the app answers a route this file does not document. */
+export function assertDocumented(app: TemplatedApp): void {
+  const missing = undocumentedRoutes(routesOf(app));
+  if (missing.length > 0) {
+    throw new Error(`routes without an OpenAPI entry in engine/openapi.ts: ${missing.map((r) => `${r.method} ${r.pattern}`).join(', ')}`);
+  }
+}
+
+/** GET /openapi.json: the document of the routes the app has, built once at the first request. */
+export function registerOpenApi(app: TemplatedApp): void {
+  let body: string | null = null;
+  app.get('/openapi.json', (res: HttpResponse, _req: HttpRequest) => {
+    if (body === null) body = JSON.stringify(openApiDocument(routesOf(app)));
+    sendJson({ res, aborted: false }, 200, body);
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * POST /telemetry/cpu (seed: a CPU telemetry collector), for its clients unchanged.
+ *
+ * The body is one event of the seed's flat shape,
+ * `{"timestamp":"2020-01-01T00:00:00Z","deviceId":"device-1234","clientVersion":"v1.2.3","cpu":83.2}`:
+ * metric `cpu`, tag `clientVersion` (protocol/event.ts maps the flat shape). It is read as JSON
+ * whatever the Content-Type (the seed's clients are not required to send one) and goes through
+ * Ingest like POST /v1/events: the same validation, WAL, durability and acknowledgement, and the
+ * periodic report counts it (metric `cpu` is a report metric by default).
+ *
+ *   204  accepted (in durable mode: after the WAL commit that holds it)
+ *   400  {error, code}: not one JSON object, no `cpu`, or an invalid field (the reason names it)
+ *   413  over --body-max
+ *   503  {error, code} + Retry-After: rings full, storage full or faulty, stopping: nothing kept
+ *
+ * Front-end thread only.
+ */
+
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { ErrorCode } from '../protocol';
+import type { Ingest, IngestOutcome } from './ingest';
+import { type Answerable, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
+
+export interface TelemetryRoutesOptions {
+  bodyBytesMax: number;
+  backpressureWaitMs: number;
+}
+
+const RETRY_AFTER = { 'Retry-After': '1' };
+
+/** Why the body is not one event that carries `cpu`, or null when it is (Ingest checks the rest). */
+export function cpuEventProblem(text: string): { code: ErrorCode; reason: string } | null {
+  let ev: unknown;
+  try {
+    ev = JSON.parse(text);
+  } catch (e) {
+    return { code: 'SLUICE_E_BAD_BODY', reason: `body: invalid JSON: ${(e as Error).message}` };
+  }
+  if (typeof ev !== 'object' || ev === null || Array.isArray(ev)) {
+    return { code: 'SLUICE_E_BAD_EVENT', reason: 'body: must be one JSON event object {"timestamp","deviceId","clientVersion","cpu"}' };
+  }
+  const e = ev as Record<string, unknown>;
+  const nested = e.metrics;
+  const inMetrics = typeof nested === 'object' && nested !== null && 'cpu' in nested;
+  if (!('cpu' in e) && !inMetrics) {
+    return { code: 'SLUICE_E_NO_METRICS', reason: 'cpu: missing (POST /telemetry/cpu carries a cpu reading)' };
+  }
+  const [field, cpu] = inMetrics ? ['metrics.cpu', (nested as Record<string, unknown>).cpu] : ['cpu', e.cpu];
+  if (typeof cpu !== 'number' || !Number.isFinite(cpu)) {
+    return { code: 'SLUICE_E_BAD_METRIC_VALUE', reason: `${field}: must be a finite number, got ${JSON.stringify(cpu) ?? String(cpu)}` };
+  }
+  return null;
+}
+
+export function registerTelemetryRoutes(app: TemplatedApp, ingest: Ingest, opts: TelemetryRoutesOptions): void {
+  app.post('/telemetry/cpu', (res: HttpResponse, req: HttpRequest) => {
+    const a: Answerable = { res, aborted: false };
+    res.onAborted(() => { a.aborted = true; });
+    const contentLength = Number(req.getHeader('content-length') || '0');
+    if (contentLength > opts.bodyBytesMax) {
+      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${opts.bodyBytesMax} (--body-max)`);
+      return;
+    }
+    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
+      const problem = cpuEventProblem(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+      if (problem !== null) {
+        sendError(a, 400, problem.code, problem.reason);
+        return;
+      }
+      ingest.submit({ kind: 'json', body, pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs }, (o) => answer(a, o));
+    });
+  });
+}
+
+function answer(a: Answerable, o: IngestOutcome): void {
+  switch (o.status) {
+    case 'accepted':
+    case 'partial':
+    case 'duplicate':
+      sendEmpty(a, 204);
+      return;
+    case 'none-valid':
+    case 'refused':
+    case 'gap': {
+      const first = o.rejections[0];
+      sendError(a, 400, first?.code ?? o.code ?? 'SLUICE_E_BAD_EVENT', first?.reason ?? o.reason);
+      return;
+    }
+    case 'backpressure':
+    case 'unavailable':
+      sendJson(a, 503, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), RETRY_AFTER);
+  }
+}
