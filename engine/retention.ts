@@ -1,7 +1,8 @@
 /**
  * Rollup retention: windows older than their resolution's retention (in event time: the newest
  * event time any shard has applied) are deleted in the background, in small transactions, along
- * with their window-index and fleet entries. Front-end thread; never touches open panes.
+ * with their window-index and fleet entries. The per-second fleet aggregate (['s', ...] keys) is
+ * kept as long as the finest resolution. Front-end thread; never touches open panes.
  */
 
 import type { ShardStats } from '../protocol';
@@ -56,6 +57,12 @@ export class Retention {
         summary.cutoffs[formatDuration(res)] = before;
         for (let metric = 0; metric < this.dict.metricNames.length; metric++) summary.deleted += await this.expire(res, metric, before);
       }
+      const finest = this.config.retentionMs[String(this.config.resolutionsMs[0])];
+      if (finest !== undefined && finest !== Infinity) {
+        const beforeSec = Math.floor((newest - finest) / 1000);
+        summary.cutoffs['1s'] = beforeSec * 1000;
+        for (let metric = 0; metric < this.dict.metricNames.length; metric++) summary.deleted += await this.expireSeconds(metric, beforeSec);
+      }
       if (summary.deleted > 0) {
         this.totalDeleted += summary.deleted;
         this.log.info(summary, `retention: ${summary.deleted} expired rollup windows deleted`);
@@ -63,6 +70,18 @@ export class Retention {
       return summary;
     } finally {
       this.running = false;
+    }
+  }
+
+  private async expireSeconds(metric: number, beforeSec: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const keys = this.rollups.secondsBefore(metric, beforeSec, KEYS_PER_TXN);
+      if (keys.length === 0) return deleted;
+      await this.rollups.transaction(() => {
+        for (const k of keys) this.rollups.remove(k);
+      });
+      deleted += keys.length;
     }
   }
 

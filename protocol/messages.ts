@@ -42,6 +42,11 @@ export interface FleetSeriesTask { kind: 'fleetSeries'; metric: string; from: nu
 export interface DistinctDevicesTask { kind: 'distinctDevices'; metrics: string[]; from: number; to: number; resolutionMs: number }
 /** Where the metric's data ends on this shard (of one device when deviceId is given): see MetricLatestResult. */
 export interface MetricLatestTask { kind: 'metricLatest'; metric: string; deviceId?: string }
+/**
+ * The metric over every device of the shard, at one-second precision: the seconds [from, to)
+ * (epoch ms, whole seconds) of the per-second fleet aggregate, closed (LMDB) and open (memory).
+ */
+export interface SensorRangeTask { kind: 'sensorRange'; metric: string; from: number; to: number }
 export interface TopTask { kind: 'top'; metric: string; from: number; to: number; by: TopBy; n: number; resolutionMs?: number }
 export interface DevicesTask { kind: 'devices'; prefix: string; limit: number }
 export interface StatsTask { kind: 'stats' }
@@ -57,7 +62,7 @@ export interface SyncTask { kind: 'sync' }
  * full one when the previous checkpoint's write failed, since the worker counts it as stored).
  */
 export interface CheckpointTask { kind: 'checkpoint'; full: boolean }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | MetricLatestTask;
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | SensorRangeTask | MetricLatestTask;
 
 export interface CheckpointResult {
   shard: number;
@@ -90,6 +95,8 @@ export interface TopRow { deviceId: string; value: number; count: number; sum: n
 export interface TopResult { rows: TopRow[] }
 export interface DeviceEntry { deviceId: string; metrics: string[] }
 export interface DevicesResult { devices: DeviceEntry[] }
+/** count 0: no value in the range (min and max are then 0) */
+export interface SensorRangeResult { count: number; sum: number; min: number; max: number }
 export interface DistinctDevicesResult { devices: number }
 /**
  * start: start of the newest pane with data in memory, else of the newest stored window (at any

@@ -12,6 +12,7 @@
  *   ['f', res, metric, start, shard]   the shard's fleet merge of the window, with distinct devices
  *   ['l', shard, seq, k]               a too-late event (k: its place among the batch's late values)
  *   ['c', device, metric]              too-late events counted per device and metric
+ *   ['s', metric, second, shard]       the shard's per-second fleet aggregate [count, sum, min, max]
  * Idempotence: panes close in pane-number order and every coarse window remembers the last pane
  * merged into it (lastPaneNo), so a sweep replayed after a crash merges nothing twice.
  */
@@ -39,6 +40,9 @@ export interface LateCount {
   seq: number;
   k: number;
 }
+
+/** count, sum, min, max of a metric over one second (workers/sensor-seconds.ts) */
+export type SecondAggregate = [number, number, number, number];
 
 type Key = (string | number)[];
 
@@ -94,6 +98,23 @@ export class RollupStore {
   newestDeviceWindow(res: number, device: number, metric: number): number | null {
     for (const k of this.db.getKeys({ start: ['d', res, device, metric, Infinity], end: ['d', res, device, metric, -1], reverse: true, limit: 1 })) return k[4] as number;
     return null;
+  }
+
+  /** a closed second of the shard's per-second fleet aggregate (a put: replaying writes the same value) */
+  putSecond(metric: number, second: number, shard: number, agg: SecondAggregate): void {
+    void this.db.put(['s', metric, second, shard], agg);
+  }
+
+  /** the shard's closed seconds of a metric in [fromSec, toSec) */
+  *seconds(metric: number, fromSec: number, toSec: number, shard: number): Generator<SecondAggregate> {
+    for (const { key, value } of this.db.getRange({ start: ['s', metric, fromSec], end: ['s', metric, toSec] })) {
+      if (key[3] === shard) yield value as SecondAggregate;
+    }
+  }
+
+  /** per-second keys of a metric before beforeSec (retention), at most limit */
+  secondsBefore(metric: number, beforeSec: number, limit: number): Key[] {
+    return [...this.db.getKeys({ start: ['s', metric, 0], end: ['s', metric, beforeSec], limit })];
   }
 
   /** 'w' index entries of windows starting before `before` (retention), at most limit */

@@ -18,8 +18,9 @@
 import {
   compressAggregate, emptyAggregate, mergeAggregate, type WindowAggregateWire,
 } from '../protocol';
-import type { LateCount, LateEntry, RollupStore, RollupValue } from '../storage';
+import type { LateCount, LateEntry, RollupStore, RollupValue, SecondAggregate } from '../storage';
 import type { PaneStore } from './pane-store';
+import { mergeSecond, SensorSeconds, type SensorSecondsState } from './sensor-seconds';
 
 export interface EventTimeOptions {
   shard: number;
@@ -36,6 +37,8 @@ export interface EventTimeState {
   lateTotal: number;
   /** per resolution, per series: start of the last fleet window the series was counted in */
   fleetMarks: Float64Array[];
+  /** open seconds of the per-second fleet aggregate; absent in checkpoints written before it existed */
+  seconds?: SensorSecondsState;
 }
 
 interface PendingLate {
@@ -64,6 +67,8 @@ export class EventTime {
   writeErrors = 0;
   lastWriteError: string | null = null;
   private readonly closing = new Set<number>();
+  /** the shard's per-second fleet aggregate: closes with the panes, written as ['s', ...] */
+  readonly seconds = new SensorSeconds();
 
   constructor(private readonly opts: EventTimeOptions, private store: PaneStore, private readonly rollups: RollupStore) {
     this.fleetMarks = opts.resolutions.map(() => new Float64Array(1024).fill(NONE));
@@ -123,6 +128,7 @@ export class EventTime {
     const prevBelow = this.closedBelow;
     this.closedBelow = below;
     this.closedBeforeMs = below * this.opts.paneMs;
+    this.writeSeconds();
     const store = this.store;
     const res = this.opts.resolutions;
     const P = this.opts.paneMs;
@@ -267,6 +273,23 @@ export class EventTime {
     this.rollups.put(key, merged);
   }
 
+  /** the seconds the watermark closed, one put each (a second may come in two parts: merged) */
+  private writeSeconds(): void {
+    const closed = this.seconds.closeBefore(this.closedBeforeMs);
+    if (closed.length === 0) return;
+    const byKey = new Map<string, { metric: number; second: number; agg: SecondAggregate }>();
+    for (const c of closed) {
+      const key = `${c.metric}:${c.second}`;
+      const seen = byKey.get(key);
+      if (seen === undefined) byKey.set(key, c);
+      else mergeSecond(seen.agg, c.agg);
+    }
+    const shard = this.opts.shard;
+    this.track(this.rollups.transaction(() => {
+      for (const c of byKey.values()) this.rollups.putSecond(c.metric, c.second, shard, c.agg);
+    }));
+  }
+
   private writeLate(): void {
     const late = this.late;
     this.late = [];
@@ -305,7 +328,10 @@ export class EventTime {
   }
 
   snapshot(): EventTimeState {
-    return { maxTs: this.maxTs, closedBelow: this.closedBelow, lateTotal: this.lateTotal, fleetMarks: this.fleetMarks.map((m) => m.slice()) };
+    return {
+      maxTs: this.maxTs, closedBelow: this.closedBelow, lateTotal: this.lateTotal, fleetMarks: this.fleetMarks.map((m) => m.slice()),
+      seconds: this.seconds.snapshot(),
+    };
   }
 
   restore(state: EventTimeState): void {
@@ -314,6 +340,7 @@ export class EventTime {
     this.closedBeforeMs = state.closedBelow === NONE ? NONE : state.closedBelow * this.opts.paneMs;
     this.lateTotal = state.lateTotal;
     if (state.fleetMarks.length === this.fleetMarks.length) this.fleetMarks = state.fleetMarks.map((m) => Float64Array.from(m));
+    if (state.seconds !== undefined) this.seconds.restore(state.seconds);
   }
 }
 

@@ -92,6 +92,7 @@ export class RecordApplier implements RecordHandler {
     const store = this.store;
     const time = this.time;
     const report = this.report;
+    const seconds = time !== null ? time.seconds : null;
     const count = v.getUint32(offset + 8, true);
     const seq = v.getFloat64(offset + 16, true);
     let p = offset + EVENTS_HEADER_BYTES;
@@ -115,6 +116,7 @@ export class RecordApplier implements RecordHandler {
         const metric = v.getUint32(p, true);
         const value = v.getFloat64(p + 8, true);
         store.add(this.seriesOf(device, metric), ts, value);
+        if (seconds !== null) seconds.add(metric, ts, value);
         if (report !== null) report.count(metric, device, value);
         p += EVENT_METRIC_BYTES;
       }
@@ -170,6 +172,8 @@ export class RecordApplier implements RecordHandler {
         const series = columnSeries[m];
         const valueIndex = tsIndex + rows * (m + 1);
         for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
+        const seconds = time.seconds;
+        for (let i = 0; i < rows; i++) seconds.add(columnMetrics[m], f64[tsIndex + i], f64[valueIndex + i]);
         if (report !== null) for (let i = 0; i < rows; i++) report.count(columnMetrics[m], device, f64[valueIndex + i]);
       }
       this.events += rows;
@@ -184,7 +188,10 @@ export class RecordApplier implements RecordHandler {
       for (let m = 0; m < metrics; m++) {
         const value = f64[tsIndex + rows * (m + 1) + i];
         if (late) time.recordLate(device, columnMetrics[m], ts, value, seq);
-        else store.add(columnSeries[m], ts, value);
+        else {
+          store.add(columnSeries[m], ts, value);
+          time.seconds.add(columnMetrics[m], ts, value);
+        }
         if (report !== null) report.count(columnMetrics[m], device, value);
       }
     }

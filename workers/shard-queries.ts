@@ -33,6 +33,8 @@ import {
   type FleetSeriesTask,
   type MetricLatestResult,
   type MetricLatestTask,
+  type SensorRangeResult,
+  type SensorRangeTask,
   type ShardStats,
   type TopBy,
   type TopResult,
@@ -40,7 +42,8 @@ import {
   type TopTask,
   type WindowAggregateWire,
 } from '../protocol';
-import type { RollupStore, RollupValue } from '../storage';
+import type { RollupStore, RollupValue, SecondAggregate } from '../storage';
+import { mergeSecond } from './sensor-seconds';
 import { PaneStore } from './pane-store';
 import type { EventTime } from './event-time';
 
@@ -230,6 +233,20 @@ export function metricLatest(x: ShardView | PaneStore, task: MetricLatestTask): 
     }
   }
   return { start: newest === -Infinity ? null : newest };
+}
+
+/** The metric over the shard's devices in whole seconds [from, to): stored seconds and open ones. */
+export function sensorRange(x: ShardView | PaneStore, task: SensorRangeTask): SensorRangeResult {
+  const view = viewOf(x);
+  checkRange(task.from, task.to);
+  const metric = view.store.metricIdOf(task.metric);
+  const out: SecondAggregate = [0, 0, 0, 0];
+  if (metric < 0) return { count: 0, sum: 0, min: 0, max: 0 };
+  const fromSec = Math.ceil(task.from / 1000);
+  const toSec = Math.ceil(task.to / 1000);
+  if (view.rollups !== null) for (const agg of view.rollups.seconds(metric, fromSec, toSec, view.shard)) mergeSecond(out, agg);
+  if (view.time !== null) view.time.seconds.mergeOpen(metric, fromSec, toSec, out);
+  return { count: out[0], sum: out[1], min: out[2], max: out[3] };
 }
 
 const QUANTILE_OF_BY: Partial<Record<TopBy, number>> = { p50: 0.5, p90: 0.9, p99: 0.99 };

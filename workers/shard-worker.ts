@@ -20,7 +20,7 @@ import { EventTime } from './event-time';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
 import {
-  deviceSeries, distinctDevices, fleetSeries, listDevices, metricLatest, shardStats, topDevices, type ShardView,
+  deviceSeries, distinctDevices, sensorRange, fleetSeries, listDevices, metricLatest, shardStats, topDevices, type ShardView,
 } from './shard-queries';
 
 export interface ShardWorkerData {
@@ -140,6 +140,7 @@ export default function handle(task: ShardTask): unknown {
     case 'top': return consistent(() => topDevices(view, task));
     case 'devices': return consistent(() => listDevices(view, task));
     case 'distinctDevices': return consistent(() => distinctDevices(view, task));
+    case 'sensorRange': return consistent(() => sensorRange(view, task));
     case 'metricLatest': return consistent(() => metricLatest(view, task));
     case 'checkpoint': return consistent(() => checkpoint(task.full));
     case 'sync': return consistent(() => null);
