@@ -37,6 +37,19 @@ export { compressRange, DIGEST_COMPRESSION, MergingDigest } from './digest';
  */
 export const CENTROIDS_MAX_DEFAULT = 1024;
 
+/**
+ * The histogram slot of a value: a division in [0, divisions), or divisions (under: below min)
+ * or divisions + 1 (over: above max). (v - min) * divisions / range, not * a precomputed
+ * (divisions / range): exact on integer edges such as 30 * 10 / 100; the clamp puts v == max (and
+ * rounding up) in the last division. The one definition: panes, reports and stored windows agree.
+ */
+export function histogramBucket(value: number, min: number, max: number, divisions: number): number {
+  if (value < min) return divisions;
+  if (value > max) return divisions + 1;
+  const bucket = Math.floor(((value - min) * divisions) / (max - min));
+  return bucket >= divisions ? divisions - 1 : bucket;
+}
+
 export function emptyAggregate(start: number, end: number, divisions: number): WindowAggregateWire {
   if (!(Number.isInteger(divisions) && divisions >= 1)) throw new RangeError(`emptyAggregate: divisions must be a positive integer: ${divisions}`);
   return {

@@ -116,4 +116,8 @@ export interface ShardStats {
   maxEventTime?: number | null;
   lateEvents?: number;
   rollupWriteErrors?: number;
+  /** bytes of the pane store's typed arrays (capacity, not only what is in use) */
+  paneStoreBytes: number;
+  /** V8 heap in use by the shard's worker thread */
+  heapUsedBytes: number;
 }

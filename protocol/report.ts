@@ -36,14 +36,6 @@ export interface Report {
   error?: string;
 }
 
-/** The histogram division of value over [min, max] with `divisions` divisions; -1 under, -2 over. */
-export function reportDivisionOf(value: number, min: number, max: number, divisions: number): number {
-  if (value < min) return -1;
-  if (value > max) return -2;
-  // (v - min) * divisions / range: exact on integer edges (30 * 10 / 100); clamp puts v == max last
-  const d = Math.floor(((value - min) * divisions) / (max - min));
-  return d >= divisions ? divisions - 1 : d;
-}
 
 /**
  * Sums the shards' parts into one Report per metric (in the order metrics first appear). Throws a

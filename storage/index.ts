@@ -2,3 +2,4 @@
 export * from './store';
 export * from './wal-entry';
 export * from './rollup-store';
+export * from './rollup-codec';

@@ -13,6 +13,7 @@
  *   ['l', shard, seq, k]               a too-late event (k: its place among the batch's late values)
  *   ['c', device, metric]              too-late events counted per device and metric
  *   ['s', metric, second, shard]       the shard's per-second fleet aggregate [count, sum, min, max]
+ * Window values ('d', 'f') are binary (storage/rollup-codec.ts); the rest msgpack.
  * Idempotence: panes close in pane-number order and every coarse window remembers the last pane
  * merged into it (lastPaneNo), so a sweep replayed after a crash merges nothing twice.
  */
@@ -20,6 +21,7 @@
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { WindowAggregateWire } from '../protocol';
+import { RollupCodec, type HistogramSpec } from './rollup-codec';
 
 export interface RollupValue extends WindowAggregateWire {
   /** the last pane merged into this window (device windows) or every pane below it was (fleet: closedBelow) */
@@ -47,11 +49,32 @@ export type SecondAggregate = [number, number, number, number];
 type Key = (string | number)[];
 
 export class RollupStore {
-  private constructor(private readonly root: RootDatabase, readonly db: Database<unknown, Key>) {}
+  private constructor(private readonly root: RootDatabase, readonly db: Database<unknown, Key>, private readonly codec: RollupCodec | null) {}
 
-  static open(dataDir: string): RollupStore {
+  /** histogram: the engine's histogram settings, needed to read and write windows (not for the late log or retention) */
+  static open(dataDir: string, histogram: HistogramSpec | null = null): RollupStore {
     const root = open({ path: path.join(dataDir, 'lmdb'), maxDbs: 16, overlappingSync: false });
-    return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}));
+    return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}), histogram === null ? null : new RollupCodec(histogram));
+  }
+
+  private windowCodec(): RollupCodec {
+    if (this.codec === null) throw new Error('RollupStore opened without histogram settings: it cannot read or write windows');
+    return this.codec;
+  }
+
+  /** a stored window ('d' and 'f' keys), binary (storage/rollup-codec.ts) */
+  putWindow(key: Key, value: RollupValue): void {
+    void this.db.put(key, this.windowCodec().encode(value));
+  }
+
+  getWindow(key: Key): RollupValue | undefined {
+    const bytes = this.db.get(key) as Uint8Array | undefined;
+    return bytes === undefined ? undefined : this.windowCodec().decode(bytes);
+  }
+
+  private *decoded(range: Iterable<{ key: Key; value: unknown }>): Generator<{ key: Key; value: RollupValue }> {
+    const codec = this.windowCodec();
+    for (const { key, value } of range) yield { key, value: codec.decode(value as Uint8Array) };
   }
 
   transaction<T>(fn: () => T): Promise<T> {
@@ -70,12 +93,13 @@ export class RollupStore {
     void this.db.remove(key);
   }
 
-  deviceWindows(res: number, device: number, metric: number, from: number, to: number): Iterable<{ key: Key; value: unknown }> {
-    return this.db.getRange({ start: ['d', res, device, metric, from], end: ['d', res, device, metric, to] });
+  deviceWindows(res: number, device: number, metric: number, from: number, to: number): Iterable<{ key: Key; value: RollupValue }> {
+    return this.decoded(this.db.getRange({ start: ['d', res, device, metric, from], end: ['d', res, device, metric, to] }));
   }
 
-  fleetWindows(res: number, metric: number, from: number, to: number): Iterable<{ key: Key; value: unknown }> {
-    return this.db.getRange({ start: ['f', res, metric, from], end: ['f', res, metric, to] });
+  /** every shard's fleet windows (key[4] is the shard) */
+  fleetWindows(res: number, metric: number, from: number, to: number): Iterable<{ key: Key; value: RollupValue }> {
+    return this.decoded(this.db.getRange({ start: ['f', res, metric, from], end: ['f', res, metric, to] }));
   }
 
   /** the 'w' index keys of one window (every device with a stored window there) */

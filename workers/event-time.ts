@@ -236,7 +236,7 @@ export class EventTime {
     const device = store.seriesDevice(series);
     const metric = store.seriesMetric(series);
     const r = this.opts.paneMs;
-    this.rollups.put(['d', r, device, metric, agg.start], { ...agg, lastPaneNo: paneNo });
+    this.rollups.putWindow(['d', r, device, metric, agg.start], { ...agg, lastPaneNo: paneNo });
     this.rollups.put(['w', r, metric, agg.start, device], 1);
   }
 
@@ -247,30 +247,30 @@ export class EventTime {
     const metric = store.seriesMetric(series);
     const res = this.opts.resolutions;
     if (agg.means.length > 256) compressAggregate(agg);
-    this.rollups.put(['d', res[1], device, metric, agg.start], { ...agg, lastPaneNo });
+    this.rollups.putWindow(['d', res[1], device, metric, agg.start], { ...agg, lastPaneNo });
     this.rollups.put(['w', res[1], metric, agg.start, device], 1);
     for (let l = 2; l < res.length; l++) {
       const w = Math.floor(agg.start / res[l]) * res[l];
       const key = ['d', res[l], device, metric, w];
-      const old = this.rollups.get(key) as RollupValue | undefined;
+      const old = this.rollups.getWindow(key);
       if (old !== undefined && old.lastPaneNo >= lastPaneNo) continue; // merged before a crash
       const merged: RollupValue = old === undefined
         ? { ...copyAgg(agg), start: w, end: w + res[l], lastPaneNo }
         : { ...mergeAggregate(old, agg), lastPaneNo };
       if (merged.means.length > 256) compressAggregate(merged);
-      this.rollups.put(key, merged);
+      this.rollups.putWindow(key, merged);
       if (old === undefined) this.rollups.put(['w', res[l], metric, w, device], 1);
     }
   }
 
   /** marker: every pane below it is in the fleet window (pane resolution: closedBelow; coarser: the last complete window's end) */
   private writeFleet(key: (string | number)[], agg: WindowAggregateWire, devices: number, marker: number): void {
-    const old = this.rollups.get(key) as RollupValue | undefined;
+    const old = this.rollups.getWindow(key);
     if (old !== undefined && old.lastPaneNo >= marker) return; // this sweep was written before a crash
     agg.devices = devices;
     const merged: RollupValue = old === undefined ? { ...agg, lastPaneNo: marker } : { ...mergeAggregate(old, agg), lastPaneNo: marker };
     if (merged.means.length > 256) compressAggregate(merged);
-    this.rollups.put(key, merged);
+    this.rollups.putWindow(key, merged);
   }
 
   /** the seconds the watermark closed, one put each (a second may come in two parts: merged) */

@@ -26,6 +26,11 @@ export class IntPairMap {
   private mask: number;
   private count = 0;
 
+  /** bytes of the table's typed arrays */
+  bytes(): number {
+    return this.keysA.byteLength + this.keysB.byteLength + this.values.byteLength;
+  }
+
   constructor(initialCapacity = 16) {
     let capacity = 16;
     while (capacity < initialCapacity) capacity *= 2;

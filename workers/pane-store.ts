@@ -51,7 +51,7 @@
 
 import { IntPairMap } from './int-pair-map';
 import {
-  CENTROIDS_MAX_DEFAULT, compressAggregate, compressRange, DIGEST_COMPRESSION, mergeExactFields, type WindowAggregateWire,
+  CENTROIDS_MAX_DEFAULT, compressAggregate, histogramBucket, compressRange, DIGEST_COMPRESSION, mergeExactFields, type WindowAggregateWire,
 } from '../protocol';
 
 export interface PaneStoreOptions {
@@ -93,7 +93,6 @@ export class PaneStore {
   readonly histogramMin: number;
   readonly histogramMax: number;
   private readonly histStride: number;
-  private readonly histRange: number;
   private readonly seriesMax: number;
   private readonly panesMax: number;
   private readonly digestEnabled: boolean;
@@ -167,7 +166,6 @@ export class PaneStore {
     this.histogramMin = histogramMin;
     this.histogramMax = histogramMax;
     this.histStride = histogramDivisions + 2;
-    this.histRange = histogramMax - histogramMin;
     this.seriesMax = options.seriesMax ?? SERIES_MAX_DEFAULT;
     this.panesMax = options.panesMax ?? PANES_MAX_DEFAULT;
     this.digestEnabled = options.digest ?? true;
@@ -206,6 +204,15 @@ export class PaneStore {
 
   get seriesCount(): number {
     return this.nSeries;
+  }
+
+  /** bytes held by the typed arrays (capacities: arrays grow by doubling) */
+  typedArrayBytes(): number {
+    let n = this.seriesMap.bytes() + this.paneMap.bytes();
+    for (const a of [this.sDevice, this.sMetric, this.sCachePane, this.sCacheSlot, this.sNewest, this.freeSlots, this.pSeries, this.pNo,
+      this.pCount, this.pSum, this.pMin, this.pMax, this.pLast, this.pLastTs, this.pHist, this.pOlder, this.pNewer, this.pBlockOff,
+      this.pBlockCap, this.pBlockLen, this.pBlockSorted, this.pDirty, this.cMean, this.cWeight]) n += a.byteLength;
+    return n;
   }
 
   get paneCount(): number {
@@ -349,17 +356,7 @@ export class PaneStore {
     this.pCount[slot] = count + 1;
     this.pSum[slot] = this.pSum[slot]! + value;
     this.pDirty[slot] = 1;
-    const divisions = this.histogramDivisions;
-    let bucket: number;
-    if (value < this.histogramMin) bucket = divisions;
-    else if (value > this.histogramMax) bucket = divisions + 1;
-    else {
-      // (v - min) * divisions / range, not * precomputed (divisions / range): exact on integer
-      // edges such as 30 * 10 / 100; the clamp puts v == max (and rounding up) in the last division.
-      bucket = Math.floor(((value - this.histogramMin) * divisions) / this.histRange);
-      if (bucket >= divisions) bucket = divisions - 1;
-    }
-    const h = slot * this.histStride + bucket;
+    const h = slot * this.histStride + histogramBucket(value, this.histogramMin, this.histogramMax, this.histogramDivisions);
     this.pHist[h] = this.pHist[h]! + 1;
     if (!this.digestEnabled) return;
     // the raw value goes after the pane's entries (its weight slot already holds 1)

@@ -22,7 +22,7 @@
  */
 
 // protocol/index.ts does not export report.ts yet (it is being edited in parallel): import the file
-import type { ReportPart } from '../protocol';
+import { histogramBucket, type ReportPart } from '../protocol';
 
 export interface ReportCounterOptions {
   /** names of the metrics to report (e.g. ["cpu"]) */
@@ -51,7 +51,6 @@ export class ReportCounter {
   /** per slot: divisions counts, then under, over, count, devices (stride divisions + 4) */
   private readonly counts: Float64Array;
   private readonly stride: number;
-  private readonly range: number;
   /** per slot: one bit per device id that sent the metric in this period */
   private readonly seen: Uint32Array[];
 
@@ -69,7 +68,6 @@ export class ReportCounter {
     this.divisions = divisions;
     this.min = min;
     this.max = max;
-    this.range = max - min;
     this.stride = divisions + 4;
     this.counts = new Float64Array(this.stride * metrics.length);
     this.seen = metrics.map(() => new Uint32Array(BITSET_WORDS_INITIAL));
@@ -101,15 +99,7 @@ export class ReportCounter {
     const counts = this.counts;
     const base = slot * this.stride;
     const divisions = this.divisions;
-    let d: number;
-    if (value < this.min) d = divisions;
-    else if (value > this.max) d = divisions + 1;
-    else {
-      // same formula as protocol reportDivisionOf (and the pane histograms): exact on integer edges
-      d = Math.floor(((value - this.min) * divisions) / this.range);
-      if (d >= divisions) d = divisions - 1;
-    }
-    counts[base + d]++;
+    counts[base + histogramBucket(value, this.min, this.max, divisions)]++;
     counts[base + divisions + 2]++;
     let bits = this.seen[slot];
     const word = deviceId >>> 5;

@@ -355,6 +355,8 @@ export function shardStats(x: ShardView | PaneStore, recordsApplied = 0, lateEve
     maxEventTime: time === null || time.maxTs === -Infinity ? null : time.maxTs,
     lateEvents,
     rollupWriteErrors: time?.writeErrors ?? 0,
+    paneStoreBytes: store.typedArrayBytes(),
+    heapUsedBytes: process.memoryUsage().heapUsed,
   };
 }
 

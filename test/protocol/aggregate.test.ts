@@ -2,7 +2,7 @@ import t from 'tap';
 import { rng } from '../helpers/rng';
 import { TDigest } from 'tdigest';
 import {
-  CENTROIDS_MAX_DEFAULT, compressAggregate, emptyAggregate, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
+  CENTROIDS_MAX_DEFAULT, compressAggregate, emptyAggregate, histogramBucket, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
 } from '../../protocol/aggregate';
 import type { WindowAggregateWire } from '../../protocol/messages';
 import { PaneStore } from '../../workers/pane-store';
@@ -242,4 +242,15 @@ t.test('compressAggregate bounds the centroid count, keeps the weight, sorts, an
   compressAggregate(dup);
   t.same({ means: dup.means, weights: dup.weights }, { means: [1, 5], weights: [1, 3] }, 'equal means merge, the extremes stay');
   t.end();
+});
+
+t.test('histogram buckets: [min, max] closed at max, under and over outside', async (t) => {
+  t.equal(histogramBucket(0, 0, 100, 10), 0);
+  t.equal(histogramBucket(9.99, 0, 100, 10), 0);
+  t.equal(histogramBucket(10, 0, 100, 10), 1);
+  t.equal(histogramBucket(30, 0, 100, 10), 3, 'exact on an integer edge');
+  t.equal(histogramBucket(90, 0, 100, 10), 9);
+  t.equal(histogramBucket(100, 0, 100, 10), 9);
+  t.equal(histogramBucket(-0.001, 0, 100, 10), 10, 'under');
+  t.equal(histogramBucket(100.001, 0, 100, 10), 11, 'over');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { failedReport, mergeReportParts, reportDivisionOf, type ReportPart } from '../../protocol/report';
+import { failedReport, mergeReportParts, type ReportPart } from '../../protocol/report';
 
 function part(metric: string, histogram: number[], under: number, over: number, devices: number): ReportPart {
   return { metric, count: histogram.reduce((a, b) => a + b, 0) + under + over, histogram, under, over, devices };
@@ -20,16 +20,6 @@ t.test('merges shards per metric: counts, divisions, under/over and devices add 
 t.test('no shard, no report; mismatched divisions are a bug', async (t) => {
   t.same(mergeReportParts([], 0, 1, 0, 100), []);
   t.throws(() => mergeReportParts([[part('cpu', [1, 2], 0, 0, 1)], [part('cpu', [1], 0, 0, 1)]], 0, 1, 0, 100), /divisions differ/);
-});
-
-t.test('divisions: [min, max] closed at max, under and over outside', async (t) => {
-  t.equal(reportDivisionOf(0, 0, 100, 10), 0);
-  t.equal(reportDivisionOf(9.99, 0, 100, 10), 0);
-  t.equal(reportDivisionOf(10, 0, 100, 10), 1);
-  t.equal(reportDivisionOf(90, 0, 100, 10), 9);
-  t.equal(reportDivisionOf(100, 0, 100, 10), 9);
-  t.equal(reportDivisionOf(-0.001, 0, 100, 10), -1);
-  t.equal(reportDivisionOf(100.001, 0, 100, 10), -2);
 });
 
 t.test('a failed period carries zeros and its reason', async (t) => {
