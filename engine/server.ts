@@ -79,7 +79,11 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   log.info({ ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics },
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 
-  const rollups = RollupStore.open(config.dataDir);
+  const rollups = RollupStore.open(config.dataDir, {
+    paneMs: config.paneMs,
+    blockMs: config.resolutionsMs[1] ?? config.paneMs,
+    histogram: { divisions: config.histogramDivisions, min: config.histogramMin, max: config.histogramMax },
+  });
   const retention = new Retention(config, rollups, dict, shards, log);
   retention.start(RETENTION_INTERVAL_MS);
   const checkpointer = new Checkpointer(shards, stager, pipeline, store, ingest, log);

@@ -48,13 +48,78 @@ export type SecondAggregate = [number, number, number, number];
 
 type Key = (string | number)[];
 
-export class RollupStore {
-  private constructor(private readonly root: RootDatabase, readonly db: Database<unknown, Key>, private readonly codec: RollupCodec | null) {}
+/**
+ * How the windows are laid out: pane-resolution windows are stored in blocks, one key per device,
+ * metric and block of blockMs (the first coarse resolution, 1 min by default: 6 panes of 10 s), so
+ * closing a minute writes one key instead of six; the block's 'w' key holds a bitmask of the
+ * panes present, so "the devices of one pane" stays exact.
+ */
+export interface RollupLayout {
+  paneMs: number;
+  blockMs: number;
+  /** the engine's histogram settings, needed to read and write windows */
+  histogram: HistogramSpec;
+}
 
-  /** histogram: the engine's histogram settings, needed to read and write windows (not for the late log or retention) */
-  static open(dataDir: string, histogram: HistogramSpec | null = null): RollupStore {
+export class RollupStore {
+  private blockBuf = new Uint8Array(4096);
+  private blockLen = 0;
+  private blockCount = 0;
+  private readonly blockMask: Uint8Array;
+
+  private constructor(private readonly root: RootDatabase, readonly db: Database<unknown, Key>, private readonly layout: RollupLayout | null,
+    private readonly codec: RollupCodec | null) {
+    this.blockMask = new Uint8Array(layout === null ? 0 : Math.ceil(layout.blockMs / layout.paneMs / 8));
+  }
+
+  /** layout: null for a handle that only deletes and reads the late log (the front-end's) */
+  static open(dataDir: string, layout: RollupLayout | null = null): RollupStore {
+    if (layout !== null && !(layout.blockMs >= layout.paneMs && layout.blockMs % layout.paneMs === 0)) {
+      throw new RangeError(`rollup blocks of ${layout.blockMs} ms must be a multiple of the pane (${layout.paneMs} ms)`);
+    }
     const root = open({ path: path.join(dataDir, 'lmdb'), maxDbs: 16, overlappingSync: false });
-    return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}), histogram === null ? null : new RollupCodec(histogram));
+    return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}), layout, layout === null ? null : new RollupCodec(layout.histogram));
+  }
+
+  private blockOf(res: number): number {
+    return this.layout !== null && res === this.layout.paneMs ? this.layout.blockMs : res;
+  }
+
+  /**
+   * A device's pane windows of one block: beginBlock(), addToBlock() per pane (oldest first),
+   * endBlock() puts the block ['d', pane, device, metric, blockStart] and its 'w' key with the
+   * panes' bitmask. Encodes into one reused buffer: no allocation per pane.
+   */
+  beginBlock(): void {
+    this.blockLen = 4;
+    this.blockCount = 0;
+    this.blockMask.fill(0);
+  }
+
+  addToBlock(pane: RollupValue): void {
+    const { paneMs } = this.layout!;
+    const bytes = this.windowCodec().encode(pane);
+    const need = this.blockLen + 4 + bytes.byteLength;
+    if (need > this.blockBuf.byteLength) {
+      let size = this.blockBuf.byteLength;
+      while (size < need) size *= 2;
+      const buf = new Uint8Array(size);
+      buf.set(this.blockBuf.subarray(0, this.blockLen));
+      this.blockBuf = buf;
+    }
+    new DataView(this.blockBuf.buffer).setUint32(this.blockLen, bytes.byteLength, true);
+    this.blockBuf.set(bytes, this.blockLen + 4);
+    this.blockLen = need;
+    this.blockCount++;
+    const bit = Math.floor(pane.start / paneMs) % (this.layout!.blockMs / paneMs);
+    this.blockMask[bit >> 3] = this.blockMask[bit >> 3]! | (1 << (bit & 7));
+  }
+
+  endBlock(device: number, metric: number, blockStart: number): void {
+    const { paneMs } = this.layout!;
+    new DataView(this.blockBuf.buffer).setUint32(0, this.blockCount, true);
+    void this.db.put(['d', paneMs, device, metric, blockStart], this.blockBuf.subarray(0, this.blockLen));
+    void this.db.put(['w', paneMs, metric, blockStart, device], this.blockMask);
   }
 
   private windowCodec(): RollupCodec {
@@ -77,6 +142,25 @@ export class RollupStore {
     for (const { key, value } of range) yield { key, value: codec.decode(value as Uint8Array) };
   }
 
+  private *decodedBlocks(range: Iterable<{ key: Key; value: unknown }>): Generator<{ key: Key; value: RollupValue }> {
+    const codec = this.windowCodec();
+    for (const { key, value } of range) {
+      const block = value as Uint8Array;
+      const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+      const n = view.getUint32(0, true);
+      // decoded whole before the first yield: lmdb-js may reuse the value's memory on the next read
+      const panes: RollupValue[] = [];
+      let o = 4;
+      for (let i = 0; i < n; i++) {
+        const len = view.getUint32(o, true);
+        if (o + 4 + len > block.byteLength) throw new Error(`stored pane block ${JSON.stringify(key)} is cut short`);
+        panes.push(codec.decode(block.subarray(o + 4, o + 4 + len)));
+        o += 4 + len;
+      }
+      for (const value of panes) yield { key, value };
+    }
+  }
+
   transaction<T>(fn: () => T): Promise<T> {
     return this.db.transaction(fn);
   }
@@ -93,8 +177,11 @@ export class RollupStore {
     void this.db.remove(key);
   }
 
+  /** a device's stored windows at res starting in about [from, to): callers check each window's start */
   deviceWindows(res: number, device: number, metric: number, from: number, to: number): Iterable<{ key: Key; value: RollupValue }> {
-    return this.decoded(this.db.getRange({ start: ['d', res, device, metric, from], end: ['d', res, device, metric, to] }));
+    const block = this.blockOf(res);
+    const range = this.db.getRange({ start: ['d', res, device, metric, Math.floor(from / block) * block], end: ['d', res, device, metric, to] });
+    return block === res ? this.decoded(range) : this.decodedBlocks(range);
   }
 
   /** every shard's fleet windows (key[4] is the shard) */
@@ -102,14 +189,29 @@ export class RollupStore {
     return this.decoded(this.db.getRange({ start: ['f', res, metric, from], end: ['f', res, metric, to] }));
   }
 
-  /** the 'w' index keys of one window (every device with a stored window there) */
-  windowDevices(res: number, metric: number, start: number): Iterable<Key> {
-    return this.db.getKeys({ start: ['w', res, metric, start], end: ['w', res, metric, start, Infinity] });
+  /** every device (of any shard) with a stored window at res starting at `start` */
+  windowDevices(res: number, metric: number, start: number): Iterable<number> {
+    return this.windowDevicesIn(res, metric, start, start + res);
   }
 
-  /** the 'w' index keys of the windows starting in [from, to) (every device with a stored window there) */
-  windowDevicesIn(res: number, metric: number, from: number, to: number): Iterable<Key> {
-    return this.db.getKeys({ start: ['w', res, metric, from], end: ['w', res, metric, to] });
+  /** every device (of any shard) with a stored window at res starting in [from, to); a device may come more than once */
+  *windowDevicesIn(res: number, metric: number, from: number, to: number): Generator<number> {
+    const block = this.blockOf(res);
+    if (block === res) {
+      for (const k of this.db.getKeys({ start: ['w', res, metric, from], end: ['w', res, metric, to] })) yield k[4] as number;
+      return;
+    }
+    for (const { key, value } of this.db.getRange({ start: ['w', res, metric, Math.floor(from / block) * block], end: ['w', res, metric, to] })) {
+      const blockStart = key[3] as number;
+      const mask = value as Uint8Array;
+      for (let bit = 0; bit < mask.byteLength * 8; bit++) {
+        const start = blockStart + bit * res;
+        if ((mask[bit >> 3]! & (1 << (bit & 7))) !== 0 && start >= from && start < to) {
+          yield key[4] as number;
+          break;
+        }
+      }
+    }
   }
 
   /** start of the newest stored fleet window of the metric at res (of any shard), or null */
@@ -120,7 +222,13 @@ export class RollupStore {
 
   /** start of the device's newest stored window of the metric at res, or null */
   newestDeviceWindow(res: number, device: number, metric: number): number | null {
-    for (const k of this.db.getKeys({ start: ['d', res, device, metric, Infinity], end: ['d', res, device, metric, -1], reverse: true, limit: 1 })) return k[4] as number;
+    for (const k of this.db.getKeys({ start: ['d', res, device, metric, Infinity], end: ['d', res, device, metric, -1], reverse: true, limit: 1 })) {
+      const start = k[4] as number;
+      if (this.blockOf(res) === res) return start;
+      let newest = start;
+      for (const { value } of this.deviceWindows(res, device, metric, start, start + 1)) newest = Math.max(newest, value.start);
+      return newest;
+    }
     return null;
   }
 
@@ -141,9 +249,13 @@ export class RollupStore {
     return [...this.db.getKeys({ start: ['s', metric, 0], end: ['s', metric, beforeSec], limit })];
   }
 
-  /** 'w' index entries of windows starting before `before` (retention), at most limit */
+  /**
+   * 'w' index entries of windows starting before `before` (retention), at most limit; a pane
+   * block goes once all of it is before `before`, i.e. its start is before before - (block - res).
+   */
   windowsBefore(res: number, metric: number, before: number, limit: number): Key[] {
-    return [...this.db.getKeys({ start: ['w', res, metric, 0], end: ['w', res, metric, before], limit })];
+    const end = before - (this.blockOf(res) - res);
+    return [...this.db.getKeys({ start: ['w', res, metric, 0], end: ['w', res, metric, end], limit })];
   }
 
   /** fleet windows starting before `before` (retention), at most limit */

@@ -48,8 +48,16 @@ interface PendingLate {
 }
 
 const NONE = -Infinity;
-/** rollups written per LMDB transaction (bounds the transaction's dirty pages) */
-const WRITES_PER_TXN = 2000;
+/** series windows (a pane block, a window, its coarser merges) written per LMDB transaction (bounds its dirty pages) */
+const BLOCKS_PER_TXN = 1000;
+
+/** a sweep's part of one fleet window; marker: every pane below it is in the window (pane resolution: closedBelow; coarser: the last complete window's end) */
+interface FleetPart {
+  key: (string | number)[];
+  agg: WindowAggregateWire;
+  devices: number;
+  marker: number;
+}
 
 export class EventTime {
   maxTs = NONE;
@@ -67,11 +75,16 @@ export class EventTime {
   writeErrors = 0;
   lastWriteError: string | null = null;
   private readonly closing = new Set<number>();
+  private readonly closingScratch: number[] = [];
+  private readonly paneScratch: RollupValue;
+  private readonly windowScratch: RollupValue;
   /** the shard's per-second fleet aggregate: closes with the panes, written as ['s', ...] */
   readonly seconds = new SensorSeconds();
 
   constructor(private readonly opts: EventTimeOptions, private store: PaneStore, private readonly rollups: RollupStore) {
     this.fleetMarks = opts.resolutions.map(() => new Float64Array(1024).fill(NONE));
+    this.paneScratch = { ...emptyAggregate(0, 0, store.histogramDivisions), lastPaneNo: -1 };
+    this.windowScratch = { ...emptyAggregate(0, 0, store.histogramDivisions), lastPaneNo: -1 };
     this.lateLogged = rollups.lateCount(opts.shard);
   }
 
@@ -117,12 +130,14 @@ export class EventTime {
   }
 
   /**
-   * Closing happens in two steps, to keep the cost per closed pane low:
-   * 1. every pane below the new closedBelow gets its pane-resolution rollup and joins the shard's
-   *    pane-resolution fleet window (a put each, no read);
-   * 2. once a whole window of the first coarse resolution (1 min) is closed, its panes are merged
-   *    once into that window's rollup, which is merged (read-modify-write) into the coarser ones,
-   *    and the panes leave memory. Until then they stay in memory, closed (too late for events).
+   * Closing, with no object per pane (closing is the cost of a sparse fleet: one pane per reading):
+   * 1. every pane below the new closedBelow joins the shard's pane-resolution fleet window (merged
+   *    in memory, written once per sweep);
+   * 2. once a whole window of the first coarse resolution (1 min) is closed, its panes become one
+   *    stored block of pane windows and the window's rollup, which is merged (read-modify-write)
+   *    into the coarser ones and the fleet's; then the panes leave memory. Until then they stay in
+   *    memory, closed (too late for events). The writes read the closed panes when their
+   *    transaction runs: a closed pane no longer changes, and is freed only after its writes.
    */
   private sweep(below: number): void {
     const prevBelow = this.closedBelow;
@@ -132,31 +147,16 @@ export class EventTime {
     const store = this.store;
     const res = this.opts.resolutions;
     const P = this.opts.paneMs;
-    const R1 = res.length > 1 ? res[1] : P;
+    const R1 = res.length > 1 ? res[1]! : P;
     const done = Math.floor((below * P) / R1) * R1;
-    const shard = this.opts.shard;
-    const divisions = store.histogramDivisions;
-    const paneWrites: { series: number; paneNo: number; agg: WindowAggregateWire }[] = [];
-    const windowWrites: { series: number; lastPaneNo: number; agg: WindowAggregateWire }[] = [];
-    const fleet = new Map<string, { key: (string | number)[]; agg: WindowAggregateWire; devices: number; marker: number }>();
-    const freed: number[] = [];
+    // the complete R1 windows: block b is series blockSeries[b], panes blockSlots[blockFirst[b]...]
+    const blockSeries: number[] = [];
+    const blockFirst: number[] = [];
+    const blockSlots: number[] = [];
+    const fleet = new Map<number, Map<number, FleetPart>>();
     const n = store.seriesCount;
-    for (let l = 0; l < res.length; l++) this.fleetMarks[l] = growMarks(this.fleetMarks[l], n);
-    const joinFleet = (l: number, s: number, metric: number, agg: WindowAggregateWire, marker: number): void => {
-      const w = Math.floor(agg.start / res[l]) * res[l];
-      const id = `${l}:${metric}:${w}`;
-      let f = fleet.get(id);
-      if (f === undefined) {
-        f = { key: ['f', res[l], metric, w, shard], agg: emptyAggregate(w, w + res[l], divisions), devices: 0, marker };
-        fleet.set(id, f);
-      }
-      mergeAggregate(f.agg, agg);
-      if (this.fleetMarks[l][s] !== w) {
-        this.fleetMarks[l][s] = w;
-        f.devices++;
-      }
-    };
-    const closing: number[] = [];
+    for (let l = 0; l < res.length; l++) this.fleetMarks[l] = growMarks(this.fleetMarks[l]!, n);
+    const closing = this.closingScratch;
     for (let s = 0; s < n; s++) {
       // the series' panes are newest first: skip the open ones, take the closed ones oldest first
       let p = store.newestPane(s);
@@ -165,106 +165,119 @@ export class EventTime {
       for (; p >= 0; p = store.olderPane(p)) if (!this.closing.has(p)) closing.push(p);
       if (closing.length === 0) continue;
       const metric = store.seriesMetric(s);
-      let window: WindowAggregateWire | null = null;
-      let windowLast = -1;
+      let blockStart = NaN;
       for (let i = closing.length - 1; i >= 0; i--) {
-        const slot = closing[i];
+        const slot = closing[i]!;
         const paneNo = store.paneNumber(slot);
         const start = paneNo * P;
-        let agg: WindowAggregateWire | null = null;
-        if (paneNo >= prevBelow) {
-          agg = emptyAggregate(start, start + P, divisions);
-          store.mergePaneInto(slot, agg, true);
-          paneWrites.push({ series: s, paneNo, agg });
-          joinFleet(0, s, metric, agg, below);
+        if (paneNo >= prevBelow) this.joinFleet(fleet, 0, s, metric, slot, start, below);
+        if (start >= done) continue;
+        const w = Math.floor(start / R1) * R1;
+        if (w !== blockStart) {
+          blockStart = w;
+          blockSeries.push(s);
+          blockFirst.push(blockSlots.length);
         }
-        if (res.length > 1 && start < done) {
-          const w = Math.floor(start / R1) * R1;
-          if (window !== null && window.start !== w) {
-            windowWrites.push({ series: s, lastPaneNo: windowLast, agg: window });
-            for (let l = 1; l < res.length; l++) joinFleet(l, s, metric, window, done / P);
-            window = null;
-          }
-          if (window === null) window = emptyAggregate(w, w + R1, divisions);
-          if (agg !== null) mergeAggregate(window, agg);
-          else store.mergePaneInto(slot, window, true);
-          windowLast = paneNo;
-          this.closing.add(slot);
-          freed.push(slot);
-        } else if (res.length === 1) {
-          this.closing.add(slot);
-          freed.push(slot);
-        }
-      }
-      if (window !== null) {
-        windowWrites.push({ series: s, lastPaneNo: windowLast, agg: window });
-        for (let l = 1; l < res.length; l++) joinFleet(l, s, metric, window, done / P);
+        blockSlots.push(slot);
+        this.closing.add(slot);
+        for (let l = 1; l < res.length; l++) this.joinFleet(fleet, l, s, metric, slot, start, done / P);
       }
     }
-    if (paneWrites.length === 0 && windowWrites.length === 0) return;
+    if (blockSeries.length === 0 && fleet.size === 0) return;
+    blockFirst.push(blockSlots.length);
     // bounded transactions: an LMDB write transaction holds its dirty pages in memory until it
     // commits, so a big sweep is written in chunks; the fleet windows go last (their marker says
     // the whole sweep is in), so a crash between chunks replays them all
     const writes: Promise<unknown>[] = [];
-    for (let i = 0; i < paneWrites.length; i += WRITES_PER_TXN) {
-      const chunk = paneWrites.slice(i, i + WRITES_PER_TXN);
+    for (let b0 = 0; b0 < blockSeries.length; b0 += BLOCKS_PER_TXN) {
+      const b1 = Math.min(blockSeries.length, b0 + BLOCKS_PER_TXN);
       writes.push(this.rollups.transaction(() => {
-        for (const d of chunk) this.writePane(d.series, d.paneNo, d.agg);
-      }));
-    }
-    for (let i = 0; i < windowWrites.length; i += WRITES_PER_TXN) {
-      const chunk = windowWrites.slice(i, i + WRITES_PER_TXN);
-      writes.push(this.rollups.transaction(() => {
-        for (const d of chunk) this.writeWindow(d.series, d.lastPaneNo, d.agg);
+        for (let b = b0; b < b1; b++) this.writeBlock(blockSeries[b]!, blockSlots, blockFirst[b]!, blockFirst[b + 1]!);
       }));
     }
     writes.push(this.rollups.transaction(() => {
-      for (const f of fleet.values()) this.writeFleet(f.key, f.agg, f.devices, f.marker);
+      for (const byStart of fleet.values()) for (const f of byStart.values()) this.writeFleet(f);
     }));
     for (const w of writes) this.track(w);
     this.track(Promise.all(writes).then(() => {
-      for (const slot of freed) {
+      for (const slot of blockSlots) {
         this.closing.delete(slot);
         store.freePane(slot);
       }
     }));
   }
 
-  /** A closed pane's rollup at the pane resolution (a put: replaying it writes the same value). */
-  private writePane(series: number, paneNo: number, agg: WindowAggregateWire): void {
-    const store = this.store;
-    const device = store.seriesDevice(series);
-    const metric = store.seriesMetric(series);
-    const r = this.opts.paneMs;
-    this.rollups.putWindow(['d', r, device, metric, agg.start], { ...agg, lastPaneNo: paneNo });
-    this.rollups.put(['w', r, metric, agg.start, device], 1);
+  /** merges a closing pane into the shard's fleet window at resolution level l (counting its device once per window) */
+  private joinFleet(fleet: Map<number, Map<number, FleetPart>>, l: number, series: number, metric: number, slot: number,
+    start: number, marker: number): void {
+    const r = this.opts.resolutions[l]!;
+    const w = Math.floor(start / r) * r;
+    const id = metric * 8 + l;
+    let byStart = fleet.get(id);
+    if (byStart === undefined) fleet.set(id, byStart = new Map());
+    let f = byStart.get(w);
+    if (f === undefined) {
+      f = { key: ['f', r, metric, w, this.opts.shard], agg: emptyAggregate(w, w + r, this.store.histogramDivisions), devices: 0, marker };
+      byStart.set(w, f);
+    }
+    this.store.mergePaneInto(slot, f.agg, true);
+    if (this.fleetMarks[l]![series] !== w) {
+      this.fleetMarks[l]![series] = w;
+      f.devices++;
+    }
   }
 
-  /** A closed first-coarse window: its rollup, merged into the coarser ones (once: lastPaneNo). */
-  private writeWindow(series: number, lastPaneNo: number, agg: WindowAggregateWire): void {
+  /**
+   * One series' complete first-coarse window: the block of its pane windows (a put: replaying
+   * writes the same), the window's rollup, merged into the coarser ones once (lastPaneNo).
+   */
+  private writeBlock(series: number, slots: readonly number[], from: number, to: number): void {
     const store = this.store;
     const device = store.seriesDevice(series);
     const metric = store.seriesMetric(series);
     const res = this.opts.resolutions;
-    if (agg.means.length > 256) compressAggregate(agg);
-    this.rollups.putWindow(['d', res[1], device, metric, agg.start], { ...agg, lastPaneNo });
-    this.rollups.put(['w', res[1], metric, agg.start, device], 1);
+    const P = this.opts.paneMs;
+    const R1 = res.length > 1 ? res[1]! : P;
+    const pane = this.paneScratch;
+    const window = this.windowScratch;
+    const w = Math.floor(store.paneStartMs(slots[from]!) / R1) * R1;
+    resetScratch(window, w, w + R1);
+    this.rollups.beginBlock();
+    let lastPaneNo = -1;
+    for (let i = from; i < to; i++) {
+      const slot = slots[i]!;
+      const start = store.paneStartMs(slot);
+      lastPaneNo = store.paneNumber(slot);
+      resetScratch(pane, start, start + P);
+      store.mergePaneInto(slot, pane, true);
+      pane.lastPaneNo = lastPaneNo;
+      this.rollups.addToBlock(pane);
+      if (res.length > 1) store.mergePaneInto(slot, window, true);
+    }
+    this.rollups.endBlock(device, metric, w);
+    if (res.length === 1) return;
+    if (window.means.length > 256) compressAggregate(window);
+    window.lastPaneNo = lastPaneNo;
+    this.rollups.putWindow(['d', R1, device, metric, w], window);
+    this.rollups.put(['w', R1, metric, w, device], 1);
     for (let l = 2; l < res.length; l++) {
-      const w = Math.floor(agg.start / res[l]) * res[l];
-      const key = ['d', res[l], device, metric, w];
+      const r = res[l]!;
+      const cw = Math.floor(w / r) * r;
+      const key = ['d', r, device, metric, cw];
       const old = this.rollups.getWindow(key);
       if (old !== undefined && old.lastPaneNo >= lastPaneNo) continue; // merged before a crash
       const merged: RollupValue = old === undefined
-        ? { ...copyAgg(agg), start: w, end: w + res[l], lastPaneNo }
-        : { ...mergeAggregate(old, agg), lastPaneNo };
+        ? { ...copyAgg(window), start: cw, end: cw + r, lastPaneNo }
+        : { ...mergeAggregate(old, window), lastPaneNo };
       if (merged.means.length > 256) compressAggregate(merged);
       this.rollups.putWindow(key, merged);
-      if (old === undefined) this.rollups.put(['w', res[l], metric, w, device], 1);
+      if (old === undefined) this.rollups.put(['w', r, metric, cw, device], 1);
     }
   }
 
-  /** marker: every pane below it is in the fleet window (pane resolution: closedBelow; coarser: the last complete window's end) */
-  private writeFleet(key: (string | number)[], agg: WindowAggregateWire, devices: number, marker: number): void {
+  /** the sweep's part of a fleet window, merged into the stored one once (marker) */
+  private writeFleet(f: FleetPart): void {
+    const { key, agg, devices, marker } = f;
     const old = this.rollups.getWindow(key);
     if (old !== undefined && old.lastPaneNo >= marker) return; // this sweep was written before a crash
     agg.devices = devices;
@@ -342,6 +355,24 @@ export class EventTime {
     if (state.fleetMarks.length === this.fleetMarks.length) this.fleetMarks = state.fleetMarks.map((m) => Float64Array.from(m));
     if (state.seconds !== undefined) this.seconds.restore(state.seconds);
   }
+}
+
+/** empties a reused aggregate (its arrays keep their capacity) */
+function resetScratch(a: RollupValue, start: number, end: number): void {
+  a.start = start;
+  a.end = end;
+  a.count = 0;
+  a.sum = 0;
+  a.min = 0;
+  a.max = 0;
+  a.last = 0;
+  a.lastTs = 0;
+  a.histogram.fill(0);
+  a.under = 0;
+  a.over = 0;
+  a.means.length = 0;
+  a.weights.length = 0;
+  a.lastPaneNo = -1;
 }
 
 function copyAgg(a: WindowAggregateWire): WindowAggregateWire {

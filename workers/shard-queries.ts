@@ -135,8 +135,7 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
     }
     // distinct devices over the whole range: the stored windows' devices, from the window index
     for (const w of byStart.keys()) {
-      for (const k of view.rollups.windowDevices(res, metric, w)) {
-        const device = k[4] as number;
+      for (const device of view.rollups.windowDevices(res, metric, w)) {
         if (store.deviceName(device) !== undefined) rangeDevices.add(device);
       }
     }
@@ -186,8 +185,7 @@ export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesT
     const metric = store.metricIdOf(name);
     if (metric < 0) continue;
     if (view.rollups !== null && view.resolutions.includes(res)) {
-      for (const k of view.rollups.windowDevicesIn(res, metric, Math.floor(from / res) * res, to)) {
-        const device = k[4] as number;
+      for (const device of view.rollups.windowDevicesIn(res, metric, Math.floor(from / res) * res, to)) {
         if (store.deviceName(device) !== undefined) seen.add(device);
       }
     }

@@ -50,7 +50,11 @@ const storeOptions: PaneStoreOptions = {
   histogramMin: data.histogramMin,
   histogramMax: data.histogramMax,
 };
-const rollups = RollupStore.open(data.dataDir, { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
+const rollups = RollupStore.open(data.dataDir, {
+  paneMs: data.paneMs,
+  blockMs: data.resolutionsMs[1] ?? data.paneMs,
+  histogram: { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax },
+});
 let store = new PaneStore(storeOptions);
 const time = new EventTime({
   shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs, lateLogSize: data.lateLogSize,
