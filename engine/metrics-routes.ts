@@ -1,7 +1,7 @@
 /**
  * /metrics (seed: a CPU-usage percentile service), for its clients unchanged. Devices send
  * `{"deviceId":"device-11","timestamp":12385439653,"cpuUsage":78.986}` (POST /v1/events or the
- * WebSocket); these routes read the metric `cpuUsage` in windows of SEED_WINDOW (1 minute: the
+ * WebSocket); these routes read the metric `cpuUsage` in windows of seedWindowMs() (1 minute: the
  * finest of --resolutions that is at least a minute).
  *
  *   GET /metrics/top/{n}          the n devices (1-1000) with the highest p99 in the last window,
