@@ -1,17 +1,14 @@
 /**
- * A sensor's aggregate over a time range: one metric merged over every device.
+ * A sensor's aggregate over a time range: one metric merged over every device, exact to the
+ * second. The one place POST /compute/metrics reads its figures. Front-end thread only.
  *
- * The one place POST /compute/metrics reads its figures, so the way they are fetched can change
- * without touching the route. Front-end thread only.
- *
- * NOTE, pane-aligned for now: this sums the fleetSeries windows at the pane resolution (--pane,
- * 10 s by default) that overlap [fromMs, toMsExclusive), so it counts every reading of the panes
- * at both ends, also those outside the range: exact only for a range whose ends fall on pane
- * boundaries. An exact per-second fleet aggregate (a shard task returning {count, sum, min, max}
- * over [fromMs, toMs) at 1 s precision) is to replace this body; the signature stays.
+ * The range [fromMs, toMsExclusive) in whole seconds: its whole panes come from the fleet windows
+ * at the pane resolution (fleetSeries: open panes and stored rollups), the partial panes at
+ * either end from the shards' per-second fleet aggregate (sensorRange), so a range that does not
+ * fall on pane boundaries is still exact, and a long one reads one window per pane, not per second.
  */
 
-import { SluiceError, type FleetSeriesResult } from '../protocol';
+import { SluiceError, type FleetSeriesResult, type SensorRangeResult } from '../protocol';
 import type { Dictionary } from './dictionary';
 import type { ShardPool } from './shard-pool';
 
@@ -33,15 +30,23 @@ export async function querySensor(shards: ShardPool, dict: Dictionary, metric: s
   if ((toMsExclusive - fromMs) / paneMs > SENSOR_PANES_MAX) {
     throw new SluiceError('SLUICE_E_BAD_PARAM', `from/to: the range spans more than ${SENSOR_PANES_MAX} panes of ${paneMs} ms: ask for a shorter range`);
   }
-  const parts = await shards.runAll<FleetSeriesResult>({ kind: 'fleetSeries', metric, from: fromMs, to: toMsExclusive, resolutionMs: paneMs });
-  for (const part of parts) {
-    for (const w of part.windows) {
-      if (w.count === 0) continue;
-      if (out.count === 0 || w.min < out.min) out.min = w.min;
-      if (out.count === 0 || w.max > out.max) out.max = w.max;
-      out.count += w.count;
-      out.sum += w.sum;
-    }
+  const a = Math.ceil(fromMs / paneMs) * paneMs;
+  const b = Math.floor(toMsExclusive / paneMs) * paneMs;
+  const edges: [number, number][] = a < b ? [[fromMs, a], [b, toMsExclusive]] : [[fromMs, toMsExclusive]];
+  const parts: Promise<SensorRangeResult[]>[] = edges.filter(([f, t]) => t > f)
+    .map(([from, to]) => shards.runAll<SensorRangeResult>({ kind: 'sensorRange', metric, from, to }));
+  for (const part of await Promise.all(parts)) for (const r of part) add(out, r);
+  if (a < b) {
+    const panes = await shards.runAll<FleetSeriesResult>({ kind: 'fleetSeries', metric, from: a, to: b, resolutionMs: paneMs });
+    for (const part of panes) for (const w of part.windows) add(out, w);
   }
   return out;
+}
+
+function add(out: SensorAggregate, part: SensorAggregate): void {
+  if (part.count === 0) return;
+  if (out.count === 0 || part.min < out.min) out.min = part.min;
+  if (out.count === 0 || part.max > out.max) out.max = part.max;
+  out.count += part.count;
+  out.sum += part.sum;
 }
