@@ -147,7 +147,7 @@ const health: Handler = async (_params, _query, ctx) => {
       : {
         ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes,
         watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0,
-        rollupWriteErrors: st.rollupWriteErrors ?? 0,
+        rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes,
       };
   });
   const ok = shards.every((s) => s.state === 'ok');
