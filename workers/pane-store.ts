@@ -266,6 +266,11 @@ export class PaneStore {
     return this.metricIds.get(name) ?? -1;
   }
 
+  /** every defined metric id */
+  metricIdList(): number[] {
+    return [...this.metricNames.keys()];
+  }
+
   deviceName(id: number): string | undefined {
     return this.deviceNames.get(id);
   }

@@ -81,6 +81,51 @@ function storedWindow(v: RollupValue, res: number, divisions: number): Win {
   return { agg, stored: v.lastPaneNo, lastSeries: -1 };
 }
 
+/**
+ * A device's stored windows at resolution `level` overlapping [from, to). Device windows of the
+ * levels above the first coarse one (1 h, 1 d) are written once complete (EventTime.writeCoarse):
+ * the ones not written yet are composed here from the level below, so a window is whole from the
+ * moment its first pane closed. `stored` is the last pane merged in (memory panes after it count).
+ */
+function storedDeviceWindows(view: ShardView, level: number, device: number, metric: number, from: number, to: number): Map<number, Win> {
+  const res = view.resolutions[level]!;
+  const divisions = view.store.histogramDivisions;
+  const out = new Map<number, Win>();
+  const below = level >= 2 && view.time !== null ? view.time.coarseStoredBelow(level) : Infinity;
+  const storedTo = Math.min(to, below);
+  if (storedTo > from) {
+    for (const { value: v } of view.rollups!.deviceWindows(res, device, metric, Math.floor(from / res) * res, storedTo)) {
+      if (v.start + res > from && v.start < storedTo) out.set(v.start, storedWindow(v, res, divisions));
+    }
+  }
+  if (to > below) {
+    // whole windows: every finer window of a coarse window that overlaps the range
+    const fine = storedDeviceWindows(view, level - 1, device, metric, Math.floor(Math.max(from, below) / res) * res, Math.ceil(to / res) * res);
+    for (const f of fine.values()) {
+      const w = Math.floor(f.agg.start / res) * res;
+      let c = out.get(w);
+      if (c === undefined) {
+        c = { agg: emptyAggregate(w, w + res, divisions), stored: -Infinity, lastSeries: -1 };
+        out.set(w, c);
+      }
+      mergeAggregate(c.agg, f.agg);
+      c.agg.start = w;
+      c.agg.end = w + res;
+      if (f.stored > c.stored) c.stored = f.stored;
+    }
+  }
+  return out;
+}
+
+/** The devices (of any shard; repeats possible) with a stored window at `level` starting in [from, to), composed like storedDeviceWindows. */
+function* storedDevices(view: ShardView, level: number, metric: number, from: number, to: number): Generator<number> {
+  const res = view.resolutions[level]!;
+  const below = level >= 2 && view.time !== null ? view.time.coarseStoredBelow(level) : Infinity;
+  const storedTo = Math.min(to, below);
+  if (storedTo > from) yield* view.rollups!.windowDevicesIn(res, metric, from, storedTo);
+  if (to > below) yield* storedDevices(view, level - 1, metric, Math.max(from, below), to);
+}
+
 export function deviceSeries(x: ShardView | PaneStore, task: DeviceSeriesTask): DeviceSeriesResult {
   const view = viewOf(x);
   const store = view.store;
@@ -90,13 +135,8 @@ export function deviceSeries(x: ShardView | PaneStore, task: DeviceSeriesTask): 
   const metric = store.metricIdOf(task.metric);
   if (metric < 0) return { found: true, windows: [] };
   const { from, to, resolutionMs: res } = task;
-  const byStart = new Map<number, Win>();
-  if (view.rollups !== null && view.resolutions.includes(res)) {
-    for (const { value } of view.rollups.deviceWindows(res, device, metric, Math.floor(from / res) * res, to)) {
-      const v = value as RollupValue;
-      if (v.start + res > from && v.start < to) byStart.set(v.start, storedWindow(v, res, store.histogramDivisions));
-    }
-  }
+  const level = view.rollups !== null ? view.resolutions.indexOf(res) : -1;
+  const byStart = level >= 0 ? storedDeviceWindows(view, level, device, metric, from, to) : new Map<number, Win>();
   const series = store.findSeries(device, metric);
   if (series >= 0) {
     for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
@@ -135,7 +175,7 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
     }
     // distinct devices over the whole range: the stored windows' devices, from the window index
     for (const w of byStart.keys()) {
-      for (const device of view.rollups.windowDevices(res, metric, w)) {
+      for (const device of storedDevices(view, level, metric, w, w + res)) {
         if (store.deviceName(device) !== undefined) rangeDevices.add(device);
       }
     }
@@ -185,7 +225,7 @@ export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesT
     const metric = store.metricIdOf(name);
     if (metric < 0) continue;
     if (view.rollups !== null && view.resolutions.includes(res)) {
-      for (const device of view.rollups.windowDevicesIn(res, metric, Math.floor(from / res) * res, to)) {
+      for (const device of storedDevices(view, view.resolutions.indexOf(res), metric, Math.floor(from / res) * res, to)) {
         if (store.deviceName(device) !== undefined) seen.add(device);
       }
     }
@@ -266,11 +306,9 @@ export function topDevices(x: ShardView | PaneStore, task: TopTask): TopResult {
     const agg = emptyAggregate(from, to, store.histogramDivisions);
     const stored = new Map<number, number>();
     if (useRollups) {
-      for (const { value } of view.rollups!.deviceWindows(res, device, metric, Math.floor(from / res) * res, to)) {
-        const v = value as RollupValue;
-        if (v.start + res <= from || v.start >= to) continue;
-        mergeAggregate(agg, withDigest ? v : { ...v, means: [], weights: [] });
-        stored.set(v.start, v.lastPaneNo);
+      for (const [start, w] of storedDeviceWindows(view, view.resolutions.indexOf(res), device, metric, from, to)) {
+        mergeAggregate(agg, withDigest ? w.agg : { ...w.agg, means: [], weights: [] });
+        stored.set(start, w.stored);
       }
     }
     for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { pack } from 'msgpackr';
 import { startEngine, tempDir, getJson, post } from '../helpers/engine';
+import { RollupStore } from '../../storage';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -164,6 +165,48 @@ t.test('a 1 h rollup equals the merge of its 360 panes, and survives graceful an
     const fleetNow = (await getJson(`${engine.url}/v1/metrics/cpu?${range}&resolution=1m`)).body;
     t.same([fleetNow.windows, fleetNow.devices], [before.fleet.windows, before.fleet.devices], `${how}: fleet windows agree`);
   }
+});
+
+t.test('an hour still filling is composed from its closed minutes and open panes; once complete it is stored, once', async (t) => {
+  const dataDir = tempDir();
+  let engine = await startEngine(['--shards', '1', '--allowed-lateness', '1m'], dataDir);
+  t.teardown(() => engine.stop());
+  const now = Date.now();
+  const hour = now - (now % HOUR) - 3 * HOUR;
+  const r = rng(7);
+  const values: number[] = [];
+  const reading = (i: number): object => {
+    const v = r(4000) / 40;
+    values.push(v);
+    return { deviceId: 'fill-1', timestamp: hour + i * 5000, cpu: v };
+  };
+  const first = [];
+  for (let i = 0; i < 480; i++) first.push(reading(i)); // 40 minutes: ~38 closed into 1 min windows
+  await send(engine.url, first);
+  const range = `from=${hour}&to=${hour + HOUR}`;
+  const check = async (n: number, what: string): Promise<void> => {
+    const part = values.slice(0, n);
+    const [h] = await windows(engine.url, `/v1/devices/fill-1/metrics/cpu?${range}&resolution=1h`);
+    t.same([h.start, h.count, h.min, h.max], [hour, n, Math.min(...part), Math.max(...part)], `${what}: the 1 h window`);
+    t.ok(Math.abs(h.sum - part.reduce((a, b) => a + b, 0)) < 1e-6, `${what}: its sum`);
+    const [d] = await windows(engine.url, `/v1/devices/fill-1/metrics/cpu?${range}&resolution=1d`);
+    t.equal(d.count, n, `${what}: the 1 d window`);
+    const fleet = (await getJson(`${engine.url}/v1/metrics/cpu?${range}&resolution=1h`)).body;
+    t.same([fleet.windows[0].count, fleet.windows[0].devices, fleet.devices], [n, 1, 1], `${what}: the fleet's 1 h window and its device`);
+  };
+  await check(480, 'filling');
+  const rest = [];
+  for (let i = 480; i < 720; i++) rest.push(reading(i));
+  await send(engine.url, rest);
+  await send(engine.url, [{ deviceId: 'other', timestamp: hour + HOUR + 2 * MIN, cpu: 1 }]); // the hour completes
+  await check(720, 'complete');
+  await engine.stop('SIGKILL');
+  engine = await startEngine(['--shards', '1', '--allowed-lateness', '1m'], dataDir);
+  await check(720, 'after kill -9');
+  await engine.stop();
+  const rollups = RollupStore.open(dataDir, { paneMs: 10_000, blockMs: MIN, histogram: { divisions: 10, min: 0, max: 100 } });
+  const stored = [...rollups.db.getRange({ start: ['d', HOUR], end: ['d', HOUR + 1] })].map(({ key }) => rollups.getWindow(key as (string | number)[])!);
+  t.same(stored.map((w) => [w.start, w.count]), [[hour, 720]], 'one stored 1 h window, written once the hour was complete');
 });
 
 t.test('late log survives a kill -9', async (t) => {
