@@ -163,15 +163,13 @@ export class EventTime {
     for (let l = 0; l < res.length; l++) this.fleetMarks[l] = growMarks(this.fleetMarks[l]!, n);
     const closing = this.closingScratch;
     for (let s = 0; s < n; s++) {
-      // the series' panes are newest first: skip the open ones, take the closed ones oldest first
-      let p = store.newestPane(s);
-      while (p >= 0 && store.paneNumber(p) >= below) p = store.olderPane(p);
+      // the closed panes, oldest first (from the series' oldest: the open ones are not walked)
       closing.length = 0;
-      for (; p >= 0; p = store.olderPane(p)) if (!this.closing.has(p)) closing.push(p);
+      for (let p = store.oldestPane(s); p >= 0 && store.paneNumber(p) < below; p = store.newerPane(p)) if (!this.closing.has(p)) closing.push(p);
       if (closing.length === 0) continue;
       const metric = store.seriesMetric(s);
       let blockStart = NaN;
-      for (let i = closing.length - 1; i >= 0; i--) {
+      for (let i = 0; i < closing.length; i++) {
         const slot = closing[i]!;
         const paneNo = store.paneNumber(slot);
         const start = paneNo * P;

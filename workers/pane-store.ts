@@ -125,6 +125,8 @@ export class PaneStore {
   private sCachePane: Float64Array;
   private sCacheSlot: Int32Array;
   private sNewest: Int32Array;
+  /** the series' oldest pane: closing walks from it (the closed panes), not past the open ones */
+  private sOldest: Int32Array;
 
   // panes, struct of arrays
   private readonly paneMap = new IntPairMap(1024);
@@ -185,6 +187,7 @@ export class PaneStore {
     this.sCachePane = new Float64Array(s).fill(NO_PANE);
     this.sCacheSlot = new Int32Array(s);
     this.sNewest = new Int32Array(s);
+    this.sOldest = new Int32Array(s);
 
     const p = Math.max(1, options.initialPanes ?? 4096);
     this.freeSlots = new Int32Array(p);
@@ -217,7 +220,7 @@ export class PaneStore {
   /** bytes held by the typed arrays (capacities: arrays grow by doubling) */
   typedArrayBytes(): number {
     let n = this.seriesMap.bytes() + this.paneMap.bytes();
-    for (const a of [this.sDevice, this.sMetric, this.sCachePane, this.sCacheSlot, this.sNewest, this.freeSlots, this.pSeries, this.pNo,
+    for (const a of [this.sDevice, this.sMetric, this.sCachePane, this.sCacheSlot, this.sNewest, this.sOldest, this.freeSlots, this.pSeries, this.pNo,
       this.pCount, this.pSum, this.pMin, this.pMax, this.pLast, this.pLastTs, this.pHist, this.pOlder, this.pNewer, this.pBlockOff,
       this.pBlockCap, this.pBlockLen, this.pBlockSorted, this.pDirty, this.cMean, this.cWeight]) n += a.byteLength;
     return n;
@@ -329,6 +332,7 @@ export class PaneStore {
     this.sCachePane[s] = NO_PANE;
     this.sCacheSlot[s] = -1;
     this.sNewest[s] = -1;
+    this.sOldest[s] = -1;
     this.nSeries = s + 1;
     this.seriesMap.set(deviceId, metricId, s);
     pushTo(this.seriesByMetric, metricId, s);
@@ -343,6 +347,7 @@ export class PaneStore {
     this.sCachePane = growFloat64(this.sCachePane, n).fill(NO_PANE, this.sCachePane.length);
     this.sCacheSlot = growInt32(this.sCacheSlot, n);
     this.sNewest = growInt32(this.sNewest, n);
+    this.sOldest = growInt32(this.sOldest, n);
   }
 
   // ---- hot path ----------------------------------------------------------------------------
@@ -527,6 +532,7 @@ export class PaneStore {
     if (newer >= 0) this.pOlder[newer] = slot;
     else this.sNewest[series] = slot;
     if (older >= 0) this.pNewer[older] = slot;
+    else this.sOldest[series] = slot;
   }
 
   private growPanes(): void {
@@ -564,6 +570,7 @@ export class PaneStore {
     if (newer >= 0) this.pOlder[newer] = older;
     else this.sNewest[series] = older;
     if (older >= 0) this.pNewer[older] = newer;
+    else this.sOldest[series] = newer;
     const paneNo = this.pNo[slot]!;
     this.paneMap.delete(series, paneNo);
     const live = this.livePerPaneNo.get(paneNo)! - 1;
@@ -598,6 +605,16 @@ export class PaneStore {
   /** newest pane slot of a series, or -1 */
   newestPane(series: number): number {
     return this.sNewest[series]!;
+  }
+
+  /** oldest pane slot of a series, or -1 */
+  oldestPane(series: number): number {
+    return this.sOldest[series]!;
+  }
+
+  /** next newer pane slot of the same series, or -1 */
+  newerPane(slot: number): number {
+    return this.pNewer[slot]!;
   }
 
   /** next older pane slot of the same series, or -1 */

@@ -409,6 +409,15 @@ t.test('incremental snapshots: a store of the latest group per pane number resto
     total += snap.livePaneNos.length;
   }
   t.ok(written < total / 2, `an incremental checkpoint writes a fraction of the groups (${written} of ${total})`);
+  let linked = true;
+  for (let s = 0; s < store.seriesCount; s++) {
+    const down: number[] = [];
+    for (let p = store.newestPane(s); p >= 0; p = store.olderPane(p)) down.push(p);
+    const up: number[] = [];
+    for (let p = store.oldestPane(s); p >= 0; p = store.newerPane(p)) up.push(p);
+    if (JSON.stringify(up) !== JSON.stringify(down.reverse())) linked = false;
+  }
+  t.ok(linked, 'every series: oldest-to-newest is newest-to-oldest reversed, after creating and freeing panes');
   const restored = PaneStore.restore(OPTS, { ...last!, groups: [...stored.values()] });
   t.equal(restored.paneCount, store.paneCount);
   const answer = (s: PaneStore): unknown => fleetSeries(s, { kind: 'fleetSeries', metric: 'cpu', from: base, to: now + 60_000, resolutionMs: 10_000 });
