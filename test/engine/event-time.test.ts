@@ -241,7 +241,7 @@ t.test('retention deletes expired rollups and nothing else', async (t) => {
   const cutoff = base + 599_000 - 2 * MIN;
   const blockEnd = (start: number): number => Math.floor(start / MIN) * MIN + MIN;
   const expected: number[] = [];
-  for (let p = Math.floor(base / 10_000) * 10_000; p < base + 600_000; p += 10_000) if (blockEnd(p) > cutoff) expected.push(p);
+  for (let p = Math.floor(base / 10_000) * 10_000; p <= base + 599_000; p += 10_000) if (blockEnd(p) > cutoff) expected.push(p);
   let panes: Win[] = [];
   for (let i = 0; i < 40; i++) {
     await new Promise((r) => setTimeout(r, 250));
