@@ -152,3 +152,18 @@ export function jsonBatchBody(first: number, n: number, devices: number, baseMs:
   const rows = readings(n, baseMs, variant);
   return JSON.stringify(rows.map((x, i) => ({ deviceId: deviceId((first + i) % devices), timestamp: x.timestamp, metrics: { cpu: x.cpu } })));
 }
+
+/**
+ * One simulated step of the event-time scenario: devices [first, first + count), one cpu reading
+ * each at stepStartMs + (device index mod spreadMs), as an array of {deviceId, timestamp,
+ * metrics:{cpu}} (msgpackr records). seed varies the values per step.
+ */
+export function stepPayload(first: number, count: number, stepStartMs: number, spreadMs: number, seed: number): Buffer {
+  const events = [];
+  const r = rng(seed * 1_000_003 + first + 11);
+  for (let i = 0; i < count; i++) {
+    const d = first + i;
+    events.push({ deviceId: deviceId(d), timestamp: stepStartMs + (d % spreadMs), metrics: { cpu: Math.round(r() * 1000) / 10 } });
+  }
+  return recordPackr().pack(events);
+}

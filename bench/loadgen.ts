@@ -35,12 +35,15 @@ export interface LoadGen {
   cpuNs(): number;
   send(msg: unknown): void;
   waitFor(type: string, timeoutMs: number): Promise<any>;
+  /** every message of this type from now on (ws-generator's 'step' progress) */
+  on(type: string, listener: (m: any) => void): void;
   stop(): Promise<void>;
 }
 
 /** A Node generator script driven over IPC (ws-generator.js, http-generator.js). */
 class IpcGen implements LoadGen {
   private waiters = new Map<string, (m: any) => void>();
+  private listeners = new Map<string, (m: any) => void>();
   private failure: Error | null = null;
   private exited: Promise<void>;
 
@@ -52,6 +55,7 @@ class IpcGen implements LoadGen {
         this.waiters.clear();
         return;
       }
+      this.listeners.get(m.type)?.(m);
       const w = this.waiters.get(m.type);
       if (w) { this.waiters.delete(m.type); w(m); }
     });
@@ -78,6 +82,10 @@ class IpcGen implements LoadGen {
       });
       this.proc.once('exit', onExit);
     });
+  }
+
+  on(type: string, listener: (m: any) => void): void {
+    this.listeners.set(type, listener);
   }
 
   async warmup(seconds: number): Promise<void> {
@@ -250,6 +258,8 @@ class WrkGen implements LoadGen {
   send(): void { throw new Error('wrk takes no messages'); }
 
   waitFor(): Promise<any> { return Promise.reject(new Error('wrk sends no messages')); }
+
+  on(): void { throw new Error('wrk sends no messages'); }
 
   async stop(): Promise<void> {
     const p = this.proc;

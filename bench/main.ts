@@ -20,8 +20,9 @@ import { queryUnderLoad } from './scenarios/query-under-load';
 import { memory } from './scenarios/memory';
 import { durableVsFast } from './scenarios/durable-vs-fast';
 import { recovery } from './scenarios/recovery';
+import { eventTime } from './scenarios/event-time';
 
-const SCENARIOS: Scenario[] = [wsMsgpack, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery];
+const SCENARIOS: Scenario[] = [wsMsgpack, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery, eventTime];
 
 const RESULTS_DIR = path.join(__dirname, '..', '..', 'bench', 'results');
 
@@ -37,6 +38,10 @@ Options:
   --quick           a few-second smoke run (also smaller memory stages)
   --connections N   WebSocket connections (default 16)
   --window N        frames in flight per connection (default 4)
+  --et-devices N    event-time: devices (default 100,000; --quick: 10,000)
+  --et-minutes M    event-time: simulated minutes (default 30; --quick: 10)
+  --et-limit S      event-time: seconds of load before it stops and reports a partial result
+                    (default 1200; --quick: 180)
   --json            print the JSON report on stdout instead of the table
   --no-save         do not write bench/results/<ISO time>.json
   --help            this text
@@ -45,10 +50,13 @@ Scenarios:
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(17)} ${s.description}`).join('\n')}
 `;
 
-interface Cli { only: string[] | null; durationS: number | null; warmupS: number | null; quick: boolean; json: boolean; save: boolean; connections: number; window: number }
+interface Cli {
+  only: string[] | null; durationS: number | null; warmupS: number | null; quick: boolean; json: boolean; save: boolean; connections: number; window: number;
+  eventTime: { devices?: number; minutes?: number; limitS?: number };
+}
 
 function parse(argv: string[]): Cli {
-  const cli: Cli = { only: null, durationS: null, warmupS: null, quick: false, json: false, save: true, connections: 16, window: 4 };
+  const cli: Cli = { only: null, durationS: null, warmupS: null, quick: false, json: false, save: true, connections: 16, window: 4, eventTime: {} };
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${v ?? 'nothing'}`);
@@ -73,6 +81,9 @@ function parse(argv: string[]): Cli {
       case '--warmup': cli.warmupS = positive(a, argv[++i]); break;
       case '--connections': cli.connections = Math.floor(positive(a, argv[++i])); break;
       case '--window': cli.window = Math.floor(positive(a, argv[++i])); break;
+      case '--et-devices': cli.eventTime.devices = Math.floor(positive(a, argv[++i])); break;
+      case '--et-minutes': cli.eventTime.minutes = Math.floor(positive(a, argv[++i])); break;
+      case '--et-limit': cli.eventTime.limitS = positive(a, argv[++i]); break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
   }
@@ -96,6 +107,7 @@ async function main(): Promise<void> {
     window: cli.window,
     devices: 10_000,
     eventsPerFrame: 1000,
+    eventTime: cli.eventTime,
     progress: (line) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`),
   };
   const selected = cli.only ? SCENARIOS.filter((s) => cli.only!.includes(s.name)) : SCENARIOS;
@@ -115,7 +127,7 @@ async function main(): Promise<void> {
   }
   const report: BenchReport = {
     version: 1, startedAt, finishedAt: new Date().toISOString(), machine: machine(),
-    options: { durationS: opts.durationS, warmupS: opts.warmupS, quick: opts.quick, connections: opts.connections, window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, only: cli.only },
+    options: { durationS: opts.durationS, warmupS: opts.warmupS, quick: opts.quick, connections: opts.connections, window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, only: cli.only, eventTime: cli.eventTime },
     scenarios: results,
   };
   const json = JSON.stringify(report, null, 2);

@@ -18,6 +18,8 @@ export interface BenchOptions {
   devices: number;
   eventsPerFrame: number;
   progress: (line: string) => void;
+  /** the event-time scenario's --et-devices, --et-minutes, --et-limit (unset: its defaults) */
+  eventTime?: { devices?: number; minutes?: number; limitS?: number };
 }
 
 export interface Measure {

@@ -232,13 +232,27 @@ export interface IngestCounters {
   backpressure: number; duplicates: number; gaps: number; unavailable: number;
 }
 
+/** storage.lastCheckpoint of /healthz (the engine's 'checkpoint written' debug log line has the same fields) */
+export interface CheckpointSummary {
+  reason: string; seq: number;
+  /** the shards' checkpoints as stored */
+  bytes: number;
+  /** what this cycle wrote (incremental checkpoints: the changed pane groups and the bases); absent on older engines */
+  written?: number;
+  /** every group was written */
+  full?: boolean;
+  pauseMsMax: number; walDeleted: number; durationMs: number;
+}
+
 export interface EngineHealth {
   status?: string;
   devices: number;
   ingest: IngestCounters;
   storage?: { ackMode: string; fault: unknown; walBytes: number; checkpointBytes: number; pendingCommits: number;
-    wal: { walAppends: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number };
-  shards: { eventsApplied: number; ringUsedBytes: number; series?: number; panes?: number }[];
+    wal: { walAppends: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number;
+    lastCheckpoint?: CheckpointSummary | null };
+  shards: { eventsApplied: number; ringUsedBytes: number; state?: string; series?: number; panes?: number;
+    watermark?: number | null; lateEvents?: number; rollupWriteErrors?: number }[];
 }
 
 export async function engineApplied(port: number): Promise<{ applied: number; health: EngineHealth; status: number }> {

@@ -9,15 +9,23 @@
  * error means it was not accepted: it is sent again. Any other answer stops the generator
  * with the answer in the error (the bench's frames must be valid).
  *
+ * Jobs (instead of the precomputed load): `fill` sends each of `count` devices one reading (the
+ * memory scenario); `steps` sends `steps` simulated steps of event time, each one reading for each
+ * of `devices` devices at fromMs + step * stepMs + (device mod spreadMs) (the event-time
+ * scenario). Their frames are built as the window makes room, held only until acked.
+ *
  * IPC in:  {cmd:'start', config} | {cmd:'mark'} | {cmd:'report'} | {cmd:'rate', eventsPerSec}
- *          | {cmd:'fill', first, count, eventsPerFrame} | {cmd:'stop'}
- * IPC out: {type:'ready'} | {type:'marked'} | {type:'report', report} | {type:'filled'} | {type:'error', message}
+ *          | {cmd:'fill', first, count, eventsPerFrame}
+ *          | {cmd:'steps', devices, fromMs, stepMs, steps, spreadMs, eventsPerFrame} | {cmd:'stop'}
+ * IPC out: {type:'ready'} | {type:'marked'} | {type:'report', report} | {type:'filled'}
+ *          | {type:'step', stepsAcked, eventsAcked, resends, atMs} (each time the oldest unfinished step is fully acked)
+ *          | {type:'steps-done', stepsAcked, eventsAcked, resends, atMs} | {type:'error', message}
  */
 
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LatencyHistogram } from './histogram';
-import { buildFrameSet, fillPayload, wsHeader, type FrameSet, type WsFrameKind } from './frames';
+import { buildFrameSet, fillPayload, stepPayload, wsHeader, type FrameSet, type WsFrameKind } from './frames';
 
 export interface WsGenConfig {
   host: string;
@@ -46,9 +54,26 @@ export interface WsGenReport {
 const BACKPRESSURE_RESEND_DELAY_MS = 1;
 const HANDSHAKE_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
+export interface StepsCmd {
+  devices: number;
+  /** event time of step 0 */
+  fromMs: number;
+  stepMs: number;
+  steps: number;
+  /** a device's reading is at step start + (device index mod spreadMs) */
+  spreadMs: number;
+  eventsPerFrame: number;
+}
+
+/** A frame of a job (fill or steps): payload, events in it, the step it belongs to. */
+interface Outgoing { payload: Buffer; events: number; step: number }
+
+/** A job's frames, built on demand; acked() is called once per frame when its ack arrives. */
+interface Job { next(): Outgoing | null; acked(o: Outgoing): void }
+
 interface Conn {
   socket: net.Socket;
-  /** in-flight frames, FIFO: frame index (-1: a fill frame) and send time */
+  /** in-flight frames, FIFO: frame index (< 0: -1 - key of a job frame in `flying`) and send time */
   ids: Int32Array;
   sentAt: Float64Array;
   head: number;
@@ -73,9 +98,10 @@ let sending = false;
 let rateStart = 0;
 let rateFrames = 0;
 let rateTimer: NodeJS.Timeout | null = null;
-let fillQueue: Buffer[] = [];
-let fillOutstanding = 0;
-let fillPayloads: Buffer[] = [];
+let job: Job | null = null;
+/** job frames sent and not yet acked, by key (kept for backpressure resends) */
+const flying = new Map<number, Outgoing>();
+let flyKey = 0;
 
 function send(msg: unknown): void {
   process.send!(msg);
@@ -147,7 +173,7 @@ function budgetAllows(): boolean {
 
 function pump(conn: Conn): void {
   if (!conn.open) return;
-  if (fillQueue.length !== 0 || fillOutstanding !== 0) { pumpFill(conn); return; }
+  if (job !== null) { pumpJob(conn); return; }
   if (!sending) return;
   const fs = frames!;
   const total = fs.devices * fs.variants;
@@ -166,29 +192,86 @@ function pumpAll(): void {
   for (const c of conns) pump(c);
 }
 
-function pumpFill(conn: Conn): void {
-  while (conn.count + conn.held < cfg.window && fillQueue.length !== 0) {
-    const payload = fillQueue.pop()!;
-    const id = fillPayloads.length;
-    fillPayloads.push(payload);
-    conn.socket.cork();
-    conn.socket.write(wsHeader(2, payload.length));
-    conn.socket.write(payload);
-    conn.socket.uncork();
-    push(conn, -1 - id);
-    fillOutstanding++;
+function writeJobFrame(conn: Conn, payload: Buffer): void {
+  conn.socket.cork();
+  conn.socket.write(wsHeader(2, payload.length));
+  conn.socket.write(payload);
+  conn.socket.uncork();
+}
+
+function pumpJob(conn: Conn): void {
+  while (job !== null && conn.count + conn.held < cfg.window) {
+    const o = job.next();
+    if (o === null) break;
+    const key = flyKey;
+    flyKey = (flyKey + 1) & 0x3fffffff;
+    flying.set(key, o);
+    writeJobFrame(conn, o.payload);
+    push(conn, -1 - key);
   }
 }
 
 function resend(conn: Conn, id: number): void {
   resends++;
   if (id >= 0) { writeFrame(conn, id); return; }
-  const payload = fillPayloads[-1 - id];
-  conn.socket.cork();
-  conn.socket.write(wsHeader(2, payload.length));
-  conn.socket.write(payload);
-  conn.socket.uncork();
+  writeJobFrame(conn, flying.get(-1 - id)!.payload);
   push(conn, id);
+}
+
+function fillJob(first: number, count: number, perFrame: number): Job {
+  const base = Date.now();
+  let i = 0;
+  let outstanding = 0;
+  return {
+    next() {
+      if (i >= count) return null;
+      const n = Math.min(perFrame, count - i);
+      const o = { payload: fillPayload(first + i, n, base), events: n, step: 0 };
+      i += n;
+      outstanding++;
+      return o;
+    },
+    acked() {
+      if (--outstanding === 0 && i >= count) {
+        job = null;
+        send({ type: 'filled' });
+      }
+    },
+  };
+}
+
+function stepsJob(c: StepsCmd): Job {
+  let step = 0;
+  let first = 0;
+  /** frames of each step not yet acked */
+  const remaining: number[] = [];
+  let stepsAcked = 0;
+  let events = 0;
+  const progress = (type: string): void => send({ type, stepsAcked, eventsAcked: events, resends, atMs: Date.now() });
+  return {
+    next() {
+      if (step >= c.steps) return null;
+      const n = Math.min(c.eventsPerFrame, c.devices - first);
+      const o = { payload: stepPayload(first, n, c.fromMs + step * c.stepMs, c.spreadMs, step), events: n, step };
+      remaining[step] = (remaining[step] ?? 0) + 1;
+      first += n;
+      if (first >= c.devices) { first = 0; step++; }
+      return o;
+    },
+    acked(o) {
+      events += o.events;
+      remaining[o.step]--;
+      // a step is finished once all its frames were built (step moved past it) and acked
+      while (stepsAcked < step && remaining[stepsAcked] === 0) {
+        stepsAcked++;
+        if (stepsAcked < c.steps) progress('step');
+      }
+      if (stepsAcked === c.steps) {
+        job = null;
+        progress('steps-done');
+      }
+    },
+  };
 }
 
 function onAnswer(conn: Conn, buf: Buffer, start: number, len: number): void {
@@ -200,14 +283,18 @@ function onAnswer(conn: Conn, buf: Buffer, start: number, len: number): void {
   conn.count--;
   // {"ack":n} is short; a partial ack ({"ack":n,"accepted":..}) or an error is longer
   if (buf[start + 2] === 0x61 && len < 24) {
+    hist.record((performance.now() - t) * 1000);
     if (id >= 0) {
-      hist.record((performance.now() - t) * 1000);
       framesAcked++;
       eventsAcked += frames!.eventsPerFrame;
       bytesAcked += frames!.payloadBytes[id];
-    } else if (--fillOutstanding === 0 && fillQueue.length === 0) {
-      fillPayloads = [];
-      send({ type: 'filled' });
+    } else {
+      const o = flying.get(-1 - id)!;
+      flying.delete(-1 - id);
+      framesAcked++;
+      eventsAcked += o.events;
+      bytesAcked += o.payload.length;
+      job?.acked(o);
     }
     return;
   }
@@ -285,20 +372,23 @@ async function start(config: WsGenConfig): Promise<void> {
   }
 }
 
-process.on('message', (m: { cmd: string; config?: WsGenConfig; eventsPerSec?: number; first?: number; count?: number; eventsPerFrame?: number }) => {
+process.on('message', (m: { cmd: string; config?: WsGenConfig; eventsPerSec?: number; first?: number; count?: number; eventsPerFrame?: number; steps?: StepsCmd }) => {
   switch (m.cmd) {
     case 'start': start(m.config!).catch((e: Error) => fail(`start: ${e.message}`)); break;
     case 'mark': reset(); send({ type: 'marked' }); break;
     case 'report': send({ type: 'report', report: report() }); break;
     case 'rate': cfg.eventsPerSec = m.eventsPerSec!; startRate(); pumpAll(); break;
-    case 'fill': {
-      const per = m.eventsPerFrame!;
-      const base = Date.now();
-      for (let i = 0; i < m.count!; i += per) fillQueue.push(fillPayload(m.first! + i, Math.min(per, m.count! - i), base));
-      fillQueue.reverse();
+    case 'fill':
+      if (job !== null) fail('fill: a job is running');
+      if (m.count! <= 0) { send({ type: 'filled' }); break; }
+      job = fillJob(m.first!, m.count!, m.eventsPerFrame!);
       pumpAll();
       break;
-    }
+    case 'steps':
+      if (job !== null) fail('steps: a job is running');
+      job = stepsJob(m.steps!);
+      pumpAll();
+      break;
     case 'stop':
       sending = false;
       if (rateTimer) clearInterval(rateTimer);
