@@ -23,7 +23,7 @@ const MARK_WAIT_MS = 5000;
 
 export interface CheckpointSummary {
   reason: string;
-  /** every group was written (the first cycle, or after a failed write) */
+  /** every group was asked for (after a failed write); an incremental cycle of a fresh store writes every group too */
   full: boolean;
   seq: number;
   /** the checkpoints' stored size */
