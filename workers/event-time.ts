@@ -80,6 +80,8 @@ export class EventTime {
   lastWriteError: string | null = null;
   private readonly closing = new Set<number>();
   private readonly closingScratch: number[] = [];
+  /** this sweep's first appearances of a series in a coarse window: level, series, window start */
+  private coarseIndex: number[] = [];
   private readonly paneScratch: RollupValue;
   private readonly windowScratch: RollupValue;
   /** the shard's per-second fleet aggregate: closes with the panes, written as ['s', ...] */
@@ -209,8 +211,14 @@ export class EventTime {
       }
       complete = this.storedBelow[l]!;
     }
-    if (fleet.size > 0) {
+    const coarseIndex = this.coarseIndex;
+    this.coarseIndex = [];
+    if (fleet.size > 0 || coarseIndex.length > 0) {
       writes.push(this.rollups.transaction(() => {
+        for (let i = 0; i < coarseIndex.length; i += 3) {
+          const series = coarseIndex[i + 1]!;
+          this.rollups.put(['w', res[coarseIndex[i]!]!, store.seriesMetric(series), coarseIndex[i + 2]!, store.seriesDevice(series)], 1);
+        }
         for (const byStart of fleet.values()) for (const f of byStart.values()) this.writeFleet(f);
       }));
     }
@@ -241,6 +249,9 @@ export class EventTime {
     if (this.fleetMarks[l]![series] !== w) {
       this.fleetMarks[l]![series] = w;
       f.devices++;
+      // the device is in the coarse window from now on: its 'w' key now, though the device's
+      // window itself is written when complete (an exact distinct count reads one key per device)
+      if (l >= 2) this.coarseIndex.push(l, series, w);
     }
   }
 
@@ -313,8 +324,7 @@ export class EventTime {
 
   private putCoarse(r: number, device: number, metric: number, v: RollupValue): void {
     if (v.means.length > 256) compressAggregate(v);
-    this.rollups.putWindow(['d', r, device, metric, v.start], v);
-    this.rollups.put(['w', r, metric, v.start, device], 1);
+    this.rollups.putWindow(['d', r, device, metric, v.start], v); // its 'w' key went in with its first minute
   }
 
   /** Device windows of level l (>= 2) starting at or after this are not stored yet: queries compose them from the level below. */

@@ -117,13 +117,13 @@ function storedDeviceWindows(view: ShardView, level: number, device: number, met
   return out;
 }
 
-/** The devices (of any shard; repeats possible) with a stored window at `level` starting in [from, to), composed like storedDeviceWindows. */
-function* storedDevices(view: ShardView, level: number, metric: number, from: number, to: number): Generator<number> {
-  const res = view.resolutions[level]!;
-  const below = level >= 2 && view.time !== null ? view.time.coarseStoredBelow(level) : Infinity;
-  const storedTo = Math.min(to, below);
-  if (storedTo > from) yield* view.rollups!.windowDevicesIn(res, metric, from, storedTo);
-  if (to > below) yield* storedDevices(view, level - 1, metric, Math.max(from, below), to);
+/**
+ * The devices (of any shard; repeats possible) with a closed pane in a window at `level` starting
+ * in [from, to): the 'w' index, written for a coarse window as soon as a device's first minute in
+ * it closed (EventTime.joinFleet), before the device's window itself is stored.
+ */
+function storedDevices(view: ShardView, level: number, metric: number, from: number, to: number): Iterable<number> {
+  return view.rollups!.windowDevicesIn(view.resolutions[level]!, metric, from, to);
 }
 
 export function deviceSeries(x: ShardView | PaneStore, task: DeviceSeriesTask): DeviceSeriesResult {
