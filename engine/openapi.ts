@@ -121,7 +121,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'get', pattern: '/healthz', operation: {
       tags: ['operations'], summary: 'Health: shards, ingest and storage counters',
-      responses: { 200: json({ type: 'object' }, 'every shard answered'), 503: json({ type: 'object' }, 'a shard did not answer in 2 s (status "degraded")') },
+      responses: { 200: json({ type: 'object' }, 'every shard is running: "ok", or "busy" (no answer in 2 s; its last published figures and heartbeat age)'), 503: json({ type: 'object' }, 'a shard has not run its loop for 30 s (state "unresponsive", status "degraded")') },
     },
   },
   {

@@ -10,7 +10,8 @@
 import path from 'node:path';
 import Piscina from 'piscina';
 import {
-  createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, type ShardTask, type StoredCheckpoint,
+  createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
+  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import type { SluiceConfig } from './config';
 
@@ -26,6 +27,14 @@ export interface ShardRingState {
   ringCapacityBytes: number;
   eventsApplied: number;
   recordsApplied: number;
+  /** as the worker last published them (see RING_STAT_HEARTBEAT) */
+  series: number;
+  panes: number;
+  watermark: number | null;
+  maxEventTime: number | null;
+  lateEvents: number;
+  /** how long ago the worker last went through its loop */
+  heartbeatAgeMs: number;
 }
 
 const WORKER_FILE = path.join(__dirname, '..', 'workers', 'shard-worker.js');
@@ -87,6 +96,12 @@ export class ShardPool {
       ringCapacityBytes: s.ring.capacity,
       eventsApplied: s.ring.stat(RING_STAT_EVENTS),
       recordsApplied: s.ring.stat(RING_STAT_RECORDS),
+      series: s.ring.stat(RING_STAT_SERIES),
+      panes: s.ring.stat(RING_STAT_PANES),
+      watermark: nullIfNaN(s.ring.stat(RING_STAT_WATERMARK)),
+      maxEventTime: nullIfNaN(s.ring.stat(RING_STAT_MAX_EVENT_TIME)),
+      lateEvents: s.ring.stat(RING_STAT_LATE),
+      heartbeatAgeMs: Math.max(0, Date.now() - s.ring.stat(RING_STAT_HEARTBEAT)),
     }));
   }
 
@@ -103,4 +118,8 @@ export class ShardPool {
   async destroy(): Promise<void> {
     await Promise.all(this.shards.map((s) => s.pool.destroy()));
   }
+}
+
+function nullIfNaN(x: number): number | null {
+  return Number.isNaN(x) ? null : x;
 }

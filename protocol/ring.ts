@@ -22,6 +22,15 @@ export const RING_SLEEPING = 32; // Int32 index (byte 128): consumer waits when 
 const STATS_BYTE_OFFSET = 192; // 8 Float64 slots written only by the consumer
 export const RING_STAT_EVENTS = 0;
 export const RING_STAT_RECORDS = 1;
+// the shard's state as its worker last published it: /healthz reads these without a task, so a
+// shard busy closing windows is seen as busy (with the age of its heartbeat), not as missing
+export const RING_STAT_SERIES = 2;
+export const RING_STAT_PANES = 3;
+export const RING_STAT_WATERMARK = 4;
+export const RING_STAT_MAX_EVENT_TIME = 5;
+export const RING_STAT_LATE = 6;
+/** wall-clock ms of the worker's last pass through its loop */
+export const RING_STAT_HEARTBEAT = 7;
 export const RING_HEADER_BYTES = 256;
 export const RECORD_HEADER_BYTES = 8;
 export const RECORD_PAD = 0;
@@ -244,5 +253,9 @@ export class RingConsumer extends RingSide {
   /** Counters for the front-end (/healthz, bench): plain stores, read without a task. */
   addStat(slot: number, n: number): void {
     this.stats[slot] += n;
+  }
+
+  setStat(slot: number, value: number): void {
+    this.stats[slot] = value;
   }
 }

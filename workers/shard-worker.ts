@@ -11,7 +11,8 @@
 
 import { workerData } from 'node:worker_threads';
 import {
-  RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, type CheckpointResult, type ShardTask, type StoredCheckpoint,
+  RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
+  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type CheckpointResult, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import { RollupStore } from '../storage';
 import { PaneStore, type PaneStoreOptions } from './pane-store';
@@ -95,7 +96,21 @@ function pollOnce(): number {
   return consumed;
 }
 
+/** the shard's state for /healthz, in the ring's stat slots (NaN: no event yet) */
+function publishStats(): void {
+  ring.setStat(RING_STAT_SERIES, store.seriesCount);
+  ring.setStat(RING_STAT_PANES, store.paneCount);
+  ring.setStat(RING_STAT_WATERMARK, time.maxTs === -Infinity ? NaN : time.watermark);
+  ring.setStat(RING_STAT_MAX_EVENT_TIME, time.maxTs === -Infinity ? NaN : time.maxTs);
+  ring.setStat(RING_STAT_LATE, applier.lateEvents);
+  ring.setStat(RING_STAT_HEARTBEAT, Date.now());
+}
+publishStats();
+// an idle worker keeps its heartbeat fresh; a busy one publishes after each slice of the ring
+setInterval(publishStats, 250).unref();
+
 function pump(): void {
+  publishStats();
   if (paused > 0) return; // resumed by the task that paused it
   if (pollOnce() !== 0) {
     setImmediate(pump);

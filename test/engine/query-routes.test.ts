@@ -133,3 +133,27 @@ t.test('query routes over the real server', async (t) => {
     t.ok(h.body.shards.every((s: { state: string }) => s.state === 'ok'));
   });
 });
+
+t.test('healthz: a shard that does not answer in 2 s but still runs is busy (200), with the figures it last published', async (t) => {
+  process.env.SLUICE_DEBUG_ROUTES = '1';
+  const engine = await startEngine(['--shards', '1']);
+  delete process.env.SLUICE_DEBUG_ROUTES;
+  t.teardown(() => engine.stop());
+  const now = Date.now();
+  const r = await post(`${engine.url}/v1/events`, 'application/json', JSON.stringify([
+    { deviceId: 'busy-1', timestamp: now - 1000, cpu: 1 }, { deviceId: 'busy-2', timestamp: now, cpu: 2 },
+  ]));
+  t.equal(r.status, 204);
+  await getJson(`${engine.url}/v1/metrics/cpu`); // applied and published
+  const stall = await post(`${engine.url}/v1/debug/stall-shards?ms=4000`, 'application/json', '');
+  t.equal(stall.status, 200);
+  const h = await getJson(`${engine.url}/healthz`);
+  t.equal(h.status, 200);
+  t.equal(h.body.status, 'ok');
+  const [s] = h.body.shards;
+  t.equal(s.state, 'busy');
+  t.ok(s.heartbeatAgeMs >= 1500 && s.heartbeatAgeMs < 30_000, `heartbeat age ${s.heartbeatAgeMs} ms`);
+  t.same([s.series, s.panes, s.eventsApplied, s.maxEventTime, s.watermark], [2, 2, 2, now, now - 300_000], 'the last published figures');
+  const after = await getJson(`${engine.url}/healthz`);
+  t.equal(after.body.shards[0].state, 'ok', 'answers again once the stall is over');
+});
