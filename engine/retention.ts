@@ -96,7 +96,10 @@ export class Retention {
           this.rollups.remove(k);
           this.rollups.remove(['d', res, k[4] as number, metric, k[3] as number]);
         }
-        for (const k of fleet) this.rollups.remove(k);
+        for (const k of fleet) {
+          this.rollups.remove(k);
+          this.rollups.remove(['b', ...k.slice(1)]);
+        }
       });
       deleted += keys.length;
     }

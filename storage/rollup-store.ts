@@ -10,6 +10,7 @@
  *   ['d', res, device, metric, start]  a device's window    (one device's range: a prefix scan)
  *   ['w', res, metric, start, device]  the same, by window  (all devices of a window; retention)
  *   ['f', res, metric, start, shard]   the shard's fleet merge of the window, with distinct devices
+ *   ['b', res, metric, start, shard]   the same window's devices, a bitmap by device id
  *   ['l', shard, seq, k]               a too-late event (k: its place among the batch's late values)
  *   ['c', device, metric]              too-late events counted per device and metric
  *   ['s', metric, second, shard]       the shard's per-second fleet aggregate [count, sum, min, max]
@@ -230,6 +231,23 @@ export class RollupStore {
       return newest;
     }
     return null;
+  }
+
+  /** starts of the shard's stored fleet windows at res starting in [from, to) */
+  fleetWindowStarts(res: number, metric: number, from: number, to: number, shard: number): number[] {
+    const out: number[] = [];
+    for (const k of this.db.getKeys({ start: ['f', res, metric, from], end: ['f', res, metric, to] })) if (k[4] === shard) out.push(k[3] as number);
+    return out;
+  }
+
+  /** the shard's devices in a fleet window (a bitmap by device id; a copy), or undefined */
+  fleetDeviceBits(res: number, metric: number, start: number, shard: number): Uint8Array | undefined {
+    const v = this.db.get(['b', res, metric, start, shard]) as Uint8Array | undefined;
+    return v === undefined ? undefined : Uint8Array.from(v);
+  }
+
+  putFleetDeviceBits(res: number, metric: number, start: number, shard: number, bits: Uint8Array): void {
+    void this.db.put(['b', res, metric, start, shard], bits);
   }
 
   /** a closed second of the shard's per-second fleet aggregate (a put: replaying writes the same value) */

@@ -21,6 +21,7 @@ import {
 import type { LateCount, LateEntry, RollupStore, RollupValue, SecondAggregate } from '../storage';
 import type { PaneStore } from './pane-store';
 import { mergeSecond, SensorSeconds, type SensorSecondsState } from './sensor-seconds';
+import { setBit } from './device-bits';
 
 export interface EventTimeOptions {
   shard: number;
@@ -58,6 +59,8 @@ interface FleetPart {
   key: (string | number)[];
   agg: WindowAggregateWire;
   devices: number;
+  /** the devices counted in `devices` */
+  deviceIds: number[];
   marker: number;
 }
 
@@ -242,13 +245,14 @@ export class EventTime {
     if (byStart === undefined) fleet.set(id, byStart = new Map());
     let f = byStart.get(w);
     if (f === undefined) {
-      f = { key: ['f', r, metric, w, this.opts.shard], agg: emptyAggregate(w, w + r, this.store.histogramDivisions), devices: 0, marker };
+      f = { key: ['f', r, metric, w, this.opts.shard], agg: emptyAggregate(w, w + r, this.store.histogramDivisions), devices: 0, deviceIds: [], marker };
       byStart.set(w, f);
     }
     this.store.mergePaneInto(slot, f.agg, true);
     if (this.fleetMarks[l]![series] !== w) {
       this.fleetMarks[l]![series] = w;
       f.devices++;
+      f.deviceIds.push(this.store.seriesDevice(series));
       // the device is in the coarse window from now on: its 'w' key now, though the device's
       // window itself is written when complete (an exact distinct count reads one key per device)
       if (l >= 2) this.coarseIndex.push(l, series, w);
@@ -341,6 +345,10 @@ export class EventTime {
     const merged: RollupValue = old === undefined ? { ...agg, lastPaneNo: marker } : { ...mergeAggregate(old, agg), lastPaneNo: marker };
     if (merged.means.length > 256) compressAggregate(merged);
     this.rollups.putWindow(key, merged);
+    const [, r, metric, start, shard] = key as [string, number, number, number, number];
+    let bits = this.rollups.fleetDeviceBits(r, metric, start, shard) ?? new Uint8Array(0);
+    for (const id of f.deviceIds) bits = setBit(bits, id);
+    this.rollups.putFleetDeviceBits(r, metric, start, shard, bits);
   }
 
   /** the seconds the watermark closed, one put each (a second may come in two parts: merged) */

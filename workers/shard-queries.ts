@@ -44,6 +44,7 @@ import {
 } from '../protocol';
 import type { RollupStore, RollupValue, SecondAggregate } from '../storage';
 import { mergeSecond } from './sensor-seconds';
+import { countBits, hasBit, orInto, setBit } from './device-bits';
 import { PaneStore } from './pane-store';
 import type { EventTime } from './event-time';
 
@@ -166,6 +167,7 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
   const level = view.resolutions.indexOf(res);
   const byStart = new Map<number, Win>();
   const rangeDevices = new Set<number>();
+  let rangeBits: Uint8Array = new Uint8Array(0);
   if (view.rollups !== null && level >= 0) {
     const fromW = Math.floor(from / res) * res;
     for (const { key, value } of view.rollups.fleetWindows(res, metric, fromW, to)) {
@@ -173,12 +175,8 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
       const v = value as RollupValue;
       if (v.start + res > from && v.start < to) byStart.set(v.start, storedWindow(v, res, store.histogramDivisions));
     }
-    // distinct devices over the whole range: the stored windows' devices, from the window index
-    for (const w of byStart.keys()) {
-      for (const device of storedDevices(view, level, metric, w, w + res)) {
-        if (store.deviceName(device) !== undefined) rangeDevices.add(device);
-      }
-    }
+    // distinct devices over the whole range: the stored windows' device bitmaps
+    for (const w of byStart.keys()) rangeBits = storedWindowDevices(view, level, metric, w, rangeBits);
   }
   for (const series of store.seriesOfMetric(metric)) {
     for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
@@ -205,7 +203,24 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
     }
   }
   const windows = [...byStart.values()].map((w) => w.agg).filter((a) => a.count > 0).sort((a, b) => a.start - b.start);
-  return { windows, devices: rangeDevices.size };
+  let devices = countBits(rangeBits);
+  for (const d of rangeDevices) if (!hasBit(rangeBits, d)) devices++;
+  return { windows, devices };
+}
+
+/**
+ * ORs the shard's devices of one stored fleet window (start) at `level` into bits: its bitmap, or
+ * (a window stored without one) the window index, one key per device.
+ */
+function storedWindowDevices(view: ShardView, level: number, metric: number, start: number, bits: Uint8Array): Uint8Array {
+  const res = view.resolutions[level]!;
+  const stored = view.rollups!.fleetDeviceBits(res, metric, start, view.shard);
+  if (stored !== undefined) return orInto(bits, stored);
+  let out = bits;
+  for (const device of storedDevices(view, level, metric, start, start + res)) {
+    if (view.store.deviceName(device) !== undefined) out = setBit(out, device);
+  }
+  return out;
 }
 
 /**
@@ -220,18 +235,25 @@ export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesT
   const store = view.store;
   checkSeriesTask(store, task.from, task.to, task.resolutionMs);
   const { from, to, resolutionMs: res } = task;
+  // stored: the fleet windows' device bitmaps; open: devices of panes in memory not in them
   const seen = new Set<number>();
+  let bits: Uint8Array = new Uint8Array(0);
+  const level = view.resolutions.indexOf(res);
   for (const name of task.metrics) {
     const metric = store.metricIdOf(name);
     if (metric < 0) continue;
-    if (view.rollups !== null && view.resolutions.includes(res)) {
-      for (const device of storedDevices(view, view.resolutions.indexOf(res), metric, Math.floor(from / res) * res, to)) {
-        if (store.deviceName(device) !== undefined) seen.add(device);
+    if (view.rollups !== null && level >= 0) {
+      for (const start of view.rollups.fleetWindowStarts(res, metric, Math.floor(from / res) * res, to, view.shard)) {
+        bits = storedWindowDevices(view, level, metric, start, bits);
       }
     }
+  }
+  for (const name of task.metrics) {
+    const metric = store.metricIdOf(name);
+    if (metric < 0) continue;
     for (const series of store.seriesOfMetric(metric)) {
       const device = store.seriesDevice(series);
-      if (seen.has(device)) continue;
+      if (seen.has(device) || hasBit(bits, device)) continue;
       for (let p = store.newestPane(series); p >= 0; p = store.olderPane(p)) {
         const start = Math.floor(store.paneStartMs(p) / res) * res;
         if (start + res <= from) break;
@@ -241,7 +263,7 @@ export function distinctDevices(x: ShardView | PaneStore, task: DistinctDevicesT
       }
     }
   }
-  return { devices: seen.size };
+  return { devices: countBits(bits) + seen.size };
 }
 
 /**
