@@ -26,6 +26,7 @@ t.test('round trip: raw and full layouts give back every field', (t) => {
   const codec = new RollupCodec(SPEC);
   const sizes: Record<number, number> = {};
   const layouts: Record<number, number> = {};
+  const expectedLayout: Record<number, number> = {};
   for (const n of [1, 2, 5, 64, 65, 300, 5000]) {
     // values on a 1/8 grid, some outside [0, 100] (under / over)
     const values = Array.from({ length: n }, () => Math.round((rand() * 130 - 15) * 8) / 8);
@@ -33,10 +34,13 @@ t.test('round trip: raw and full layouts give back every field', (t) => {
     const bytes = Uint8Array.from(codec.encode(v));
     sizes[n] = bytes.byteLength;
     layouts[n] = bytes[0]!;
+    expectedLayout[n] = v.weights.every((w) => w === 1) && v.means.length === v.count && v.count <= 64 ? 1 : 2;
     t.same(codec.decode(bytes), v, `${n} values: the decoded window equals the stored one`);
   }
   t.equal(sizes[1], 72, 'one value: 72 bytes');
-  t.same([layouts[1], layouts[2], layouts[5], layouts[5000]], [1, 1, 1, 2], 'small panes raw (weight-1 centroids), a compressed one full');
+  t.same([layouts[1], layouts[5000]], [1, 2], 'one value raw, a compressed digest full');
+  t.same(Object.keys(layouts).map((n) => layouts[Number(n)]), Object.keys(layouts).map((n) => expectedLayout[Number(n)]),
+    'raw exactly when every centroid is one event (weights 1, one per event) and there are at most 64');
   const fleet: RollupValue = { ...paneValue([10, 20, 30], 7), devices: 3 };
   t.same(codec.decode(Uint8Array.from(codec.encode(fleet))), fleet, 'devices survive (fleet windows)');
   const compressed = paneValue(Array.from({ length: 2000 }, (_, i) => i % 97), 9);
