@@ -12,14 +12,16 @@ function seedTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 }
 
-function expected(readings: Reading[], from: number, to: number): { count: number; min?: number; max?: number; average?: number } {
+type Answer = { count: number; min: number | null; max: number | null; average: number | null };
+
+function expected(readings: Reading[], from: number, to: number): Answer {
   const inside = readings.filter((r) => r.ts >= from && r.ts < to + 1000);
-  if (inside.length === 0) return { count: 0 };
+  if (inside.length === 0) return { count: 0, min: null, max: null, average: null }; // the route's answer for no reading
   const sum = inside.reduce((a, r) => a + r.value, 0);
   return { count: inside.length, min: Math.min(...inside.map((r) => r.value)), max: Math.max(...inside.map((r) => r.value)), average: sum / inside.length };
 }
 
-async function compute(url: string, from: number, to: number): Promise<{ count: number; min?: number; max?: number; average?: number }> {
+async function compute(url: string, from: number, to: number): Promise<Answer> {
   const body = JSON.stringify({ vibration: ['count', 'min', 'max', 'average'], from: seedTime(from), to: seedTime(to) });
   const r = await post(`${url}/compute/metrics`, 'application/json', body);
   if (r.status !== 200) throw new Error(`compute answered ${r.status}: ${JSON.stringify(r.body)}`);
