@@ -7,16 +7,19 @@
  * rollup sees every earlier write and later readers see all of it or nothing.
  *
  * Keys (resolution in ms, ids from the front-end's persisted dictionary):
- *   ['d', res, device, metric, start]  a device's window    (one device's range: a prefix scan)
- *   ['w', res, metric, start, device]  the same, by window  (all devices of a window; retention)
+ *   ['d', res, device, metric, start]  a device's window    (one device's range: a prefix scan);
+ *                                      at the pane resolution a block of the panes of one minute
+ *   ['w', res, metric, start, device]  the same, by window  (all devices of a window; retention);
+ *                                      at the pane resolution its value is the block's pane bitmask
  *   ['f', res, metric, start, shard]   the shard's fleet merge of the window, with distinct devices
  *   ['b', res, metric, start, shard]   the same window's devices, a bitmap by device id
  *   ['l', shard, seq, k]               a too-late event (k: its place among the batch's late values)
  *   ['c', device, metric]              too-late events counted per device and metric
  *   ['s', metric, second, shard]       the shard's per-second fleet aggregate [count, sum, min, max]
  * Window values ('d', 'f') are binary (storage/rollup-codec.ts); the rest msgpack.
- * Idempotence: panes close in pane-number order and every coarse window remembers the last pane
- * merged into it (lastPaneNo), so a sweep replayed after a crash merges nothing twice.
+ * Idempotence: panes close in pane-number order; blocks, minute, hour and day windows are puts of
+ * values derived from closed panes (a replay writes the same), and fleet windows remember the last
+ * pane merged into them (lastPaneNo), so a sweep replayed after a crash merges nothing twice.
  */
 
 import path from 'node:path';

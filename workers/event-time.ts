@@ -8,11 +8,13 @@
  * records in ring order only, so replaying the same records after a checkpoint makes the same
  * decisions (deterministic; see RollupStore for why replayed writes merge nothing twice).
  *
- * Closing (sweep, after a record that moved closedBelow): every pane below it becomes a rollup at
- * the pane resolution and is merged into the device's coarser windows and the shard's fleet
- * windows (with exact distinct-device counts) in one LMDB transaction; the pane leaves memory once
- * that transaction is committed (queries wait for it, so a window is never missing nor counted
- * twice: they merge a pane only if the stored window's lastPaneNo is below it).
+ * Closing (sweep, after a record that moved closedBelow; details at sweep()): closed panes join
+ * the shard's fleet windows (with exact distinct devices and their bitmaps); once a first-coarse
+ * window (1 min) is complete, its panes are stored as one block of pane windows plus the window,
+ * and leave memory once those writes are committed (queries wait for them, so a window is never
+ * missing nor counted twice: they merge a pane only if the stored window's lastPaneNo is below
+ * it). Hour and day device windows are written once complete (writeCoarse); until then queries
+ * compose them from the level below. The closed seconds of the per-second aggregate go with them.
  */
 
 import {
