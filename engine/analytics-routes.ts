@@ -22,9 +22,9 @@ import {
   SluiceError, isValidDeviceId, parseTimeParam, DEVICE_ID_LENGTH_MAX,
   type DistinctDevicesResult, type FleetSeriesResult,
 } from '../protocol';
-import type { Ingest, IngestOutcome } from './ingest';
+import type { Ingest } from './ingest';
 import type { ShardPool } from './shard-pool';
-import { type Answerable, answerLater, errorBody, sendEmpty, sendError, sendJson } from './http-util';
+import { type Answerable, type OneEventAnswer, answerLater, answerOneEvent, sendError } from './http-util';
 
 export interface AnalyticsRoutesOptions {
   backpressureWaitMs: number;
@@ -34,7 +34,6 @@ export interface AnalyticsRoutesOptions {
 
 export const ANALYTICS_EVENTS = ['click', 'impression'] as const;
 const HOUR_MS = 3_600_000;
-const RETRY_AFTER = { 'Retry-After': '1' };
 
 function bad(message: string): SluiceError {
   return new SluiceError('SLUICE_E_BAD_PARAM', message);
@@ -84,7 +83,7 @@ export function registerAnalyticsRoutes(app: TemplatedApp, ingest: Ingest, shard
       return;
     }
     ingest.submit({ kind: 'json', body: Buffer.from(event), pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs },
-      (o) => answerPost(a, o));
+      (o) => answerOneEvent(a, o, ONE_EVENT));
   });
 
   app.get('/analytics', (res: HttpResponse, req: HttpRequest) => {
@@ -116,24 +115,6 @@ export async function hourCounts(shards: ShardPool, hourStart: number, resolutio
   return { unique_users: users.reduce((n, p) => n + p.devices, 0), clicks, impressions };
 }
 
-function answerPost(a: Answerable, o: IngestOutcome): void {
-  switch (o.status) {
-    case 'accepted':
-    case 'partial':
-    case 'duplicate':
-      sendEmpty(a, 204);
-      return;
-    case 'none-valid':
-    case 'refused':
-    case 'gap': {
-      const first = o.rejections[0];
-      // the event was built from the query: name the parameter the client sent
-      const reason = (first?.reason ?? o.reason).replace(/^deviceId:/, 'user:');
-      sendError(a, 400, first?.code ?? o.code ?? 'SLUICE_E_BAD_PARAM', reason);
-      return;
-    }
-    case 'backpressure':
-    case 'unavailable':
-      sendJson(a, 500, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), RETRY_AFTER);
-  }
-}
+// the event was built from the query: a rejection names the parameter the client sent; the
+// seed's clients know 500 as "server failure"
+const ONE_EVENT: OneEventAnswer = { failStatus: 500, badCode: 'SLUICE_E_BAD_PARAM', reason: (r) => r.replace(/^deviceId:/, 'user:') };

@@ -25,7 +25,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { SluiceError, parseTimestamp, type ErrorCode } from '../protocol';
 import type { Dictionary } from './dictionary';
 import type { ShardPool } from './shard-pool';
-import { type Answerable, readBody, sendError, sendJson } from './http-util';
+import { type Answerable, refuseOversized, readBody, sendJson } from './http-util';
 import { querySensor, type SensorAggregate } from './sensor-query';
 
 export const COMPUTE_METRICS = ['count', 'average', 'mean', 'max', 'min'] as const;
@@ -164,10 +164,7 @@ export function registerComputeRoutes(app: TemplatedApp, dict: Dictionary, shard
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     const contentLength = Number(req.getHeader('content-length') || '0');
-    if (contentLength > opts.bodyBytesMax) {
-      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${opts.bodyBytesMax} (--body-max)`);
-      return;
-    }
+    if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
     readBody(a, contentLength, opts.bodyBytesMax, (body) => {
       const plan = planCompute(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), isSensor);
       if (plan instanceof ComputeRefusal) {

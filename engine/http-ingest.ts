@@ -13,7 +13,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { contentKindOf } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
-import { type Answerable, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
+import { type Answerable, refuseOversized, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
 export interface HttpIngestOptions {
   bodyBytesMax: number;
@@ -39,10 +39,7 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
         `Content-Type: ${JSON.stringify(contentType)} is not one of application/json, application/x-ndjson, application/msgpack`);
       return;
     }
-    if (contentLength > opts.bodyBytesMax) {
-      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${opts.bodyBytesMax} (--body-max)`);
-      return;
-    }
+    if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
     let deviceSeq: number | null = null;
     if (seqHeader !== '') {
       deviceSeq = /^\d{1,15}$/.test(seqHeader) ? Number(seqHeader) : NaN;

@@ -6,6 +6,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, SluiceError, type ErrorCode } from '../protocol';
+import type { IngestOutcome } from './ingest';
 
 export const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
@@ -45,6 +46,47 @@ export function errorBody(code: ErrorCode, message: string, extra?: Record<strin
 
 export function sendError(a: Answerable, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
   sendJson(a, status, errorBody(code, message || ERRORS[code], extra));
+}
+
+/** Answers 413 when the declared Content-Length is over bytesMax; true when it did (the caller stops). */
+export function refuseOversized(a: Answerable, contentLength: number, bytesMax: number): boolean {
+  if (contentLength <= bytesMax) return false;
+  sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${bytesMax} (--body-max)`);
+  return true;
+}
+
+export interface OneEventAnswer {
+  /** status when nothing could be kept (rings full, storage faulty, stopping), with Retry-After */
+  failStatus: number;
+  /** code of a 400 whose rejection carries none */
+  badCode: ErrorCode;
+  /** rewrites a rejection's reason (to name the parameter the client sent) */
+  reason?: (reason: string) => string;
+}
+
+/**
+ * The answer of a seed route that submits one event built from its request: 204 once kept (or a
+ * duplicate), 400 naming the first rejection, else failStatus with Retry-After.
+ */
+export function answerOneEvent(a: Answerable, o: IngestOutcome, opts: OneEventAnswer): void {
+  switch (o.status) {
+    case 'accepted':
+    case 'partial':
+    case 'duplicate':
+      sendEmpty(a, 204);
+      return;
+    case 'none-valid':
+    case 'refused':
+    case 'gap': {
+      const first = o.rejections[0];
+      const reason = first?.reason ?? o.reason;
+      sendError(a, 400, first?.code ?? o.code ?? opts.badCode, opts.reason === undefined ? reason : opts.reason(reason));
+      return;
+    }
+    case 'backpressure':
+    case 'unavailable':
+      sendJson(a, opts.failStatus, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), { 'Retry-After': '1' });
+  }
 }
 
 /**

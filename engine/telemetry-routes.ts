@@ -18,15 +18,14 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ErrorCode } from '../protocol';
-import type { Ingest, IngestOutcome } from './ingest';
-import { type Answerable, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
+import type { Ingest } from './ingest';
+import { type Answerable, type OneEventAnswer, answerOneEvent, refuseOversized, readBody, sendError } from './http-util';
 
 export interface TelemetryRoutesOptions {
   bodyBytesMax: number;
   backpressureWaitMs: number;
 }
 
-const RETRY_AFTER = { 'Retry-After': '1' };
 
 /** Why the body is not one event that carries `cpu`, or null when it is (Ingest checks the rest). */
 export function cpuEventProblem(text: string): { code: ErrorCode; reason: string } | null {
@@ -57,37 +56,16 @@ export function registerTelemetryRoutes(app: TemplatedApp, ingest: Ingest, opts:
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     const contentLength = Number(req.getHeader('content-length') || '0');
-    if (contentLength > opts.bodyBytesMax) {
-      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${opts.bodyBytesMax} (--body-max)`);
-      return;
-    }
+    if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
     readBody(a, contentLength, opts.bodyBytesMax, (body) => {
       const problem = cpuEventProblem(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
       if (problem !== null) {
         sendError(a, 400, problem.code, problem.reason);
         return;
       }
-      ingest.submit({ kind: 'json', body, pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs }, (o) => answer(a, o));
+      ingest.submit({ kind: 'json', body, pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs }, (o) => answerOneEvent(a, o, ONE_EVENT));
     });
   });
 }
 
-function answer(a: Answerable, o: IngestOutcome): void {
-  switch (o.status) {
-    case 'accepted':
-    case 'partial':
-    case 'duplicate':
-      sendEmpty(a, 204);
-      return;
-    case 'none-valid':
-    case 'refused':
-    case 'gap': {
-      const first = o.rejections[0];
-      sendError(a, 400, first?.code ?? o.code ?? 'SLUICE_E_BAD_EVENT', first?.reason ?? o.reason);
-      return;
-    }
-    case 'backpressure':
-    case 'unavailable':
-      sendJson(a, 503, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), RETRY_AFTER);
-  }
-}
+const ONE_EVENT: OneEventAnswer = { failStatus: 503, badCode: 'SLUICE_E_BAD_EVENT' };
