@@ -193,11 +193,6 @@ export class RollupStore {
     return this.decoded(this.db.getRange({ start: ['f', res, metric, from], end: ['f', res, metric, to] }));
   }
 
-  /** every device (of any shard) with a stored window at res starting at `start` */
-  windowDevices(res: number, metric: number, start: number): Iterable<number> {
-    return this.windowDevicesIn(res, metric, start, start + res);
-  }
-
   /** every device (of any shard) with a stored window at res starting in [from, to); a device may come more than once */
   *windowDevicesIn(res: number, metric: number, from: number, to: number): Generator<number> {
     const block = this.blockOf(res);

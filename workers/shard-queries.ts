@@ -44,7 +44,7 @@ import {
 } from '../protocol';
 import type { RollupStore, RollupValue, SecondAggregate } from '../storage';
 import { mergeSecond } from './sensor-seconds';
-import { countBits, hasBit, orInto, setBit } from './device-bits';
+import { countBits, hasBit, orInto } from './device-bits';
 import { PaneStore } from './pane-store';
 import type { EventTime } from './event-time';
 
@@ -116,15 +116,6 @@ function storedDeviceWindows(view: ShardView, level: number, device: number, met
     }
   }
   return out;
-}
-
-/**
- * The devices (of any shard; repeats possible) with a closed pane in a window at `level` starting
- * in [from, to): the 'w' index, written for a coarse window as soon as a device's first minute in
- * it closed (EventTime.joinFleet), before the device's window itself is stored.
- */
-function storedDevices(view: ShardView, level: number, metric: number, from: number, to: number): Iterable<number> {
-  return view.rollups!.windowDevicesIn(view.resolutions[level]!, metric, from, to);
 }
 
 export function deviceSeries(x: ShardView | PaneStore, task: DeviceSeriesTask): DeviceSeriesResult {
@@ -209,18 +200,14 @@ export function fleetSeries(x: ShardView | PaneStore, task: FleetSeriesTask): Fl
 }
 
 /**
- * ORs the shard's devices of one stored fleet window (start) at `level` into bits: its bitmap, or
- * (a window stored without one) the window index, one key per device.
+ * ORs the shard's devices of one stored fleet window (start) at `level` into bits. The bitmap is
+ * written in the same transaction as its window (EventTime.writeFleet): one missing is a bug.
  */
 function storedWindowDevices(view: ShardView, level: number, metric: number, start: number, bits: Uint8Array): Uint8Array {
   const res = view.resolutions[level]!;
   const stored = view.rollups!.fleetDeviceBits(res, metric, start, view.shard);
-  if (stored !== undefined) return orInto(bits, stored);
-  let out = bits;
-  for (const device of storedDevices(view, level, metric, start, start + res)) {
-    if (view.store.deviceName(device) !== undefined) out = setBit(out, device);
-  }
-  return out;
+  if (stored === undefined) throw new Error(`fleet window ${res} ms / metric ${metric} / ${start} of shard ${view.shard} has no device bitmap`);
+  return orInto(bits, stored);
 }
 
 /**
