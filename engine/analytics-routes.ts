@@ -24,7 +24,7 @@ import {
 } from '../protocol';
 import type { Ingest } from './ingest';
 import type { ShardPool } from './shard-pool';
-import { type Answerable, type OneEventAnswer, answerLater, answerOneEvent, sendError } from './http-util';
+import { type Answerable, type OneEventAnswer, answerLater, answerOneEvent, precisionParam, sendError } from './http-util';
 
 export interface AnalyticsRoutesOptions {
   backpressureWaitMs: number;
@@ -49,7 +49,15 @@ function timestampParam(q: URLSearchParams): number {
 
 /** The JSON event a POST stands for, or a SluiceError naming the parameter. */
 export function analyticsEvent(q: URLSearchParams): string {
-  const timestamp = timestampParam(q);
+  const text = q.get('timestamp');
+  // digits stay a number, so that ?precision= and the event's own checks apply as on /v1/events;
+  // anything else must be ISO-8601 (timestampParam throws naming the parameter)
+  let timestamp: number | string;
+  if (text !== null && /^\d{1,20}$/.test(text)) timestamp = Number(text);
+  else {
+    timestampParam(q);
+    timestamp = text as string;
+  }
   const user = q.get('user');
   if (user === null || user === '') throw bad('user: missing');
   if (!isValidDeviceId(user)) throw bad(`user: ${JSON.stringify(user)} must be 1-${DEVICE_ID_LENGTH_MAX} characters of [A-Za-z0-9_.:-]`);
@@ -75,14 +83,17 @@ export function registerAnalyticsRoutes(app: TemplatedApp, ingest: Ingest, shard
   app.post('/analytics', (res: HttpResponse, req: HttpRequest) => {
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    const precision = precisionParam(a, q);
+    if (precision === false) return;
     let event: string;
     try {
-      event = analyticsEvent(new URLSearchParams(req.getQuery() ?? ''));
+      event = analyticsEvent(q);
     } catch (e) {
       sendError(a, 400, (e as SluiceError).code ?? 'SLUICE_E_BAD_PARAM', (e as Error).message);
       return;
     }
-    ingest.submit({ kind: 'json', body: Buffer.from(event), pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs },
+    ingest.submit({ kind: 'json', body: Buffer.from(event), pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs, precision },
       (o) => answerOneEvent(a, o, ONE_EVENT));
   });
 

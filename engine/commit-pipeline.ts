@@ -10,12 +10,16 @@
  *
  * Storage budget: the bytes of WAL entries plus the latest checkpoints are counted; a batch that
  * would take them over --max-db-size is refused before it is reserved (StorageFull).
+ *
+ * A sender's callback that throws is a front-end bug: it is reported to the fault guard and the
+ * release goes on, so one broken answer never holds back the acks of the batches behind it.
  */
 
 import { EVENT_RECORD_TYPES, type RingProducer } from '../protocol';
 import type { Store } from '../storage';
 import type { AckMode } from './config';
 import type { Logger } from './logger';
+import type { FaultGuard } from './fault-guard';
 
 export type CommitCallback = (ok: boolean, reason: string) => void;
 
@@ -51,7 +55,8 @@ export class CommitPipeline {
   failNextAppends = 0;
 
   constructor(private readonly store: Store, private readonly producers: RingProducer[],
-    readonly mode: AckMode, private readonly maxDbBytes: number, private readonly log: Logger) {
+    readonly mode: AckMode, private readonly maxDbBytes: number, private readonly log: Logger,
+    private readonly guard: FaultGuard) {
     this.checkpointBytes = producers.map(() => 0);
   }
 
@@ -156,7 +161,12 @@ export class CommitPipeline {
       this.fifoHead++;
       const done = p.done;
       p.done = null;
-      if (done !== null) done(p.state === 1, p.reason);
+      if (done === null) continue;
+      try {
+        done(p.state === 1, p.reason);
+      } catch (err) {
+        this.guard.report(err, 'the answer to a committed batch');
+      }
     }
     if (this.fifoHead === this.fifo.length) {
       this.fifo.length = 0;

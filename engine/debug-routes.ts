@@ -3,6 +3,9 @@
  *   POST /v1/debug/stall-shards?ms=N  blocks every shard worker thread for N ms (max 60 s), as a
  *   long GC pause or a slow disk would, so tests can fill the rings and see backpressure.
  *   POST /v1/debug/fail-wal?n=N  makes the next N WAL appends fail, as a full or broken disk would.
+ *   POST /v1/debug/throw?in=handler|body  throws an unexpected error in the route handler or in its
+ *   body callback; WS /v1/debug/throw-stream throws in its message callback: what a bug on the
+ *   front-end thread does, so tests see the fault guard answer 500 / close 1011 and go on.
  */
 
 import type { TemplatedApp } from 'uWebSockets.js';
@@ -32,5 +35,18 @@ export function registerDebugRoutes(app: TemplatedApp, shards: ShardPool, pipeli
     }
     for (const s of shards.shards) void s.pool.run({ kind: 'stall', ms });
     sendJson(a, 200, JSON.stringify({ stalled: shards.shards.length, ms }));
+  });
+  app.post('/v1/debug/throw', (res, req) => {
+    const where = new URLSearchParams(req.getQuery() ?? '').get('in') ?? 'handler';
+    if (where !== 'body') throw new Error('injected fault in a route handler (debug route)');
+    res.onAborted(() => undefined);
+    res.onData((_chunk, isLast) => {
+      if (isLast) throw new Error('injected fault in a body callback (debug route)');
+    });
+  });
+  app.ws('/v1/debug/throw-stream', {
+    message: () => {
+      throw new Error('injected fault in a WebSocket message callback (debug route)');
+    },
   });
 }

@@ -13,7 +13,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { contentKindOf } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
-import { type Answerable, refuseOversized, errorBody, readBody, sendEmpty, sendError, sendJson } from './http-util';
+import { type Answerable, refuseOversized, errorBody, precisionParam, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
 export interface HttpIngestOptions {
   bodyBytesMax: number;
@@ -26,6 +26,12 @@ function rejectedJson(o: IngestOutcome, extra = ''): string {
   return `{"accepted":${o.accepted},"rejected":${JSON.stringify(o.rejections)}${extra}}`;
 }
 
+/** The Sluice-Device-Seq header: null when absent, NaN when not a non-negative integer (at most 15 digits). */
+export function parseDeviceSeq(header: string): number | null {
+  if (header === '') return null;
+  return /^\d{1,15}$/.test(header) ? Number(header) : NaN;
+}
+
 export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: HttpIngestOptions): void {
   app.post('/v1/events', (res: HttpResponse, req: HttpRequest) => {
     const a: Answerable = { res, aborted: false };
@@ -33,6 +39,7 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
     const contentType = req.getHeader('content-type');
     const contentLength = Number(req.getHeader('content-length') || '0');
     const seqHeader = req.getHeader('sluice-device-seq');
+    const query = new URLSearchParams(req.getQuery() ?? '');
     const kind = contentKindOf(contentType);
     if (kind === null) {
       sendError(a, 415, 'SLUICE_E_UNSUPPORTED_MEDIA_TYPE',
@@ -40,16 +47,15 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
       return;
     }
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
-    let deviceSeq: number | null = null;
-    if (seqHeader !== '') {
-      deviceSeq = /^\d{1,15}$/.test(seqHeader) ? Number(seqHeader) : NaN;
-      if (Number.isNaN(deviceSeq)) {
-        sendError(a, 400, 'SLUICE_E_BAD_SEQUENCE', `Sluice-Device-Seq: ${JSON.stringify(seqHeader)} is not a non-negative integer`);
-        return;
-      }
+    const precision = precisionParam(a, query);
+    if (precision === false) return;
+    const deviceSeq = parseDeviceSeq(seqHeader);
+    if (Number.isNaN(deviceSeq)) {
+      sendError(a, 400, 'SLUICE_E_BAD_SEQUENCE', `Sluice-Device-Seq: ${JSON.stringify(seqHeader)} is not a non-negative integer`);
+      return;
     }
     readBody(a, contentLength, opts.bodyBytesMax, (body) => {
-      ingest.submit({ kind, body, pinned: null, deviceSeq, waitMs: opts.backpressureWaitMs }, (o) => answer(a, o));
+      ingest.submit({ kind, body, pinned: null, deviceSeq, waitMs: opts.backpressureWaitMs, precision }, (o) => answer(a, o));
     });
   });
 }

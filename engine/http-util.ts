@@ -5,7 +5,7 @@
  */
 
 import type { HttpResponse } from 'uWebSockets.js';
-import { ERRORS, SluiceError, type ErrorCode } from '../protocol';
+import { ERRORS, SluiceError, TIME_PRECISIONS, parsePrecision, type ErrorCode, type TimePrecision } from '../protocol';
 import type { IngestOutcome } from './ingest';
 
 export const STATUS: Record<number, string> = {
@@ -53,6 +53,18 @@ export function refuseOversized(a: Answerable, contentLength: number, bytesMax: 
   if (contentLength <= bytesMax) return false;
   sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: ${contentLength} bytes, more than ${bytesMax} (--body-max)`);
   return true;
+}
+
+/**
+ * `?precision=` of an ingest route's query string: the unit, null when absent, or false after
+ * answering 400 for a value that is not one (the caller stops).
+ */
+export function precisionParam(a: Answerable, query: URLSearchParams): TimePrecision | null | false {
+  const text = query.get('precision');
+  const p = parsePrecision(text);
+  if (p !== undefined) return p;
+  sendError(a, 400, 'SLUICE_E_BAD_PARAM', `precision: ${JSON.stringify(text)} is not one of ${TIME_PRECISIONS.join(', ')}`);
+  return false;
 }
 
 export interface OneEventAnswer {

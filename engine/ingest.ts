@@ -16,7 +16,7 @@
  */
 
 import {
-  type ContentKind, type DecodedBatch, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
+  type ContentKind, type DecodedBatch, type TimePrecision, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
   EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
   decodeJson, decodeMsgpack, decodeNdjson,
 } from '../protocol';
@@ -24,6 +24,7 @@ import type { Store } from '../storage';
 import type { BatchStager, DetachedBatch } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
 import type { Dictionary } from './dictionary';
+import type { FaultGuard } from './fault-guard';
 
 export type IngestStatus = 'accepted' | 'partial' | 'duplicate' | 'none-valid' | 'refused' | 'gap' | 'backpressure' | 'unavailable';
 
@@ -37,6 +38,8 @@ export interface IngestRequest {
   deviceSeq: number | null;
   /** how long to wait for ring space before answering backpressure (0: answer at once) */
   waitMs: number;
+  /** the unit of numeric timestamps (`?precision=`), null: unqualified epoch ms */
+  precision: TimePrecision | null;
 }
 
 export interface IngestOutcome {
@@ -87,7 +90,8 @@ export class Ingest {
   readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
 
   constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
-    private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly store: Store) {
+    private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly store: Store,
+    private readonly guard: FaultGuard) {
     this.scratch = new EventScratch(limits);
   }
 
@@ -127,7 +131,7 @@ export class Ingest {
     let deviceSeq = req.deviceSeq;
     if (deviceSeq === null && label !== null && pinned !== null) deviceSeq = label;
     if (deviceSeq === null) {
-      this.admit(batch, pinned, label, -1, -1, req.waitMs, done);
+      this.admit(batch, pinned, label, -1, -1, req, done);
       return;
     }
     if (pinned === null) {
@@ -160,7 +164,7 @@ export class Ingest {
       return;
     }
     this.pendingSeq[dev] = 1;
-    this.admit(batch, pinned, label, dev, deviceSeq, req.waitMs, (o) => {
+    this.admit(batch, pinned, label, dev, deviceSeq, req, (o) => {
       this.pendingSeq[dev] = 0;
       if (o.status === 'accepted' || o.status === 'partial') {
         if (this.lastSeq[dev] < deviceSeq) this.lastSeq[dev] = deviceSeq;
@@ -197,13 +201,14 @@ export class Ingest {
 
   /** Validates and stages the batch, then reserves and submits it (or answers why not). */
   private admit(batch: DecodedBatch, pinned: string | null, label: number | null, seqDevice: number,
-    deviceSeq: number, waitMs: number, done: IngestDone): void {
+    deviceSeq: number, req: IngestRequest, done: IngestDone): void {
+    const waitMs = req.waitMs;
     this.stager.begin();
     const now = Date.now();
     let rejections = NO_REJECTIONS;
     let total: number;
     if (batch.columnar !== null) {
-      const rows = validateColumnar(batch.columnar, pinned, now, this.limits);
+      const rows = validateColumnar(batch.columnar, pinned, now, this.limits, req.precision);
       if (isColumnarFault(rows)) {
         done(this.refuse(rows.code, rows.reason, label));
         return;
@@ -226,6 +231,7 @@ export class Ingest {
         return;
       }
       const ev = this.scratch;
+      ev.precision = req.precision;
       for (let i = 0; i < total; i++) {
         const raw = events[i];
         let ok: boolean;
@@ -292,7 +298,14 @@ export class Ingest {
       done(outcome('backpressure', 'SLUICE_E_BACKPRESSURE', 'the shard rings stayed full: nothing of this batch was accepted, send it again', result.label, 0, result.rejections));
       return;
     }
-    setTimeout(() => this.waitForRoom(d, seqDevice, deviceSeq, result, deadline, done), RETRY_INTERVAL_MS);
+    setTimeout(() => {
+      // a timer is outside every uWS callback: a throw here would end the process
+      try {
+        this.waitForRoom(d, seqDevice, deviceSeq, result, deadline, done);
+      } catch (err) {
+        this.guard.report(err, 'a batch waiting for ring space');
+      }
+    }, RETRY_INTERVAL_MS);
   }
 
   private refuse(code: ErrorCode, reason: string, label: number | null): IngestOutcome {

@@ -45,6 +45,7 @@ const RESOLUTION = query('resolution', 'window length, one of --resolutions (10s
 const QUANTILES = query('q', 'comma-separated quantiles in [0, 1] (default --quantiles)');
 const INTERNAL = error('an internal error (SLUICE_E_INTERNAL); the log has the details');
 const BAD_PARAM = error('a bad parameter (SLUICE_E_BAD_PARAM); `error` names it');
+const PRECISION = query('precision', 'the unit of numeric timestamps: s, ms, us or ns (default ms; an unqualified number below 10^11 is refused as looking like seconds). ISO-8601 strings are unaffected', { type: 'string', enum: ['s', 'ms', 'us', 'ns'] });
 const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before sending again', schema: { type: 'integer' } } };
 
 const CPU_WINDOW_DOC = 'Windows are the finest of --resolutions of at least 1 minute (1 min by default), of the metric `cpuUsage`; ' +
@@ -57,7 +58,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
       tags: ['ingest'], summary: 'Send events over HTTP',
       description: 'One event, an array, NDJSON lines or msgpack (one event, an array, or a columnar batch). ' +
         'In durable mode (--ack durable, the default) the answer is sent after the WAL commit that holds the batch.',
-      parameters: [{ name: 'Sluice-Device-Seq', in: 'header', required: false, description: 'per-device batch sequence for exactly-once delivery (every event of the batch names the same device)', schema: { type: 'integer', minimum: 0 } }],
+      parameters: [PRECISION, { name: 'Sluice-Device-Seq', in: 'header', required: false, description: 'per-device batch sequence for exactly-once delivery (every event of the batch names the same device)', schema: { type: 'integer', minimum: 0 } }],
       requestBody: {
         required: true,
         content: {
@@ -82,8 +83,8 @@ export const ROUTE_DOCS: RouteDoc[] = [
       tags: ['ingest'], summary: 'Send events over a WebSocket',
       description: 'Binary frames are msgpack, text frames JSON: an event, an array, an envelope {"seq","deviceId"?,"events"} or (msgpack) a columnar batch. ' +
         'Each frame gets one answer: {"ack":n}, {"ack":n,"accepted":k,"rejected":[...]} or {"error","code","seq","rejected"} (nothing kept).',
-      parameters: [query('deviceId', 'pins the connection to one device: its events may omit deviceId')],
-      responses: { 101: { description: 'switched to the WebSocket protocol' } },
+      parameters: [query('deviceId', 'pins the connection to one device: its events may omit deviceId'), PRECISION],
+      responses: { 101: { description: 'switched to the WebSocket protocol' }, 400: BAD_PARAM },
     },
   },
   {
@@ -161,9 +162,24 @@ export const ROUTE_DOCS: RouteDoc[] = [
     },
   },
   {
+    method: 'post', pattern: '/v1/debug/throw', operation: {
+      tags: ['debug'], summary: 'Fault injection: throw an unexpected error in the handler or the body callback (only with SLUICE_DEBUG_ROUTES=1)',
+      parameters: [query('in', 'where to throw: handler (default) or body', { type: 'string', enum: ['handler', 'body'] })],
+      responses: { 500: INTERNAL },
+    },
+  },
+  {
+    method: 'ws', pattern: '/v1/debug/throw-stream', operation: {
+      tags: ['debug'], summary: 'Fault injection: a WebSocket whose message callback throws (only with SLUICE_DEBUG_ROUTES=1)',
+      description: 'Every frame is answered with an error frame {"error","code":"SLUICE_E_INTERNAL","requestId"}, then the socket is closed with 1011.',
+      responses: { 101: { description: 'switched to the WebSocket protocol' } },
+    },
+  },
+  {
     method: 'post', pattern: '/telemetry/cpu', operation: {
       tags: ['seed APIs'], summary: 'One CPU reading (seed API)',
       description: 'The event becomes metric `cpu` with tag `clientVersion`, through the same admission, WAL and acknowledgement as POST /v1/events; the periodic report counts it. The body is read as JSON whatever the Content-Type.',
+      parameters: [PRECISION],
       requestBody: { required: true, content: { 'application/json': { schema: ref('CpuTelemetry'), example: { timestamp: '2020-01-01T00:00:00Z', deviceId: 'device-1234', clientVersion: 'v1.2.3', cpu: 83.2 } } } },
       responses: {
         204: { description: 'accepted (durable once answered, in durable mode)' },
@@ -178,6 +194,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
       tags: ['seed APIs'], summary: 'Record a click or an impression (seed API)',
       description: 'The user is the device; the event is metric `click` or `impression` with value 1 at the timestamp, through the same admission, WAL and acknowledgement as POST /v1/events.',
       parameters: [
+        PRECISION,
         query('timestamp', 'epoch milliseconds (ISO-8601 also accepted)', { type: 'string' }, true),
         query('user', 'the user id: 1-128 characters of [A-Za-z0-9_.:-]', { type: 'string' }, true),
         query('event', 'what happened', { type: 'string', enum: ['click', 'impression'] }, true),

@@ -3,7 +3,7 @@
  * message names the parameter and what it accepts.
  */
 
-import { SluiceError, TOP_BY, parseDuration, parseTimeParam, formatDuration, type TopBy } from '../protocol';
+import { SluiceError, TOP_BY, parseDuration, parseTimeParam, formatDuration, formatTime, type TopBy } from '../protocol';
 
 export const DEFAULT_RANGE_MS = 3600_000;
 export const TOP_N_MAX = 1000;
@@ -27,7 +27,7 @@ export function parseRange(p: URLSearchParams, nowMs: number): TimeRange {
   if (Number.isNaN(to)) throw bad('to', `${JSON.stringify(toText)} is neither epoch milliseconds nor ISO-8601`);
   const from = fromText === null || fromText === '' ? to - DEFAULT_RANGE_MS : parseTimeParam(fromText);
   if (Number.isNaN(from)) throw bad('from', `${JSON.stringify(fromText)} is neither epoch milliseconds nor ISO-8601`);
-  if (from > to) throw bad('from', `${new Date(from).toISOString()} is after to (${new Date(to).toISOString()})`);
+  if (from > to) throw bad('from', `${formatTime(from)} is after to (${formatTime(to)})`);
   return { from, to };
 }
 

@@ -24,6 +24,7 @@ import type { ShardPool } from './shard-pool';
 import type { Ingest } from './ingest';
 import type { CommitPipeline } from './commit-pipeline';
 import type { Checkpointer } from './checkpointer';
+import type { FaultGuard } from './fault-guard';
 import { type Answerable, sendError, sendJson } from './http-util';
 import {
   DEVICES_LIMIT_MAX, TOP_N_MAX, decodePathParam, parseIntParam, parseQuantiles, parseRange,
@@ -37,6 +38,7 @@ export interface QueryContext {
   ingest: Ingest;
   pipeline: CommitPipeline;
   checkpointer: Checkpointer;
+  guard: FaultGuard;
   startedAt: number;
   isAccepting: () => boolean;
 }
@@ -160,6 +162,8 @@ const health: Handler = async (_params, _query, ctx) => {
     devices: ctx.dict.deviceCount,
     metrics: ctx.dict.metricNames.length,
     ingest: ctx.ingest.counters,
+    // unexpected exceptions on the front-end thread, each answered 500 with its request id
+    faults: { count: ctx.guard.faults, lastRequestId: ctx.guard.lastFaultId },
     storage: {
       ackMode: ctx.pipeline.mode,
       fault: ctx.pipeline.faultReason,

@@ -26,6 +26,7 @@ import { Retention } from './retention';
 import { Reporter } from './reporter';
 import { registerReportRoutes } from './report-routes';
 import { recordRoutes } from './route-recorder';
+import { FaultGuard } from './fault-guard';
 import { registerTelemetryRoutes } from './telemetry-routes';
 import { registerAnalyticsRoutes } from './analytics-routes';
 import { registerMetricsRoutes } from './metrics-routes';
@@ -49,6 +50,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const t0 = Date.now();
   const store = Store.open(config.dataDir);
   const dict = new Dictionary(config.shards, config.devicesMax);
+  const guard = new FaultGuard(log);
 
   // the workers start from their checkpoints, so plan (read them) before the pools exist
   const plan = planRecovery(store, config, dict);
@@ -58,8 +60,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     onFatal(err);
   });
   const stager = new BatchStager(dict, shards.producers, config.metricsPerEventMax);
-  const pipeline = new CommitPipeline(store, shards.producers, config.ackMode, config.maxDbBytes, log);
-  const ingest = new Ingest(config, dict, stager, pipeline, store);
+  const pipeline = new CommitPipeline(store, shards.producers, config.ackMode, config.maxDbBytes, log, guard);
+  const ingest = new Ingest(config, dict, stager, pipeline, store, guard);
   for (const { id, seq } of plan.deviceSeqs) ingest.restoreDeviceSeq(id, seq);
   if (plan.missingDeviceNames.length > 0) {
     log.warn({ ids: plan.missingDeviceNames.slice(0, 20), count: plan.missingDeviceNames.length },
@@ -101,8 +103,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const isAccepting = (): boolean => ingest.accepting;
   const sockets = new Set<WebSocket<StreamUser>>();
   const startedAt = Date.now();
-  // routes are recorded so that the OpenAPI document is checked against them (assertDocumented)
-  const app = recordRoutes(uws.App());
+  // routes are recorded so that the OpenAPI document is checked against them (assertDocumented),
+  // and guarded so that no exception in a handler ends the process
+  const app = recordRoutes(guard.guardRoutes(uws.App()));
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
@@ -117,7 +120,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   registerComputeRoutes(app, dict, shards, { bodyBytesMax: config.bodyBytesMax });
   registerOpenApi(app);
   registerDocsRoutes(app);
-  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, startedAt, isAccepting });
+  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, guard, startedAt, isAccepting });
   assertDocumented(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

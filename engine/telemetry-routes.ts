@@ -19,7 +19,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ErrorCode } from '../protocol';
 import type { Ingest } from './ingest';
-import { type Answerable, type OneEventAnswer, answerOneEvent, refuseOversized, readBody, sendError } from './http-util';
+import { type Answerable, type OneEventAnswer, answerOneEvent, precisionParam, refuseOversized, readBody, sendError } from './http-util';
 
 export interface TelemetryRoutesOptions {
   bodyBytesMax: number;
@@ -57,13 +57,15 @@ export function registerTelemetryRoutes(app: TemplatedApp, ingest: Ingest, opts:
     res.onAborted(() => { a.aborted = true; });
     const contentLength = Number(req.getHeader('content-length') || '0');
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
+    const precision = precisionParam(a, new URLSearchParams(req.getQuery() ?? ''));
+    if (precision === false) return;
     readBody(a, contentLength, opts.bodyBytesMax, (body) => {
       const problem = cpuEventProblem(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
       if (problem !== null) {
         sendError(a, 400, problem.code, problem.reason);
         return;
       }
-      ingest.submit({ kind: 'json', body, pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs }, (o) => answerOneEvent(a, o, ONE_EVENT));
+      ingest.submit({ kind: 'json', body, pinned: null, deviceSeq: null, waitMs: opts.backpressureWaitMs, precision }, (o) => answerOneEvent(a, o, ONE_EVENT));
     });
   });
 }

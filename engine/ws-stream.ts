@@ -12,13 +12,15 @@
  */
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { isValidDeviceId, type ErrorCode } from '../protocol';
+import { isValidDeviceId, type ErrorCode, type TimePrecision } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
 import type { Uws } from './uws';
-import { errorBody, sendJson } from './http-util';
+import { errorBody, precisionParam, sendJson } from './http-util';
 
 export interface StreamUser {
   pinned: string | null;
+  /** `?precision=` of the upgrade: the unit of numeric timestamps, null: unqualified ms */
+  precision: TimePrecision | null;
   frames: number;
   closed: boolean;
   /** answers go out in frame order: the last frame answered, and answers decided early */
@@ -97,8 +99,13 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
         return;
       }
       let pinned: string | null = null;
+      let precision: TimePrecision | null = null;
       if (query) {
-        const dev = new URLSearchParams(query).get('deviceId');
+        const params = new URLSearchParams(query);
+        const p = precisionParam(a, params);
+        if (p === false) return;
+        precision = p;
+        const dev = params.get('deviceId');
         if (dev !== null) {
           if (!isValidDeviceId(dev)) {
             sendJson(a, 400, errorBody('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(dev)}`));
@@ -107,7 +114,7 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
           pinned = dev;
         }
       }
-      res.upgrade<StreamUser>({ pinned, frames: 0, closed: false, answered: 0, early: null }, key, protocol, extensions, context);
+      res.upgrade<StreamUser>({ pinned, precision, frames: 0, closed: false, answered: 0, early: null }, key, protocol, extensions, context);
     },
     open: (ws) => { sockets.add(ws); },
     close: (ws) => {
@@ -117,7 +124,7 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
     message: (ws, message, isBinary) => {
       const u = ws.getUserData();
       const frame = ++u.frames;
-      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: 0 },
+      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: 0, precision: u.precision },
         (o) => answer(ws, u, frame, o));
     },
   });

@@ -51,7 +51,9 @@ export interface DecodedBatch {
   columnar: ColumnarBatch | null;
 }
 
-const unpackr = new Unpackr({ mapsAsObjects: true });
+// 64-bit integers as numbers, not BigInt: a client's uint64 timestamp (Python and Go pack ms
+// timestamps that way) is then a number to validate, and no BigInt reaches JSON.stringify
+const unpackr = new Unpackr({ mapsAsObjects: true, int64AsType: 'number' });
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);

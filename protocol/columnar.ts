@@ -10,6 +10,7 @@
 import type { ColumnarBatch } from './codecs';
 import type { ErrorCode, Rejection } from './errors';
 import { type EventLimits, isValidDeviceId, isValidMetricName, DEVICE_ID_LENGTH_MAX, METRIC_NAME_LENGTH_MAX } from './event';
+import { type TimePrecision, epochMsMin, numericTimestampProblem, toEpochMs } from './time';
 
 export interface ColumnarRows {
   deviceId: string;
@@ -27,8 +28,12 @@ export interface ColumnarFault {
   reason: string;
 }
 
+/**
+ * precision: the unit of the timestamps column (null: unqualified ms). Timestamps in another unit
+ * than ms are converted into a new column (the sender's bytes stay untouched).
+ */
 export function validateColumnar(b: ColumnarBatch, pinnedDevice: string | null, nowMs: number,
-  limits: EventLimits): ColumnarRows | ColumnarFault {
+  limits: EventLimits, precision: TimePrecision | null = null): ColumnarRows | ColumnarFault {
   let deviceId: string;
   if (b.deviceId === undefined && pinnedDevice !== null) deviceId = pinnedDevice;
   else if (typeof b.deviceId !== 'string' || !isValidDeviceId(b.deviceId)) {
@@ -66,14 +71,17 @@ export function validateColumnar(b: ColumnarBatch, pinnedDevice: string | null, 
   let rowOk: Uint8Array | null = null;
   const rejections: Rejection[] = [];
   const futureMax = nowMs + limits.futureSkewMs;
-  const tv = new DataView(tsBytes.buffer, tsBytes.byteOffset, tsBytes.byteLength);
+  const msMin = epochMsMin(precision);
+  const timestamps = precision === null || precision === 'ms' ? tsBytes : toMsColumn(tsBytes, precision);
+  const tv = new DataView(timestamps.buffer, timestamps.byteOffset, timestamps.byteLength);
   for (let i = 0; i < rows; i++) {
     const ts = tv.getFloat64(i * 8, true);
-    if (!(ts >= 0 && ts <= futureMax)) {
+    // negated so that NaN fails too
+    if (!(ts >= msMin && ts <= futureMax)) {
       rowOk = markBad(rowOk, rows, i);
-      rejections.push(ts > futureMax && Number.isFinite(ts)
-        ? { index: i, code: 'SLUICE_E_FUTURE_TIMESTAMP', reason: `timestamps[${i}]: ${new Date(ts).toISOString()} is more than ${limits.futureSkewMs} ms in the future` }
-        : { index: i, code: 'SLUICE_E_BAD_TIMESTAMP', reason: `timestamps[${i}]: must be finite non-negative epoch milliseconds, got ${ts}` });
+      const raw = new DataView(tsBytes.buffer, tsBytes.byteOffset, tsBytes.byteLength).getFloat64(i * 8, true);
+      const p = numericTimestampProblem(`timestamps[${i}]`, raw, precision, futureMax, limits.futureSkewMs);
+      rejections.push({ index: i, code: p.code, reason: p.reason });
     }
   }
   for (let m = 0; m < columns.length; m++) {
@@ -88,7 +96,17 @@ export function validateColumnar(b: ColumnarBatch, pinnedDevice: string | null, 
     }
   }
   if (rejections.length > 1) rejections.sort((a, b2) => a.index - b2.index);
-  return { deviceId, rows, names, timestamps: tsBytes, columns, rowOk, rejections };
+  return { deviceId, rows, names, timestamps, columns, rowOk, rejections };
+}
+
+/** The timestamps column converted to epoch ms, as little-endian f64. */
+function toMsColumn(tsBytes: Uint8Array, precision: TimePrecision): Uint8Array {
+  const rows = tsBytes.byteLength / 8;
+  const out = new Uint8Array(tsBytes.byteLength);
+  const from = new DataView(tsBytes.buffer, tsBytes.byteOffset, tsBytes.byteLength);
+  const to = new DataView(out.buffer);
+  for (let i = 0; i < rows; i++) to.setFloat64(i * 8, toEpochMs(from.getFloat64(i * 8, true), precision), true);
+  return out;
 }
 
 function markBad(rowOk: Uint8Array | null, rows: number, i: number): Uint8Array {

@@ -9,7 +9,7 @@
  */
 
 import type { ErrorCode } from './errors';
-import { parseTimestamp } from './time';
+import { type TimePrecision, epochMsMin, formatTime, numericTimestampProblem, parseIsoTimestamp, toEpochMs } from './time';
 
 export const DEVICE_ID_LENGTH_MAX = 128;
 export const METRIC_NAME_LENGTH_MAX = 64;
@@ -63,6 +63,8 @@ export class EventScratch {
   readonly values: Float64Array;
   errorCode: ErrorCode = 'SLUICE_E_BAD_EVENT';
   errorReason = '';
+  /** the unit of numeric timestamps in the batch being validated (null: unqualified ms) */
+  precision: TimePrecision | null = null;
 
   constructor(readonly limits: EventLimits) {
     this.names = new Array<string>(limits.metricsPerEventMax).fill('');
@@ -124,14 +126,29 @@ export class EventScratch {
       this.deviceId = dev;
     }
     const tsRaw = ev.timestamp;
-    const ts = parseTimestamp(tsRaw);
-    if (Number.isNaN(ts)) {
+    let ts: number;
+    if (typeof tsRaw === 'number') {
+      ts = toEpochMs(tsRaw, this.precision);
+      const futureMax = nowMs + this.limits.futureSkewMs;
+      // negated so that NaN fails too
+      if (!(ts >= epochMsMin(this.precision) && ts <= futureMax)) {
+        const p = numericTimestampProblem('timestamp', tsRaw, this.precision, futureMax, this.limits.futureSkewMs);
+        return this.fail(p.code, p.reason);
+      }
+    } else if (typeof tsRaw === 'string') {
+      ts = parseIsoTimestamp(tsRaw);
+      if (!(ts >= 0)) {
+        return this.fail('SLUICE_E_BAD_TIMESTAMP', Number.isNaN(ts)
+          ? `timestamp: must be epoch milliseconds or an ISO-8601 string, got ${quote(tsRaw)}`
+          : `timestamp: ${quote(tsRaw)} is before 1970-01-01`);
+      }
+      if (ts > nowMs + this.limits.futureSkewMs) {
+        return this.fail('SLUICE_E_FUTURE_TIMESTAMP', `timestamp: ${formatTime(ts)} is more than ${this.limits.futureSkewMs} ms in the future`);
+      }
+    } else {
       return this.fail('SLUICE_E_BAD_TIMESTAMP', tsRaw === undefined
         ? 'timestamp: missing'
         : `timestamp: must be epoch milliseconds or an ISO-8601 string, got ${quote(tsRaw)}`);
-    }
-    if (ts > nowMs + this.limits.futureSkewMs) {
-      return this.fail('SLUICE_E_FUTURE_TIMESTAMP', `timestamp: ${new Date(ts).toISOString()} is more than ${this.limits.futureSkewMs} ms in the future`);
     }
     this.timestamp = ts;
     return ev.metrics !== undefined ? this.readNested(ev) : this.readFlat(ev);

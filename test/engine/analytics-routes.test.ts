@@ -1,6 +1,9 @@
 import t from 'tap';
 import { startEngine, getJson, post, type EngineProcess } from '../helpers/engine';
 import { rng } from '../helpers/rng';
+import fc from 'fast-check';
+import { analyticsEvent } from '../../engine/analytics-routes';
+import { anyTimestamp, assertProperty, valueOrSluiceError } from '../helpers/property';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
@@ -148,4 +151,17 @@ t.test('/analytics over the real server: exact hourly figures, past hours from r
     t.equal(r.headers.get('retry-after'), '1');
     t.same((await hour(engine.url, now)).body, wantLive);
   });
+});
+
+t.test('property: the POST parameters give an event or a SLUICE_E_BAD_PARAM naming the parameter', async () => {
+  const text = fc.oneof(fc.constant(null), fc.string(), anyTimestamp.map((v) => String(v)));
+  assertProperty(fc.property(text, text, text, (timestamp, user, event) => {
+    const q = new URLSearchParams();
+    if (timestamp !== null) q.set('timestamp', timestamp);
+    if (user !== null) q.set('user', user);
+    if (event !== null) q.set('event', event);
+    const v = valueOrSluiceError(() => analyticsEvent(q));
+    if (typeof v === 'string') return typeof JSON.parse(v) === 'object';
+    return /^(timestamp|user|event): /.test(v.message);
+  }));
 });

@@ -1,5 +1,8 @@
 import t from 'tap';
 import { startEngine, post } from '../helpers/engine';
+import fc from 'fast-check';
+import { planCompute, ComputeRefusal } from '../../engine/compute-routes';
+import { anyTimestamp, assertProperty, isSluiceCode } from '../helpers/property';
 
 // The seed's three example requests, byte for byte (tabs, and the trailing comma its README has)
 const SEED_REQUEST = `{
@@ -133,4 +136,17 @@ t.test('POST /compute/metrics over the real server', async (t) => {
     t.equal(r.status, 413);
     t.equal(r.body.code, 'SLUICE_E_BODY_TOO_LARGE');
   });
+});
+
+t.test('property: planCompute is total over bodies: a plan or a refusal with a code', async () => {
+  const body = fc.oneof(
+    fc.string(),
+    fc.record({ from: anyTimestamp, to: anyTimestamp, temperature: fc.anything(), humidity: fc.array(fc.string()) }, { requiredKeys: [] })
+      .map((b) => JSON.stringify(b, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) ?? ''),
+  );
+  assertProperty(fc.property(body, (text) => {
+    const plan = planCompute(text, (name) => name === 'temperature' || name === 'humidity');
+    if (plan instanceof ComputeRefusal) return isSluiceCode(plan.code) && plan.errors.length > 0;
+    return Number.isFinite(plan.from) && Number.isFinite(plan.toExclusive) && plan.from < plan.toExclusive;
+  }));
 });

@@ -2,6 +2,9 @@ import t from 'tap';
 import http from 'node:http';
 import { pack } from 'msgpackr';
 import { startEngine, getJson, post } from '../helpers/engine';
+import fc from 'fast-check';
+import { parseDeviceSeq } from '../../engine/http-ingest';
+import { assertProperty } from '../helpers/property';
 
 const f64 = (xs: number[]): Buffer => Buffer.from(new Float64Array(xs).buffer);
 
@@ -142,4 +145,12 @@ t.test('503 with Retry-After when the rings stay full; nothing of a refused batc
     await new Promise((r) => setTimeout(r, 100));
   }
   t.equal(count, accepted * 1000, 'exactly the accepted batches were applied');
+});
+
+t.test('property: Sluice-Device-Seq is null, a safe non-negative integer, or NaN (answered 400)', async () => {
+  assertProperty(fc.property(fc.oneof(fc.string(), fc.stringMatching(/^\d{0,30}$/), fc.constantFrom('-1', '1.5', '1e3', ' 1', '0x10')), (h) => {
+    const seq = parseDeviceSeq(h);
+    if (h === '') return seq === null;
+    return Number.isNaN(seq) || (Number.isSafeInteger(seq) && (seq as number) >= 0 && String(seq) === String(Number(h)));
+  }));
 });

@@ -45,8 +45,13 @@ t.test('/metrics over the real server', async (t) => {
   const sent = events.filter((e) => !((e as { deviceId: string }).deviceId === 'device-3' && (e as { timestamp: number }).timestamp >= M0 && (e as { timestamp: number }).timestamp < M0 + MINUTE));
 
   t.test('the seed event and the readings are accepted', async (t) => {
-    t.equal((await post(`${engine.url}/v1/events`, 'application/json', SEED_EVENT)).status, 204, 'the seed event');
-    t.equal((await post(`${engine.url}/v1/events`, 'application/json', JSON.stringify(sent))).status, 204);
+    // 12385439653 is May 1970 in ms: below 10^11 an unqualified number is refused as looking like
+    // seconds, so the seed's clients say precision=ms
+    const unqualified = await post(`${engine.url}/v1/events`, 'application/json', SEED_EVENT);
+    t.equal(unqualified.status, 400, 'unqualified: looks like seconds');
+    t.match(unqualified.body.error, /looks like epoch seconds/);
+    t.equal((await post(`${engine.url}/v1/events?precision=ms`, 'application/json', SEED_EVENT)).status, 204, 'the seed event');
+    t.equal((await post(`${engine.url}/v1/events?precision=ms`, 'application/json', JSON.stringify(sent))).status, 204);
   });
 
   const checkTop = async (t: tap.Test, label: string): Promise<void> => {
@@ -81,7 +86,7 @@ t.test('/metrics over the real server', async (t) => {
 
   t.test('another metric, later in event time, moves neither; the windows close into rollups', async (t) => {
     const later = [0, 1, 2, 3, 4, 5].map((i) => ({ deviceId: `other-${i}`, timestamp: M0 + 30 * MINUTE, temperature: 20 }));
-    t.equal((await post(`${engine.url}/v1/events`, 'application/json', JSON.stringify(later))).status, 204);
+    t.equal((await post(`${engine.url}/v1/events?precision=ms`, 'application/json', JSON.stringify(later))).status, 204);
     const h = await getJson(`${engine.url}/healthz`);
     for (const s of h.body.shards) t.ok(s.watermark > M0 + 2 * MINUTE, `shard ${s.shard}: the cpuUsage minutes are closed`);
     await checkTop(t, 'rollups');

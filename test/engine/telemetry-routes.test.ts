@@ -1,5 +1,8 @@
 import t from 'tap';
 import { startEngine, getJson, post } from '../helpers/engine';
+import fc from 'fast-check';
+import { cpuEventProblem } from '../../engine/telemetry-routes';
+import { anyTimestamp, anyMetricValue, assertProperty, isSluiceCode } from '../helpers/property';
 
 // the seed's own request, byte for byte
 const SEED_BODY = '{"timestamp":"2020-01-01T00:00:00Z","deviceId":"device-1234","clientVersion":"v1.2.3","cpu":83.2}';
@@ -83,4 +86,14 @@ t.test('POST /telemetry/cpu over the real server', async (t) => {
     t.equal(r.headers.get('retry-after'), '1');
     t.same(await cpuCount(engine.url, 'device-1234'), { count: 2, sum: 93.2 });
   });
+});
+
+t.test('property: cpuEventProblem is total over bodies', async () => {
+  const body = fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc.record({ deviceId: fc.string(), timestamp: anyTimestamp, cpu: anyMetricValue, clientVersion: fc.anything() }, { requiredKeys: [] })
+      .map((b) => JSON.stringify(b, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) ?? ''));
+  assertProperty(fc.property(body, (text) => {
+    const p = cpuEventProblem(text);
+    return p === null || (isSluiceCode(p.code) && p.reason.length > 0);
+  }));
 });

@@ -1,5 +1,7 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { pack, Packr } from 'msgpackr';
+import { assertProperty, isSluiceCode } from '../helpers/property';
 import {
   contentKindOf, decodeJson, decodeMsgpack, decodeNdjson, isBodyError, LineParseFailure,
   type DecodedBatch, type BodyError,
@@ -80,4 +82,30 @@ t.test('bodies that do not parse say why', async (t) => {
     t.match((r as BodyError).reason, re);
     t.equal((r as BodyError).code.startsWith('SLUICE_E_'), true);
   }
+});
+
+t.test('64-bit integers decode as numbers: a uint64 ms timestamp is a number, not a BigInt', async (t) => {
+  // what Python's msgpack sends for {"timestamp": 1764590000000}: uint 64 (cf)
+  const bytes = Buffer.from('81a974696d657374616d70cf0000019ad9d5a180', 'hex');
+  const b = ok(decodeMsgpack(bytes));
+  t.equal(typeof (b.events![0] as { timestamp: unknown }).timestamp, 'number');
+});
+
+function decodedOrCoded(v: DecodedBatch | BodyError): boolean {
+  if (isBodyError(v)) return isSluiceCode(v.code) && v.reason.length > 0;
+  return (v.events === null) !== (v.columnar === null);
+}
+
+t.test('property: decoders are total over bytes, text and any msgpack value', async () => {
+  const packr = new Packr({ useRecords: false, largeBigIntToFloat: true });
+  assertProperty(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => decodedOrCoded(decodeMsgpack(bytes))));
+  assertProperty(fc.property(fc.anything({ withBigInt: true, withTypedArray: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true }),
+    (v) => decodedOrCoded(decodeMsgpack(packr.pack(v)))));
+  // truncated frames: a valid frame cut anywhere
+  assertProperty(fc.property(fc.jsonValue(), fc.nat(), (v, cut) => {
+    const bytes = packr.pack(v);
+    return decodedOrCoded(decodeMsgpack(bytes.subarray(0, cut % (bytes.length + 1))));
+  }));
+  assertProperty(fc.property(fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v))), (text) =>
+    decodedOrCoded(decodeJson(text)) && decodedOrCoded(decodeNdjson(text))));
 });

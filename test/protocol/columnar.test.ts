@@ -1,5 +1,7 @@
 import t from 'tap';
-import { validateColumnar, isColumnarFault, type ColumnarRows, type ColumnarFault } from '../../protocol';
+import fc from 'fast-check';
+import { validateColumnar, isColumnarFault, type ColumnarRows, type ColumnarFault, type TimePrecision } from '../../protocol';
+import { anyDeviceId, anyMetricName, anyNumber, assertProperty, isSluiceCode } from '../helpers/property';
 
 const limits = { batchEventsMax: 100, metricsPerEventMax: 2, futureSkewMs: 60_000 };
 const NOW = 1_700_000_000_000;
@@ -52,4 +54,39 @@ t.test('batch-level faults name the field', async (t) => {
   }
   const pinnedOk = rows(validateColumnar({ deviceId: undefined, timestamps: f64([NOW]), metrics: { cpu: f64([1]) } }, 'p', NOW, limits));
   t.equal(pinnedOk.deviceId, 'p', 'a pinned connection may omit deviceId');
+});
+
+t.test('precision: the timestamps column is converted to ms, the sender\'s bytes untouched', async (t) => {
+  const ms = [NOW - 20_000, NOW - 10_000];
+  const sent = f64(ms.map((x) => x * 1e6));
+  const r = rows(validateColumnar({ deviceId: 'd', timestamps: sent, metrics: { cpu: f64([1, 2]) } }, null, NOW, limits, 'ns'));
+  t.same([...new Float64Array(r.timestamps.slice().buffer)], ms);
+  t.same([...new Float64Array(sent.slice().buffer)], ms.map((x) => x * 1e6), 'input unchanged');
+  const secs = rows(validateColumnar({ deviceId: 'd', timestamps: f64(ms.map((x) => x / 1000)), metrics: { cpu: f64([1, 2]) } }, null, NOW, limits));
+  t.same(secs.rejections.map((x) => x.code), ['SLUICE_E_BAD_TIMESTAMP', 'SLUICE_E_BAD_TIMESTAMP'], 'seconds without precision');
+  t.match(secs.rejections[0].reason, /^timestamps\[0\]: .*looks like epoch seconds/);
+});
+
+t.test('property: validateColumnar is total over shapes, lengths and values', async () => {
+  const column = fc.oneof(
+    fc.array(anyNumber, { maxLength: 12 }).map((xs) => f64(xs)),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.anything(),
+  );
+  const batch = fc.record({
+    deviceId: anyDeviceId,
+    timestamps: fc.oneof(fc.array(fc.oneof(anyNumber, fc.double({ min: NOW - 1e9, max: NOW })), { maxLength: 12 }).map((xs) => f64(xs)), fc.uint8Array({ maxLength: 40 })),
+    metrics: fc.dictionary(anyMetricName, column, { maxKeys: 3 }),
+  });
+  assertProperty(fc.property(batch, fc.constantFrom(null, 's', 'ms', 'us', 'ns'), (b, p) => {
+    const r = validateColumnar(b as never, null, NOW, limits, p as TimePrecision | null);
+    if (isColumnarFault(r)) return isSluiceCode(r.code) && r.reason.length > 0;
+    const tv = new DataView(r.timestamps.buffer, r.timestamps.byteOffset, r.timestamps.byteLength);
+    for (let i = 0; i < r.rows; i++) {
+      if (r.rowOk !== null && r.rowOk[i] === 0) continue;
+      const ts = tv.getFloat64(i * 8, true);
+      if (!(ts >= (p === null ? 1e11 : 0) && ts <= NOW + limits.futureSkewMs)) return false;
+    }
+    return r.rejections.every((x) => isSluiceCode(x.code) && x.reason.length > 0 && x.index < r.rows);
+  }));
 });

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { EventScratch, ERRORS, type ErrorCode } from '../../protocol';
+import fc from 'fast-check';
+import { EventScratch, ERRORS, isValidDeviceId, type ErrorCode, type TimePrecision } from '../../protocol';
+import { anyDeviceId, anyMetricName, anyMetricValue, anyTimestamp, assertProperty, isSluiceCode } from '../helpers/property';
 
 const limits = { batchEventsMax: 10_000, metricsPerEventMax: 4, futureSkewMs: 60_000 };
 const NOW = Date.UTC(2026, 0, 1);
@@ -27,9 +29,14 @@ t.test('the canonical shape and the seed shapes are accepted and mapped to metri
   t.equal(ev.timestamp, Date.UTC(2020, 0, 1));
   t.same(metricsOf(ev), { cpu: 83.2 }, 'clientVersion is a tag, cpu the metric');
 
+  // May 1970 in ms: accepted only with an explicit precision (unqualified, it looks like seconds)
+  t.notOk(ev.validate({ deviceId: 'device-11', timestamp: 12385439653, cpuUsage: 78.986 }, null, NOW));
+  t.match(ev.errorReason, /looks like epoch seconds/);
+  ev.precision = 'ms';
   t.ok(ev.validate({ deviceId: 'device-11', timestamp: 12385439653, cpuUsage: 78.986 }, null, NOW));
   t.same(metricsOf(ev), { cpuUsage: 78.986 });
   t.equal(ev.timestamp, 12385439653);
+  ev.precision = null;
 
   t.ok(ev.validate({ deviceId: 'sensor.7', timestamp: '2020-01-13 15:12:00', temperature: 2, humidity: 40 }, null, NOW));
   t.equal(ev.timestamp, Date.UTC(2020, 0, 13, 15, 12), 'a date-time without zone is UTC');
@@ -93,4 +100,42 @@ t.test('a scratch reused after a rejection starts clean', async (t) => {
   t.notOk(ev.validate({ deviceId: 'd', timestamp: NOW, metrics: { a: 1, b: 'x' } }, null, NOW));
   t.ok(ev.validate({ deviceId: 'd', timestamp: NOW, metrics: { c: 3 } }, null, NOW));
   t.same(metricsOf(ev), { c: 3 });
+});
+
+t.test('precision: s, ms, us and ns of one instant validate to the same timestamp', async (t) => {
+  const ms = NOW - 10_000;
+  for (const [p, raw] of [['s', ms / 1000], ['ms', ms], ['us', ms * 1000], ['ns', ms * 1e6], [null, ms]] as const) {
+    const ev = new EventScratch(limits);
+    ev.precision = p;
+    t.ok(ev.validate({ deviceId: 'd', timestamp: raw, metrics: { cpu: 1 } }, null, NOW), `precision ${p}`);
+    t.equal(ev.timestamp, ms, `precision ${p}`);
+  }
+  const ev = new EventScratch(limits);
+  t.notOk(ev.validate({ deviceId: 'd', timestamp: ms / 1000, metrics: { cpu: 1 } }, null, NOW), 'seconds without precision');
+  t.equal(ev.errorCode, 'SLUICE_E_BAD_TIMESTAMP');
+  t.match(ev.errorReason, /^timestamp: \d+ is before 1973 as epoch milliseconds and looks like epoch seconds: .*precision=s/);
+  t.notOk(ev.validate({ deviceId: 'd', timestamp: 1796174194000000000, metrics: { cpu: 1 } }, null, NOW), 'nanoseconds without precision');
+  t.equal(ev.errorCode, 'SLUICE_E_BAD_TIMESTAMP');
+  t.match(ev.errorReason, /looks like nanoseconds/);
+  t.ok(ev.validate({ deviceId: 'd', timestamp: '2025-12-31T23:59:50Z', metrics: { cpu: 1 } }, null, NOW), 'ISO-8601 unchanged');
+});
+
+t.test('property: validate is total; an accepted event is within bounds, a refused one has a code and a reason', async () => {
+  const event = fc.oneof(
+    fc.record({ deviceId: anyDeviceId, timestamp: anyTimestamp, metrics: fc.dictionary(anyMetricName, anyMetricValue, { maxKeys: 6 }) }, { requiredKeys: [] }),
+    fc.record({ deviceId: anyDeviceId, timestamp: anyTimestamp, cpu: anyMetricValue, tags: fc.anything() }, { requiredKeys: [] }),
+    fc.anything(),
+  );
+  const ev = new EventScratch(limits);
+  assertProperty(fc.property(event, fc.constantFrom(null, 's', 'ms', 'us', 'ns'), fc.option(fc.constantFrom('pinned-1')), (raw, p, pinned) => {
+    ev.precision = p as TimePrecision | null;
+    if (ev.validate(raw, pinned, NOW)) {
+      const min = p === null ? 1e11 : 0;
+      if (!(ev.timestamp >= min && ev.timestamp <= NOW + limits.futureSkewMs)) return false;
+      if (!isValidDeviceId(ev.deviceId) || ev.metricCount < 1) return false;
+      for (let i = 0; i < ev.metricCount; i++) if (!Number.isFinite(ev.values[i])) return false;
+      return true;
+    }
+    return isSluiceCode(ev.errorCode) && ev.errorReason.length > 0;
+  }));
 });

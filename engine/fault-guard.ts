@@ -1,0 +1,159 @@
+/**
+ * The one guard between uWebSockets.js and our handlers: no request ends the process.
+ *
+ * uWS calls JavaScript from native code; an exception that escapes a handler, a body callback or
+ * a WebSocket callback ends the process (every device loses its connection). guardRoutes() wraps
+ * the app once, at registration: every HTTP handler, the body callback (res.onData) of every
+ * request that can carry a body, and every callback of every WebSocket behaviour run inside
+ * try/catch. An unexpected exception is answered `500 SLUICE_E_INTERNAL` with a request id
+ * (WebSocket: an error frame with the id, then close 1011), logged once with its stack under that
+ * id, counted (`faults`, shown by /healthz), and the engine goes on serving everyone else.
+ * Callbacks that run later, outside any uWS callback (an answer after a WAL commit, a retry
+ * timer), report through report(): logged and counted the same way; whoever calls them keeps
+ * going with the other requests.
+ *
+ * This is for bugs on the front-end thread, not for input: validation is total (every input maps
+ * to a value or a SLUICE_E_* code). Shard workers keep their own policy (ARCHITECTURE.md: a
+ * broken invariant fails the shard, recovery rebuilds it from the WAL). Front-end thread only.
+ */
+
+import crypto from 'node:crypto';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import type { Logger } from './logger';
+import type { ErrorCode } from '../protocol';
+import { errorBody } from './http-util';
+
+type HttpHandler = (res: HttpResponse, req: HttpRequest) => void;
+type DataHandler = (chunk: ArrayBuffer, isLast: boolean) => void;
+
+/** route methods whose requests may carry a body: their onData callbacks are guarded too */
+const BODY_METHODS = new Set(['post', 'put', 'patch', 'any']);
+const SLUICE_E_INTERNAL: ErrorCode = 'SLUICE_E_INTERNAL';
+const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'connect', 'trace', 'any']);
+
+export class FaultGuard {
+  /** unexpected exceptions caught since the start */
+  faults = 0;
+  /** the id of the latest fault, for /healthz */
+  lastFaultId: string | null = null;
+  private readonly idPrefix = crypto.randomBytes(3).toString('hex');
+  private idSeq = 0;
+
+  constructor(private readonly log: Logger) {}
+
+  /** Logs and counts a fault; returns its request id. */
+  report(err: unknown, where: string): string {
+    const id = `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
+    this.faults++;
+    this.lastFaultId = id;
+    this.log.error({ err, requestId: id, where }, `internal error in ${where} (request ${id}): answered ${SLUICE_E_INTERNAL}, the engine goes on`);
+    return id;
+  }
+
+  /** Reports the fault and answers 500 with its id, if the response can still be written. */
+  failHttp(res: HttpResponse, err: unknown, where: string): void {
+    const id = this.report(err, where);
+    try {
+      res.cork(() => {
+        res.writeStatus('500 Internal Server Error');
+        res.writeHeader('Content-Type', 'application/json');
+        res.end(errorBody(SLUICE_E_INTERNAL, `internal error (request ${id}): the engine's log has the details`, { requestId: id }));
+      });
+    } catch {
+      // answered or aborted already: uWS refuses access to a finished response
+    }
+  }
+
+  /** Reports the fault, sends an error frame with its id and closes the socket with 1011. */
+  failWs(ws: WebSocket<unknown>, err: unknown, where: string): void {
+    const id = this.report(err, where);
+    try {
+      ws.cork(() => {
+        ws.send(errorBody(SLUICE_E_INTERNAL, `internal error (request ${id}): the engine's log has the details`, { requestId: id }), false);
+        ws.end(1011, 'internal error');
+      });
+    } catch {
+      // closed already
+    }
+  }
+
+  private guardHttp(method: string, pattern: string, handler: HttpHandler): HttpHandler {
+    const where = `${method.toUpperCase()} ${pattern}`;
+    const withBody = BODY_METHODS.has(method);
+    return (res, req) => {
+      try {
+        if (withBody) this.guardBody(res, where);
+        handler(res, req);
+      } catch (err) {
+        this.failHttp(res, err, where);
+      }
+    };
+  }
+
+  /** Shadows this response's onData with one that runs the body callback guarded. */
+  private guardBody(res: HttpResponse, where: string): void {
+    const onData = res.onData;
+    res.onData = (cb: DataHandler): HttpResponse => onData.call(res, (chunk: ArrayBuffer, isLast: boolean) => {
+      try {
+        cb(chunk, isLast);
+      } catch (err) {
+        this.failHttp(res, err, `${where} (body)`);
+      }
+    });
+  }
+
+  private guardWs<U>(pattern: string, behavior: WebSocketBehavior<U>): WebSocketBehavior<U> {
+    const out: Record<string, unknown> = { ...behavior };
+    for (const [key, value] of Object.entries(behavior)) {
+      if (typeof value !== 'function') continue;
+      const where = `WS ${pattern} ${key}`;
+      const fn = value as (...args: unknown[]) => unknown;
+      out[key] = key === 'upgrade'
+        ? (res: HttpResponse, req: HttpRequest, context: unknown) => {
+          try {
+            return fn(res, req, context);
+          } catch (err) {
+            this.failHttp(res, err, where);
+          }
+        }
+        : (ws: WebSocket<unknown>, ...args: unknown[]) => {
+          try {
+            return fn(ws, ...args);
+          } catch (err) {
+            // after close the socket cannot be written: only report
+            if (key === 'close') this.report(err, where);
+            else this.failWs(ws, err, where);
+          }
+        };
+    }
+    return out as WebSocketBehavior<U>;
+  }
+
+  /**
+   * The app with every route registered through it guarded. Registration only: the per-request
+   * cost is one try/catch, plus one shadowed onData for routes that can carry a body.
+   */
+  guardRoutes(app: TemplatedApp): TemplatedApp {
+    const proxy: TemplatedApp = new Proxy(app, {
+      get: (target, prop) => {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        const fn = value as (...args: unknown[]) => unknown;
+        if (prop === 'ws') {
+          return (pattern: string, behavior: WebSocketBehavior<unknown>) => {
+            fn.call(target, pattern, this.guardWs(pattern, behavior));
+            return proxy;
+          };
+        }
+        if (typeof prop === 'string' && HTTP_METHODS.has(prop)) {
+          return (pattern: string, handler: HttpHandler) => {
+            fn.call(target, pattern, this.guardHttp(prop, pattern, handler));
+            return proxy;
+          };
+        }
+        return fn.bind(target);
+      },
+    });
+    return proxy;
+  }
+}
