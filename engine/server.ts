@@ -6,7 +6,7 @@
 
 import os from 'node:os';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
-import { RollupStore, Store } from '../storage';
+import { DataDirLock, RollupStore, Store } from '../storage';
 import type { SluiceConfig } from './config';
 import type { Logger } from './logger';
 import { loadNativeUws } from './uws';
@@ -48,6 +48,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   if (os.endianness() !== 'LE') throw new Error('Sluice needs a little-endian machine (ring records are read through typed arrays)');
   const uws = loadNativeUws();
   const t0 = Date.now();
+  // before LMDB is opened: a second engine on this dir exits here, naming the holder
+  const lock = await DataDirLock.acquire(config.dataDir);
   const store = Store.open(config.dataDir);
   const dict = new Dictionary(config.shards, config.devicesMax);
   const guard = new FaultGuard(log);
@@ -151,6 +153,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       const rings = shards.ringStates();
       await shards.destroy();
       await store.close();
+      lock.release();
       log.info({
         reason, drained, durationMs: Date.now() - t1, checkpoint: final,
         eventsApplied: rings.reduce((n, r) => n + r.eventsApplied, 0), ingest: ingest.counters,

@@ -1,5 +1,6 @@
 /** The public surface of storage/: the LMDB store and the WAL entry format. */
 export * from './store';
+export * from './data-dir-lock';
 export * from './wal-entry';
 export * from './rollup-store';
 export * from './rollup-codec';
