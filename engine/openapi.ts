@@ -257,6 +257,12 @@ export const ROUTE_DOCS: RouteDoc[] = [
     },
   },
   {
+    method: 'get', pattern: '/', operation: {
+      tags: ['docs'], summary: 'Redirects to the API reference page (/docs)',
+      responses: { 302: { description: 'to /docs', headers: { Location: { description: '/docs', schema: { type: 'string' } } } } },
+    },
+  },
+  {
     method: 'get', pattern: '/docs', operation: {
       tags: ['docs'], summary: 'The API reference page (Swagger UI, served offline)',
       responses: { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },

@@ -191,6 +191,10 @@ export function registerQueryRoutes(app: TemplatedApp, ctx: QueryContext): void 
   route(app, '/v1/metrics/:metric', 1, ctx, fleetSeries);
   route(app, '/v1/devices', 0, ctx, listDevices);
   route(app, '/healthz', 0, ctx, health);
+  // the root is for people: the API's page
+  app.get('/', (res) => {
+    res.cork(() => res.writeStatus('302 Found').writeHeader('Location', '/docs').end());
+  });
   app.any('/*', (res) => {
     sendError({ res, aborted: false }, 404, 'SLUICE_E_NOT_FOUND', 'no such route: see the README for the routes Sluice answers');
   });

@@ -27,6 +27,7 @@ import { Reporter } from './reporter';
 import { registerReportRoutes } from './report-routes';
 import { recordRoutes } from './route-recorder';
 import { FaultGuard } from './fault-guard';
+import { answerHead } from './head-routes';
 import { registerTelemetryRoutes } from './telemetry-routes';
 import { registerAnalyticsRoutes } from './analytics-routes';
 import { registerMetricsRoutes } from './metrics-routes';
@@ -106,8 +107,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const sockets = new Set<WebSocket<StreamUser>>();
   const startedAt = Date.now();
   // routes are recorded so that the OpenAPI document is checked against them (assertDocumented),
-  // and guarded so that no exception in a handler ends the process
-  const app = recordRoutes(guard.guardRoutes(uws.App()));
+  // answer HEAD beside GET, and are guarded so that no exception in a handler ends the process
+  const app = recordRoutes(answerHead(guard.guardRoutes(uws.App())));
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
   registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
