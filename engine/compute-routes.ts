@@ -6,8 +6,8 @@
  * compute are count, average, mean (= average), max, min. `from` and `to` are UTC, read to the
  * second, both included: the readings of [from's second, to's second + 1 s). They take the seed's
  * `YYYY-MM-DD hh:mm:ss` or any ISO-8601 (or epoch ms). The body is read as JSON whatever the
- * Content-Type, and a trailing comma before `}` or `]` is tolerated (the seed's own curl example
- * has one).
+ * Content-Type, gzip or deflate compressed when Content-Encoding says so, and a trailing comma
+ * before `}` or `]` is tolerated (the seed's own curl example has one).
  *
  *   200 {"result":{sensor:{metric:value}},"errors":[...]}: the valid parts are computed, the
  *       others named in `errors` with the seed's messages ("Unexpected metric wrongMetric to
@@ -15,7 +15,10 @@
  *       sensor with no reading in the range: count 0, the others null.
  *   400 {"result":{},"errors":[...],"code":...}: nothing valid to compute, from/to missing or
  *       malformed, or the body is not a non-empty JSON object.
- *   413 over --body-max; 500 {"result":{},"errors":[...],"code":"SLUICE_E_INTERNAL"}.
+ *   400 {error, code} SLUICE_E_BAD_BODY: a compressed body that does not inflate.
+ *   413 {error, code} over --body-max (as sent, and once decompressed); 415 {error, code} a
+ *       Content-Encoding other than identity, gzip, x-gzip, deflate;
+ *   500 {"result":{},"errors":[...],"code":"SLUICE_E_INTERNAL"}.
  *
  * A key is a sensor when some event has named that metric (the engine's dictionary); any other
  * key but from/to is unexpected, as in the seed. Front-end thread only.
@@ -25,7 +28,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { SluiceError, parseTimestamp, type ErrorCode } from '../protocol';
 import type { Dictionary } from './dictionary';
 import type { ShardPool } from './shard-pool';
-import { type Answerable, refuseOversized, readBody, sendJson } from './http-util';
+import { type Answerable, bodyEncodingParam, refuseOversized, readBody, sendJson } from './http-util';
 import { querySensor, type SensorAggregate } from './sensor-query';
 
 export const COMPUTE_METRICS = ['count', 'average', 'mean', 'max', 'min'] as const;
@@ -164,8 +167,10 @@ export function registerComputeRoutes(app: TemplatedApp, dict: Dictionary, shard
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     const contentLength = Number(req.getHeader('content-length') || '0');
+    const encoding = bodyEncodingParam(a, req.getHeader('content-encoding'));
+    if (encoding === false) return;
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
-    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
+    readBody(a, contentLength, opts.bodyBytesMax, encoding, (body) => {
       const plan = planCompute(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'), isSensor);
       if (plan instanceof ComputeRefusal) {
         refuse(a, 400, plan.code, plan.errors);

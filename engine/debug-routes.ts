@@ -11,7 +11,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { ShardPool } from './shard-pool';
 import type { CommitPipeline } from './commit-pipeline';
-import { sendError, sendJson } from './http-util';
+import { bodyEncodingParam, readBody, sendError, sendJson } from './http-util';
 
 export const DEBUG_ROUTES_ENV = 'SLUICE_DEBUG_ROUTES';
 
@@ -39,9 +39,14 @@ export function registerDebugRoutes(app: TemplatedApp, shards: ShardPool, pipeli
   app.post('/v1/debug/throw', (res, req) => {
     const where = new URLSearchParams(req.getQuery() ?? '').get('in') ?? 'handler';
     if (where !== 'body') throw new Error('injected fault in a route handler (debug route)');
-    res.onAborted(() => undefined);
-    res.onData((_chunk, isLast) => {
-      if (isLast) throw new Error('injected fault in a body callback (debug route)');
+    const a = { res, aborted: false };
+    res.onAborted(() => { a.aborted = true; });
+    // through readBody as the ingest routes: a plain body is handled in a uWS callback, a gzip
+    // one in a zlib callback
+    const encoding = bodyEncodingParam(a, req.getHeader('content-encoding'));
+    if (encoding === false) return;
+    readBody(a, 0, 1024 * 1024, encoding, () => {
+      throw new Error('injected fault in a body callback (debug route)');
     });
   });
   app.ws('/v1/debug/throw-stream', {

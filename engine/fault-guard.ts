@@ -21,7 +21,6 @@ import crypto from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from './logger';
 import type { ErrorCode } from '../protocol';
-import { errorBody } from './http-util';
 
 type HttpHandler = (res: HttpResponse, req: HttpRequest) => void;
 type DataHandler = (chunk: ArrayBuffer, isLast: boolean) => void;
@@ -29,6 +28,25 @@ type DataHandler = (chunk: ArrayBuffer, isLast: boolean) => void;
 /** route methods whose requests may carry a body: their onData callbacks are guarded too */
 const BODY_METHODS = new Set(['post', 'put', 'patch', 'any']);
 const SLUICE_E_INTERNAL: ErrorCode = 'SLUICE_E_INTERNAL';
+
+function internalError(id: string): string {
+  return JSON.stringify({ error: `internal error (request ${id}): the engine's log has the details`, code: SLUICE_E_INTERNAL, requestId: id });
+}
+
+/** guarded responses that may be answered from outside any uWS callback (a zlib callback) */
+const lateFaults = new WeakMap<HttpResponse, (err: unknown) => void>();
+
+/**
+ * For code that answers a guarded request from outside any uWS callback (a decompressed body
+ * arrives from a zlib callback): reports the fault and answers 500 as the guard does. False when
+ * the response is not one the guard knows (the caller answers itself).
+ */
+export function failGuardedResponse(res: HttpResponse, err: unknown): boolean {
+  const fail = lateFaults.get(res);
+  if (fail === undefined) return false;
+  fail(err);
+  return true;
+}
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'connect', 'trace', 'any']);
 
 export class FaultGuard {
@@ -57,7 +75,7 @@ export class FaultGuard {
       res.cork(() => {
         res.writeStatus('500 Internal Server Error');
         res.writeHeader('Content-Type', 'application/json');
-        res.end(errorBody(SLUICE_E_INTERNAL, `internal error (request ${id}): the engine's log has the details`, { requestId: id }));
+        res.end(internalError(id));
       });
     } catch {
       // answered or aborted already: uWS refuses access to a finished response
@@ -69,7 +87,7 @@ export class FaultGuard {
     const id = this.report(err, where);
     try {
       ws.cork(() => {
-        ws.send(errorBody(SLUICE_E_INTERNAL, `internal error (request ${id}): the engine's log has the details`, { requestId: id }), false);
+        ws.send(internalError(id), false);
         ws.end(1011, 'internal error');
       });
     } catch {
@@ -90,14 +108,19 @@ export class FaultGuard {
     };
   }
 
-  /** Shadows this response's onData with one that runs the body callback guarded. */
+  /**
+   * Shadows this response's onData with one that runs the body callback guarded, and lets code
+   * that answers it later from outside uWS (failGuardedResponse) do the same.
+   */
   private guardBody(res: HttpResponse, where: string): void {
+    const fail = (err: unknown): void => this.failHttp(res, err, `${where} (body)`);
+    lateFaults.set(res, fail);
     const onData = res.onData;
     res.onData = (cb: DataHandler): HttpResponse => onData.call(res, (chunk: ArrayBuffer, isLast: boolean) => {
       try {
         cb(chunk, isLast);
       } catch (err) {
-        this.failHttp(res, err, `${where} (body)`);
+        fail(err);
       }
     });
   }

@@ -3,8 +3,10 @@
  * exactly-once delivery of a single-device batch.
  *
  * 204 all accepted; 200 {accepted, rejected} some rejected (the valid ones are kept) or
- * {duplicate: true} for a device seq already admitted; 400 none valid or the body does not parse;
- * 409 a device seq that skips ahead ({expected}); 413 over --body-max; 415 another content type;
+ * {duplicate: true} for a device seq already admitted; 400 none valid or the body does not parse
+ * (or does not inflate); 409 a device seq that skips ahead ({expected}); 413 over --body-max (as
+ * sent, and once decompressed); 415 another content type, or a Content-Encoding other than
+ * identity, gzip, x-gzip, deflate;
  * 503 with Retry-After when the rings stay full for --backpressure-wait, storage is full or
  * faulty, or the engine is stopping (nothing of the batch was kept). In durable mode (default)
  * the answer is sent after the WAL commit that holds the batch.
@@ -13,7 +15,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { contentKindOf } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
-import { type Answerable, refuseOversized, errorBody, precisionParam, readBody, sendEmpty, sendError, sendJson } from './http-util';
+import { type Answerable, bodyEncodingParam, refuseOversized, errorBody, precisionParam, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
 export interface HttpIngestOptions {
   bodyBytesMax: number;
@@ -46,6 +48,8 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
         `Content-Type: ${JSON.stringify(contentType)} is not one of application/json, application/x-ndjson, application/msgpack`);
       return;
     }
+    const encoding = bodyEncodingParam(a, req.getHeader('content-encoding'));
+    if (encoding === false) return;
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
     const precision = precisionParam(a, query);
     if (precision === false) return;
@@ -54,7 +58,7 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
       sendError(a, 400, 'SLUICE_E_BAD_SEQUENCE', `Sluice-Device-Seq: ${JSON.stringify(seqHeader)} is not a non-negative integer`);
       return;
     }
-    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
+    readBody(a, contentLength, opts.bodyBytesMax, encoding, (body) => {
       ingest.submit({ kind, body, pinned: null, deviceSeq, waitMs: opts.backpressureWaitMs, precision }, (o) => answer(a, o));
     });
   });

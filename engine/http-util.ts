@@ -2,11 +2,18 @@
  * Small helpers for answering over uWebSockets.js. uWS rules (its docs say MUST): an HttpResponse
  * answered later than its handler needs onAborted attached first, and writes outside a uWS
  * callback go inside res.cork(); request data must be copied before the handler returns.
+ *
+ * Request bodies: readBody reads a body up to --body-max. A compressed one (Content-Encoding gzip,
+ * x-gzip or deflate, read once by the handler with bodyEncodingParam) is inflated as it arrives
+ * by engine/body-decoder.ts, and --body-max then holds both the size as sent and the decompressed
+ * size; a plain body takes the same path as ever (no zlib, no extra copy).
  */
 
 import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, SluiceError, TIME_PRECISIONS, parsePrecision, type ErrorCode, type TimePrecision } from '../protocol';
 import type { IngestOutcome } from './ingest';
+import { BodyInflater, CONTENT_ENCODINGS, bodyEncodingOf, type BodyEncoding, type Inflated } from './body-decoder';
+import { failGuardedResponse } from './fault-guard';
 
 export const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
@@ -102,11 +109,30 @@ export function answerOneEvent(a: Answerable, o: IngestOutcome, opts: OneEventAn
 }
 
 /**
+ * The Content-Encoding of a request that carries a body: its encoding, or false after answering
+ * 415 for one Sluice does not read (the caller stops). Read it in the handler, before readBody.
+ */
+export function bodyEncodingParam(a: Answerable, header: string): BodyEncoding | false {
+  const encoding = bodyEncodingOf(header);
+  if (encoding !== null) return encoding;
+  sendError(a, 415, 'SLUICE_E_UNSUPPORTED_MEDIA_TYPE',
+    `Content-Encoding: ${JSON.stringify(header)} is not one of ${CONTENT_ENCODINGS.join(', ')}`);
+  return false;
+}
+
+/**
  * Reads a request body up to bytesMax. onBody runs once with the whole body (a view valid only
  * during the call when the body came in one chunk). Answers 413 itself when the body is too large.
+ * A compressed body (encoding from bodyEncodingParam) is inflated first: bytesMax then also holds
+ * the decompressed size (413), a body that does not inflate answers 400, and onBody runs later,
+ * from a zlib callback, only if the response was not aborted meanwhile.
  */
-export function readBody(a: Answerable, contentLength: number, bytesMax: number,
+export function readBody(a: Answerable, contentLength: number, bytesMax: number, encoding: BodyEncoding,
   onBody: (body: Uint8Array) => void): void {
+  if (encoding !== 'identity') {
+    readEncodedBody(a, bytesMax, encoding, onBody);
+    return;
+  }
   let buf: Buffer | null = null;
   let len = 0;
   let tooLarge = false;
@@ -131,6 +157,49 @@ export function readBody(a: Answerable, contentLength: number, bytesMax: number,
     len += chunk.byteLength;
     if (isLast) onBody(buf.subarray(0, len));
   });
+}
+
+/**
+ * A gzip or deflate body through a BodyInflater. The answer comes from a zlib callback, outside
+ * uWS and outside the fault guard's try/catch: an exception there would end the process, so that
+ * code catches everything and hands it to the route's guard (failGuardedResponse). The abort
+ * handler is replaced by one that also stops zlib.
+ */
+function readEncodedBody(a: Answerable, bytesMax: number, encoding: 'gzip' | 'deflate',
+  onBody: (body: Uint8Array) => void): void {
+  const inflater = new BodyInflater(encoding, bytesMax, (result) => answerInflated(a, result, onBody));
+  a.res.onAborted(() => {
+    a.aborted = true;
+    inflater.destroy();
+  });
+  let wireBytes = 0;
+  a.res.onData((chunk, isLast) => {
+    if (inflater.finished) return;
+    wireBytes += chunk.byteLength;
+    if (wireBytes > bytesMax) {
+      inflater.destroy();
+      sendError(a, 413, 'SLUICE_E_BODY_TOO_LARGE', `body: larger than ${bytesMax} bytes as sent, compressed (--body-max)`);
+      return;
+    }
+    inflater.write(chunk, isLast);
+  });
+}
+
+function answerInflated(a: Answerable, result: Inflated, onBody: (body: Uint8Array) => void): void {
+  try {
+    if (a.aborted) return;
+    if (result.ok) onBody(result.body);
+    else sendError(a, result.status, result.code, result.reason);
+  } catch (err) {
+    // a bug in the route's body handling, in a zlib callback: outside uWS, so the route's fault
+    // guard is asked by hand (every route is guarded in the engine; a bare response is not)
+    if (failGuardedResponse(a.res, err)) return;
+    try {
+      sendError(a, 500, 'SLUICE_E_INTERNAL', 'internal error handling the decompressed body');
+    } catch {
+      // the response is gone: nothing left to answer
+    }
+  }
 }
 
 /**

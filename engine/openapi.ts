@@ -46,6 +46,8 @@ const QUANTILES = query('q', 'comma-separated quantiles in [0, 1] (default --qua
 const INTERNAL = error('an internal error (SLUICE_E_INTERNAL); the log has the details');
 const BAD_PARAM = error('a bad parameter (SLUICE_E_BAD_PARAM); `error` names it');
 const PRECISION = query('precision', 'the unit of numeric timestamps: s, ms, us or ns (default ms; an unqualified number below 10^11 is refused as looking like seconds). ISO-8601 strings are unaffected', { type: 'string', enum: ['s', 'ms', 'us', 'ns'] });
+const CONTENT_ENCODING = { name: 'Content-Encoding', in: 'header', required: false, description: 'identity (default), gzip, x-gzip or deflate: a compressed body is inflated as it arrives, and --body-max holds its decompressed size too', schema: { type: 'string', enum: ['identity', 'gzip', 'x-gzip', 'deflate'] } };
+const BAD_ENCODING = error('a Content-Encoding other than identity, gzip, x-gzip, deflate (SLUICE_E_UNSUPPORTED_MEDIA_TYPE)');
 const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before sending again', schema: { type: 'integer' } } };
 
 const CPU_WINDOW_DOC = 'Windows are the finest of --resolutions of at least 1 minute (1 min by default), of the metric `cpuUsage`; ' +
@@ -58,7 +60,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
       tags: ['ingest'], summary: 'Send events over HTTP',
       description: 'One event, an array, NDJSON lines or msgpack (one event, an array, or a columnar batch). ' +
         'In durable mode (--ack durable, the default) the answer is sent after the WAL commit that holds the batch.',
-      parameters: [PRECISION, { name: 'Sluice-Device-Seq', in: 'header', required: false, description: 'per-device batch sequence for exactly-once delivery (every event of the batch names the same device)', schema: { type: 'integer', minimum: 0 } }],
+      parameters: [PRECISION, CONTENT_ENCODING, { name: 'Sluice-Device-Seq', in: 'header', required: false, description: 'per-device batch sequence for exactly-once delivery (every event of the batch names the same device)', schema: { type: 'integer', minimum: 0 } }],
       requestBody: {
         required: true,
         content: {
@@ -72,8 +74,8 @@ export const ROUTE_DOCS: RouteDoc[] = [
         200: json(ref('IngestResult'), 'some events rejected (the valid ones are kept), or a duplicate device sequence'),
         400: json(ref('IngestResult'), 'no event valid, or the body does not parse (with `error` and `code`)'),
         409: json(ref('Error'), 'the device sequence skips ahead (SLUICE_E_SEQUENCE_GAP, with `expected`)'),
-        413: error('body over --body-max'),
-        415: error('a Content-Type other than JSON, NDJSON or msgpack'),
+        413: error('body over --body-max (as sent, or once decompressed)'),
+        415: error('a Content-Type other than JSON, NDJSON or msgpack, or a Content-Encoding other than identity, gzip, x-gzip, deflate'),
         503: { ...error('rings full (SLUICE_E_BACKPRESSURE), storage full or faulty, or stopping: nothing of the batch was kept'), headers: RETRY_AFTER },
       },
     },
@@ -179,12 +181,13 @@ export const ROUTE_DOCS: RouteDoc[] = [
     method: 'post', pattern: '/telemetry/cpu', operation: {
       tags: ['seed APIs'], summary: 'One CPU reading (seed API)',
       description: 'The event becomes metric `cpu` with tag `clientVersion`, through the same admission, WAL and acknowledgement as POST /v1/events; the periodic report counts it. The body is read as JSON whatever the Content-Type.',
-      parameters: [PRECISION],
+      parameters: [PRECISION, CONTENT_ENCODING],
       requestBody: { required: true, content: { 'application/json': { schema: ref('CpuTelemetry'), example: { timestamp: '2020-01-01T00:00:00Z', deviceId: 'device-1234', clientVersion: 'v1.2.3', cpu: 83.2 } } } },
       responses: {
         204: { description: 'accepted (durable once answered, in durable mode)' },
         400: error('not one JSON object, no `cpu`, or an invalid field (`error` names it)'),
-        413: error('body over --body-max'),
+        413: error('body over --body-max (as sent, or once decompressed)'),
+        415: BAD_ENCODING,
         503: { ...error('rings full, storage full or faulty, or stopping: nothing kept, send again'), headers: RETRY_AFTER },
       },
     },
@@ -242,10 +245,12 @@ export const ROUTE_DOCS: RouteDoc[] = [
         required: true,
         content: { 'application/json': { schema: ref('ComputeRequest'), example: { temperature: ['count', 'min'], humidity: ['average', 'max'], from: '2020-01-13 15:12:00', to: '2020-01-13 15:13:00' } } },
       },
+      parameters: [CONTENT_ENCODING],
       responses: {
         200: json(ref('ComputeResult'), 'the valid parts computed; the others in `errors`', { result: { temperature: { count: 61, min: 2 }, humidity: { average: 48.557377049180324, max: 98 } }, errors: [] }),
         400: json(ref('ComputeResult'), 'nothing valid to compute, from/to missing or malformed, or not a non-empty JSON object: empty `result`, with `code`'),
-        413: error('body over --body-max'),
+        413: error('body over --body-max (as sent, or once decompressed)'),
+        415: BAD_ENCODING,
         500: json(ref('ComputeResult'), 'an internal error (SLUICE_E_INTERNAL)'),
       },
     },

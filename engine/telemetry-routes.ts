@@ -4,13 +4,16 @@
  * The body is one event of the seed's flat shape,
  * `{"timestamp":"2020-01-01T00:00:00Z","deviceId":"device-1234","clientVersion":"v1.2.3","cpu":83.2}`:
  * metric `cpu`, tag `clientVersion` (protocol/event.ts maps the flat shape). It is read as JSON
- * whatever the Content-Type (the seed's clients are not required to send one) and goes through
- * Ingest like POST /v1/events: the same validation, WAL, durability and acknowledgement, and the
- * periodic report counts it (metric `cpu` is a report metric by default).
+ * whatever the Content-Type (the seed's clients are not required to send one), gzip or deflate
+ * compressed when Content-Encoding says so, and goes through Ingest like POST /v1/events: the
+ * same validation, WAL, durability and acknowledgement, and the periodic report counts it (metric
+ * `cpu` is a report metric by default).
  *
  *   204  accepted (in durable mode: after the WAL commit that holds it)
- *   400  {error, code}: not one JSON object, no `cpu`, or an invalid field (the reason names it)
- *   413  over --body-max
+ *   400  {error, code}: not one JSON object, no `cpu`, or an invalid field (the reason names it),
+ *        or a compressed body that does not inflate
+ *   413  over --body-max (as sent, and once decompressed)
+ *   415  a Content-Encoding other than identity, gzip, x-gzip, deflate
  *   503  {error, code} + Retry-After: rings full, storage full or faulty, stopping: nothing kept
  *
  * Front-end thread only.
@@ -19,7 +22,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ErrorCode } from '../protocol';
 import type { Ingest } from './ingest';
-import { type Answerable, type OneEventAnswer, answerOneEvent, precisionParam, refuseOversized, readBody, sendError } from './http-util';
+import { type Answerable, type OneEventAnswer, answerOneEvent, bodyEncodingParam, precisionParam, refuseOversized, readBody, sendError } from './http-util';
 
 export interface TelemetryRoutesOptions {
   bodyBytesMax: number;
@@ -56,10 +59,12 @@ export function registerTelemetryRoutes(app: TemplatedApp, ingest: Ingest, opts:
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     const contentLength = Number(req.getHeader('content-length') || '0');
+    const encoding = bodyEncodingParam(a, req.getHeader('content-encoding'));
+    if (encoding === false) return;
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
     const precision = precisionParam(a, new URLSearchParams(req.getQuery() ?? ''));
     if (precision === false) return;
-    readBody(a, contentLength, opts.bodyBytesMax, (body) => {
+    readBody(a, contentLength, opts.bodyBytesMax, encoding, (body) => {
       const problem = cpuEventProblem(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
       if (problem !== null) {
         sendError(a, 400, problem.code, problem.reason);

@@ -18,7 +18,7 @@ export const ERRORS = {
   SLUICE_E_BAD_COLUMNAR: 'a columnar batch has missing, misaligned or unequal columns',
   SLUICE_E_BATCH_TOO_LARGE: 'the batch holds more events than allowed',
   SLUICE_E_BODY_TOO_LARGE: 'the body is larger than allowed',
-  SLUICE_E_UNSUPPORTED_MEDIA_TYPE: 'the Content-Type is not one Sluice reads',
+  SLUICE_E_UNSUPPORTED_MEDIA_TYPE: 'the Content-Type or Content-Encoding is not one Sluice reads',
   SLUICE_E_NO_VALID_EVENT: 'no event of the batch is valid',
   SLUICE_E_BACKPRESSURE: 'the shard rings stayed full: nothing of the batch was accepted, send it again',
   SLUICE_E_SEQUENCE_GAP: 'the device sequence skips ahead: resend from the expected sequence',

@@ -1,4 +1,5 @@
 import t from 'tap';
+import zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { startEngine, getJson, post, StreamClient } from '../helpers/engine';
 
@@ -9,8 +10,9 @@ t.test('the fault guard: an exception in a handler answers 500 with a request id
   t.teardown(() => engine.stop());
 
   const ids: string[] = [];
-  for (const where of ['handler', 'body']) {
-    const r = await post(`${engine.url}/v1/debug/throw?in=${where}`, 'application/json', '{"x":1}');
+  for (const [where, encoding] of [['handler', ''], ['body', ''], ['body', 'gzip']]) {
+    const r = await post(`${engine.url}/v1/debug/throw?in=${where}`, 'application/json',
+      encoding === '' ? '{"x":1}' : zlib.gzipSync('{"x":1}'), encoding === '' ? {} : { 'content-encoding': encoding });
     t.equal(r.status, 500, `throw in the ${where}: 500`);
     t.equal(r.body.code, 'SLUICE_E_INTERNAL');
     t.match(r.body.requestId, /^[0-9a-f]{6}-[0-9a-z]+$/);
@@ -30,13 +32,13 @@ t.test('the fault guard: an exception in a handler answers 500 with a request id
   const frame = JSON.parse(frames[0]) as { code: string; requestId: string };
   t.equal(frame.code, 'SLUICE_E_INTERNAL');
   ids.push(frame.requestId);
-  t.equal(new Set(ids).size, 3, 'every fault has its own id');
+  t.equal(new Set(ids).size, 4, 'every fault has its own id');
 
   // the engine keeps serving: health, an event on HTTP and one on a WebSocket
   const h = await getJson(`${engine.url}/healthz`);
   t.equal(h.status, 200);
-  t.equal(h.body.faults.count, 3, '/healthz counts the faults');
-  t.equal(h.body.faults.lastRequestId, ids[2]);
+  t.equal(h.body.faults.count, 4, '/healthz counts the faults');
+  t.equal(h.body.faults.lastRequestId, ids[3]);
   const ts = Date.now() - 1000;
   t.equal((await post(`${engine.url}/v1/events`, 'application/json', JSON.stringify({ deviceId: 'after-1', timestamp: ts, metrics: { cpu: 5 } }))).status, 204);
   const c = await StreamClient.open(`ws://127.0.0.1:${engine.port}/v1/stream`);

@@ -119,8 +119,9 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
-export async function post(url: string, contentType: string, body: string | Uint8Array): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body });
+export async function post(url: string, contentType: string, body: string | Uint8Array,
+  headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
   const text = await r.text();
   let parsed: unknown = null;
   if (text) {
