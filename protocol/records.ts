@@ -34,6 +34,26 @@ export const EVENT_HEADER_BYTES = 16;
 export const EVENT_METRIC_BYTES = 16;
 export const COLUMNAR_HEADER_BYTES = RECORD_HEADER_BYTES + 24;
 
+// Field offsets, in bytes from the start of the record (or of the event / metric entry): the
+// layouts in the header, named once for RecordBuilder's writes and RecordReader's reads.
+export const REC_OFF_BYTES = 0;
+export const REC_OFF_TYPE = 4;
+export const DEFINE_OFF_ID = 8;
+export const DEFINE_OFF_LENGTH = 12;
+export const DEFINE_OFF_NAME = 16;
+export const EVENTS_OFF_COUNT = 8;
+export const EVENTS_OFF_SEQ = 16;
+export const EVENT_OFF_DEVICE = 0;
+export const EVENT_OFF_METRICS = 4;
+export const EVENT_OFF_TS = 8;
+export const METRIC_OFF_ID = 0;
+export const METRIC_OFF_VALUE = 8;
+export const COLUMNAR_OFF_DEVICE = 8;
+export const COLUMNAR_OFF_ROWS = 12;
+export const COLUMNAR_OFF_METRICS = 16;
+export const COLUMNAR_OFF_SEQ = 24;
+export const MARK_OFF_SEQ = 8;
+
 export function pad8(n: number): number {
   return (n + 7) & ~7;
 }
@@ -92,30 +112,30 @@ export class RecordBuilder {
       this.closeEvents();
       this.ensure(EVENTS_HEADER_BYTES);
       this.eventsRecord = this.length;
-      this.view.setUint32(this.length + 4, REC_EVENTS, true);
-      this.view.setUint32(this.length + 12, 0, true);
-      this.seqOffsets.push(this.length + 16);
+      this.view.setUint32(this.length + REC_OFF_TYPE, REC_EVENTS, true);
+      this.view.setUint32(this.length + EVENTS_OFF_COUNT + 4, 0, true);
+      this.seqOffsets.push(this.length + EVENTS_OFF_SEQ);
       this.length += EVENTS_HEADER_BYTES;
     }
     this.ensure(this.eventBytesMax);
     this.eventStart = this.length;
     this.eventMetrics = 0;
-    this.view.setUint32(this.length, deviceId, true);
-    this.view.setUint32(this.length + 4, 0, true);
-    this.view.setFloat64(this.length + 8, ts, true);
+    this.view.setUint32(this.length + EVENT_OFF_DEVICE, deviceId, true);
+    this.view.setUint32(this.length + EVENT_OFF_METRICS, 0, true);
+    this.view.setFloat64(this.length + EVENT_OFF_TS, ts, true);
     this.length += EVENT_HEADER_BYTES;
   }
 
   metric(metricId: number, value: number): void {
-    this.view.setUint32(this.length, metricId, true);
-    this.view.setUint32(this.length + 4, 0, true);
-    this.view.setFloat64(this.length + 8, value, true);
+    this.view.setUint32(this.length + METRIC_OFF_ID, metricId, true);
+    this.view.setUint32(this.length + METRIC_OFF_ID + 4, 0, true);
+    this.view.setFloat64(this.length + METRIC_OFF_VALUE, value, true);
     this.length += EVENT_METRIC_BYTES;
     this.eventMetrics++;
   }
 
   endEvent(): void {
-    this.view.setUint16(this.eventStart + 4, this.eventMetrics, true);
+    this.view.setUint16(this.eventStart + EVENT_OFF_METRICS, this.eventMetrics, true);
     this.eventsCount++;
     this.eventStart = -1;
   }
@@ -135,13 +155,13 @@ export class RecordBuilder {
       this.ensure(total);
       const at = this.length;
       const v = this.view;
-      v.setUint32(at, total, true);
-      v.setUint32(at + 4, REC_COLUMNAR, true);
-      v.setUint32(at + 8, deviceId, true);
-      v.setUint32(at + 12, n, true);
-      v.setUint32(at + 16, metricCount, true);
-      v.setUint32(at + 20, 0, true);
-      this.seqOffsets.push(at + 24);
+      v.setUint32(at + REC_OFF_BYTES, total, true);
+      v.setUint32(at + REC_OFF_TYPE, REC_COLUMNAR, true);
+      v.setUint32(at + COLUMNAR_OFF_DEVICE, deviceId, true);
+      v.setUint32(at + COLUMNAR_OFF_ROWS, n, true);
+      v.setUint32(at + COLUMNAR_OFF_METRICS, metricCount, true);
+      v.setUint32(at + COLUMNAR_OFF_METRICS + 4, 0, true);
+      this.seqOffsets.push(at + COLUMNAR_OFF_SEQ);
       let p = at + COLUMNAR_HEADER_BYTES;
       for (let m = 0; m < metricCount; m++, p += 4) v.setUint32(p, metricIds[m], true);
       p = at + fixed;
@@ -157,9 +177,9 @@ export class RecordBuilder {
   mark(seq: number): void {
     this.closeEvents();
     this.ensure(16);
-    this.view.setUint32(this.length, 16, true);
-    this.view.setUint32(this.length + 4, REC_MARK, true);
-    this.view.setFloat64(this.length + 8, seq, true);
+    this.view.setUint32(this.length + REC_OFF_BYTES, 16, true);
+    this.view.setUint32(this.length + REC_OFF_TYPE, REC_MARK, true);
+    this.view.setFloat64(this.length + MARK_OFF_SEQ, seq, true);
     this.length += 16;
   }
 
@@ -180,8 +200,8 @@ export class RecordBuilder {
       this.length = this.eventsRecord;
       this.seqOffsets.pop();
     } else {
-      this.view.setUint32(this.eventsRecord, this.length - this.eventsRecord, true);
-      this.view.setUint32(this.eventsRecord + 8, this.eventsCount, true);
+      this.view.setUint32(this.eventsRecord + REC_OFF_BYTES, this.length - this.eventsRecord, true);
+      this.view.setUint32(this.eventsRecord + EVENTS_OFF_COUNT, this.eventsCount, true);
     }
     this.eventsRecord = -1;
     this.eventsCount = 0;
@@ -192,13 +212,13 @@ export class RecordBuilder {
     const total = RECORD_HEADER_BYTES + 8 + pad8(name.length);
     this.ensure(total);
     const at = this.length;
-    this.view.setUint32(at, total, true);
-    this.view.setUint32(at + 4, type, true);
-    this.view.setUint32(at + 8, id, true);
-    this.view.setUint32(at + 12, name.length, true);
+    this.view.setUint32(at + REC_OFF_BYTES, total, true);
+    this.view.setUint32(at + REC_OFF_TYPE, type, true);
+    this.view.setUint32(at + DEFINE_OFF_ID, id, true);
+    this.view.setUint32(at + DEFINE_OFF_LENGTH, name.length, true);
     // names are validated ASCII, so one byte per char
-    for (let i = 0; i < name.length; i++) this.buf[at + 16 + i] = name.charCodeAt(i);
-    this.buf.fill(0, at + 16 + name.length, at + total);
+    for (let i = 0; i < name.length; i++) this.buf[at + DEFINE_OFF_NAME + i] = name.charCodeAt(i);
+    this.buf.fill(0, at + DEFINE_OFF_NAME + name.length, at + total);
     this.length = at + total;
   }
 
@@ -211,4 +231,84 @@ export class RecordBuilder {
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
+}
+
+
+/**
+ * Reads records in place (a ring's bytes, or a WAL entry's): the other half of RecordBuilder.
+ * Offsets are byte offsets into `bytes`; record fields are read at a record's offset, event
+ * fields at an event's, metric fields at a metric entry's. Walk an EVENTS record with
+ * firstEvent(), then per event firstMetric() and METRIC_ENTRY_BYTES steps, then the next event
+ * starts where its last metric ended. Small methods: V8 inlines them in the hot loops, so reading
+ * through the reader costs what reading the DataView by hand did. No allocation but names.
+ */
+export interface RecordBytes {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  /** over the same bytes: f64 index i is byte offset 8 * i */
+  readonly f64: Float64Array;
+}
+
+export class RecordReader {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly f64: Float64Array;
+
+  /** Reads records in `source` (a ring: RingConsumer has the three views). */
+  constructor(source: RecordBytes) {
+    this.bytes = source.bytes;
+    this.view = source.view;
+    this.f64 = source.f64;
+  }
+
+  /** A reader over a buffer of records (8-byte aligned, as RecordBuilder writes them). */
+  static over(buf: Uint8Array): RecordReader {
+    if (buf.byteOffset % 8 !== 0) throw new RangeError('RecordReader.over: records must start 8-byte aligned');
+    return new RecordReader({
+      bytes: buf,
+      view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+      f64: new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 3),
+    });
+  }
+
+  recordBytes(o: number): number { return this.view.getUint32(o + REC_OFF_BYTES, true); }
+  recordType(o: number): number { return this.view.getUint32(o + REC_OFF_TYPE, true); }
+
+  /** DEFINE_DEVICE / DEFINE_METRIC */
+  defineId(o: number): number { return this.view.getUint32(o + DEFINE_OFF_ID, true); }
+  defineName(o: number): string {
+    const len = this.view.getUint32(o + DEFINE_OFF_LENGTH, true);
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(this.bytes[o + DEFINE_OFF_NAME + i]);
+    return s;
+  }
+
+  /** EVENTS */
+  eventsCount(o: number): number { return this.view.getUint32(o + EVENTS_OFF_COUNT, true); }
+  eventsSeq(o: number): number { return this.view.getFloat64(o + EVENTS_OFF_SEQ, true); }
+  firstEvent(o: number): number { return o + EVENTS_HEADER_BYTES; }
+  eventDevice(e: number): number { return this.view.getUint32(e + EVENT_OFF_DEVICE, true); }
+  eventMetricCount(e: number): number { return this.view.getUint16(e + EVENT_OFF_METRICS, true); }
+  eventTs(e: number): number { return this.view.getFloat64(e + EVENT_OFF_TS, true); }
+  firstMetric(e: number): number { return e + EVENT_HEADER_BYTES; }
+  metricId(m: number): number { return this.view.getUint32(m + METRIC_OFF_ID, true); }
+  metricValue(m: number): number { return this.view.getFloat64(m + METRIC_OFF_VALUE, true); }
+
+  /** COLUMNAR: timestamps and value columns as indexes into f64 */
+  columnarDevice(o: number): number { return this.view.getUint32(o + COLUMNAR_OFF_DEVICE, true); }
+  columnarRows(o: number): number { return this.view.getUint32(o + COLUMNAR_OFF_ROWS, true); }
+  columnarMetrics(o: number): number { return this.view.getUint32(o + COLUMNAR_OFF_METRICS, true); }
+  columnarSeq(o: number): number { return this.view.getFloat64(o + COLUMNAR_OFF_SEQ, true); }
+  columnarMetricId(o: number, m: number): number { return this.view.getUint32(o + COLUMNAR_HEADER_BYTES + 4 * m, true); }
+  /** f64 index of the first timestamp */
+  columnarTsIndex(o: number): number {
+    return (o + COLUMNAR_HEADER_BYTES + pad8(4 * this.columnarMetrics(o))) >>> 3;
+  }
+  /** f64 index of metric m's first value */
+  columnarValueIndex(o: number, m: number): number {
+    return this.columnarTsIndex(o) + this.columnarRows(o) * (m + 1);
+  }
+
+  /** MARK */
+  markSeq(o: number): number { return this.view.getFloat64(o + MARK_OFF_SEQ, true); }
 }

@@ -24,6 +24,7 @@ import type { LateCount, LateEntry, RollupStore, RollupValue, SecondAggregate } 
 import type { PaneStore } from './pane-store';
 import { mergeSecond, SensorSeconds, type SensorSecondsState } from './sensor-seconds';
 import { setBit } from './device-bits';
+import { Watermark, type WatermarkState } from './watermark';
 
 export interface EventTimeOptions {
   shard: number;
@@ -34,9 +35,7 @@ export interface EventTimeOptions {
   lateLogSize: number;
 }
 
-export interface EventTimeState {
-  maxTs: number;
-  closedBelow: number;
+export interface EventTimeState extends WatermarkState {
   lateTotal: number;
   /** per resolution, per series: start of the last fleet window the series was counted in */
   fleetMarks: Float64Array[];
@@ -67,10 +66,8 @@ interface FleetPart {
 }
 
 export class EventTime {
-  maxTs = NONE;
-  closedBelow = NONE;
-  /** closedBelow * paneMs: the hot path compares event times with it */
-  closedBeforeMs = NONE;
+  /** the watermark and the closed-pane bound (workers/watermark.ts) */
+  readonly clock: Watermark;
   lateTotal = 0;
   private fleetMarks: Float64Array[];
   /** per resolution level (>= 2): every complete device window below it is stored */
@@ -93,6 +90,7 @@ export class EventTime {
   readonly seconds = new SensorSeconds();
 
   constructor(private readonly opts: EventTimeOptions, private store: PaneStore, private readonly rollups: RollupStore) {
+    this.clock = new Watermark(opts.paneMs, opts.latenessMs);
     this.fleetMarks = opts.resolutions.map(() => new Float64Array(1024).fill(NONE));
     this.storedBelow = opts.resolutions.map(() => NONE);
     this.paneScratch = { ...emptyAggregate(0, 0, store.histogramDivisions), lastPaneNo: -1 };
@@ -112,11 +110,15 @@ export class EventTime {
 
   /** Too late: the event's pane is already closed. */
   isLate(ts: number): boolean {
-    return ts < this.closedBeforeMs;
+    return ts < this.clock.closedBeforeMs;
   }
 
   observe(ts: number): void {
-    if (ts > this.maxTs) this.maxTs = ts;
+    this.clock.observe(ts);
+  }
+
+  get maxTs(): number {
+    return this.clock.maxTs;
   }
 
   recordLate(device: number, metric: number, ts: number, value: number, seq: number): void {
@@ -130,15 +132,13 @@ export class EventTime {
 
   /** Called after each record: closes what the watermark passed, writes the late events. */
   afterRecord(): void {
-    if (this.maxTs !== NONE) {
-      const below = Math.floor((this.maxTs - this.opts.latenessMs) / this.opts.paneMs);
-      if (below > this.closedBelow) this.sweep(below);
-    }
+    const below = this.clock.dueBelow();
+    if (below > this.clock.closedBelow) this.sweep(below);
     if (this.late.length > 0) this.writeLate();
   }
 
   get watermark(): number {
-    return this.maxTs === NONE ? NONE : this.maxTs - this.opts.latenessMs;
+    return this.clock.watermark;
   }
 
   /**
@@ -152,9 +152,8 @@ export class EventTime {
    *    transaction runs: a closed pane no longer changes, and is freed only after its writes.
    */
   private sweep(below: number): void {
-    const prevBelow = this.closedBelow;
-    this.closedBelow = below;
-    this.closedBeforeMs = below * this.opts.paneMs;
+    const prevBelow = this.clock.closedBelow;
+    this.clock.markClosed(below);
     this.writeSeconds();
     const store = this.store;
     const res = this.opts.resolutions;
@@ -355,7 +354,7 @@ export class EventTime {
 
   /** the seconds the watermark closed, one put each (a second may come in two parts: merged) */
   private writeSeconds(): void {
-    const closed = this.seconds.closeBefore(this.closedBeforeMs);
+    const closed = this.seconds.closeBefore(this.clock.closedBeforeMs);
     if (closed.length === 0) return;
     const byKey = new Map<string, { metric: number; second: number; agg: SecondAggregate }>();
     for (const c of closed) {
@@ -409,16 +408,14 @@ export class EventTime {
 
   snapshot(): EventTimeState {
     return {
-      maxTs: this.maxTs, closedBelow: this.closedBelow, lateTotal: this.lateTotal, fleetMarks: this.fleetMarks.map((m) => m.slice()),
+      ...this.clock.snapshot(), lateTotal: this.lateTotal, fleetMarks: this.fleetMarks.map((m) => m.slice()),
       seconds: this.seconds.snapshot(),
       storedBelow: [...this.storedBelow],
     };
   }
 
   restore(state: EventTimeState): void {
-    this.maxTs = state.maxTs;
-    this.closedBelow = state.closedBelow;
-    this.closedBeforeMs = state.closedBelow === NONE ? NONE : state.closedBelow * this.opts.paneMs;
+    this.clock.restore(state);
     this.lateTotal = state.lateTotal;
     if (state.fleetMarks.length === this.fleetMarks.length) this.fleetMarks = state.fleetMarks.map((m) => Float64Array.from(m));
     if (state.seconds !== undefined) this.seconds.restore(state.seconds);

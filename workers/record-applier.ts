@@ -5,9 +5,8 @@
  */
 
 import {
-  COLUMNAR_HEADER_BYTES, EVENTS_HEADER_BYTES, EVENT_HEADER_BYTES, EVENT_METRIC_BYTES,
-  REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK, pad8,
-  type RecordHandler, type RingConsumer,
+  EVENT_METRIC_BYTES, REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK,
+  RecordReader, type RecordHandler, type RingConsumer,
 } from '../protocol';
 import type { PaneStore } from './pane-store';
 import type { EventTime } from './event-time';
@@ -29,8 +28,12 @@ export class RecordApplier implements RecordHandler {
   private columnSeries = new Int32Array(64);
   private columnMetrics = new Int32Array(64);
 
-  constructor(private readonly ring: RingConsumer, private store: PaneStore, private readonly time: EventTime | null = null,
-    private readonly report: ReportCounter | null = null) {}
+  private readonly r: RecordReader;
+
+  constructor(ring: RingConsumer, private store: PaneStore, private readonly time: EventTime | null = null,
+    private readonly report: ReportCounter | null = null) {
+    this.r = new RecordReader(ring);
+  }
 
   /** The store the records go to (replaced once, when the shard restores its checkpoint). */
   useStore(store: PaneStore): void {
@@ -42,17 +45,17 @@ export class RecordApplier implements RecordHandler {
   onRecord(offset: number, totalBytes: number, type: number): void {
     this.records++;
     switch (type) {
-      case REC_EVENTS: if (this.fresh(this.ring.view.getFloat64(offset + 16, true))) this.applyEvents(offset); break;
-      case REC_COLUMNAR: if (this.fresh(this.ring.view.getFloat64(offset + 24, true))) this.applyColumnar(offset); break;
+      case REC_EVENTS: if (this.fresh(this.r.eventsSeq(offset))) this.applyEvents(offset); break;
+      case REC_COLUMNAR: if (this.fresh(this.r.columnarSeq(offset))) this.applyColumnar(offset); break;
       case REC_MARK: {
-        const seq = this.ring.view.getFloat64(offset + 8, true);
+        const seq = this.r.markSeq(offset);
         if (seq > this.lastSeq) this.lastSeq = seq;
         break;
       }
-      case REC_DEFINE_DEVICE: this.store.defineDevice(this.ring.view.getUint32(offset + 8, true), this.nameAt(offset)); break;
+      case REC_DEFINE_DEVICE: this.store.defineDevice(this.r.defineId(offset), this.r.defineName(offset)); break;
       case REC_DEFINE_METRIC: {
-        const id = this.ring.view.getUint32(offset + 8, true);
-        const name = this.nameAt(offset);
+        const id = this.r.defineId(offset);
+        const name = this.r.defineName(offset);
         this.store.defineMetric(id, name);
         if (this.report !== null) this.report.defineMetric(id, name);
         break;
@@ -71,12 +74,6 @@ export class RecordApplier implements RecordHandler {
     return true;
   }
 
-  private nameAt(offset: number): string {
-    const len = this.ring.view.getUint32(offset + 12, true);
-    let s = '';
-    for (let i = 0; i < len; i++) s += String.fromCharCode(this.ring.bytes[offset + 16 + i]);
-    return s;
-  }
 
   private seriesOf(device: number, metric: number): number {
     // consecutive events of one device and metric are the common case (pinned connections)
@@ -88,23 +85,24 @@ export class RecordApplier implements RecordHandler {
   }
 
   private applyEvents(offset: number): void {
-    const v = this.ring.view;
+    const r = this.r;
     const store = this.store;
     const time = this.time;
     const report = this.report;
     const seconds = time !== null ? time.seconds : null;
-    const count = v.getUint32(offset + 8, true);
-    const seq = v.getFloat64(offset + 16, true);
-    let p = offset + EVENTS_HEADER_BYTES;
+    const count = r.eventsCount(offset);
+    const seq = r.eventsSeq(offset);
+    let e = r.firstEvent(offset);
     for (let i = 0; i < count; i++) {
-      const device = v.getUint32(p, true);
-      const metrics = v.getUint16(p + 4, true);
-      const ts = v.getFloat64(p + 8, true);
-      p += EVENT_HEADER_BYTES;
+      const device = r.eventDevice(e);
+      const metrics = r.eventMetricCount(e);
+      const ts = r.eventTs(e);
+      let p = r.firstMetric(e);
+      e = p + metrics * EVENT_METRIC_BYTES;
       if (time !== null && time.isLate(ts)) {
         for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) {
-          const metric = v.getUint32(p, true);
-          const value = v.getFloat64(p + 8, true);
+          const metric = r.metricId(p);
+          const value = r.metricValue(p);
           time.recordLate(device, metric, ts, value, seq);
           if (report !== null) report.count(metric, device, value);
         }
@@ -113,8 +111,8 @@ export class RecordApplier implements RecordHandler {
       }
       if (time !== null) time.observe(ts);
       for (let m = 0; m < metrics; m++) {
-        const metric = v.getUint32(p, true);
-        const value = v.getFloat64(p + 8, true);
+        const metric = r.metricId(p);
+        const value = r.metricValue(p);
         store.add(this.seriesOf(device, metric), ts, value);
         if (seconds !== null) seconds.add(metric, ts, value);
         if (report !== null) report.count(metric, device, value);
@@ -126,20 +124,20 @@ export class RecordApplier implements RecordHandler {
   }
 
   private applyColumnar(offset: number): void {
-    const v = this.ring.view;
-    const f64 = this.ring.f64;
+    const r = this.r;
+    const f64 = r.f64;
     const store = this.store;
-    const device = v.getUint32(offset + 8, true);
-    const rows = v.getUint32(offset + 12, true);
-    const metrics = v.getUint32(offset + 16, true);
-    const tsIndex = (offset + COLUMNAR_HEADER_BYTES + pad8(4 * metrics)) >>> 3;
+    const device = r.columnarDevice(offset);
+    const rows = r.columnarRows(offset);
+    const metrics = r.columnarMetrics(offset);
+    const tsIndex = r.columnarTsIndex(offset);
     const time = this.time;
     const report = this.report;
     if (time === null) {
       for (let m = 0; m < metrics; m++) {
-        const metric = v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true);
+        const metric = r.columnarMetricId(offset, m);
         const series = this.seriesOf(device, metric);
-        const valueIndex = tsIndex + rows * (m + 1);
+        const valueIndex = r.columnarValueIndex(offset, m);
         for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
         if (report !== null) for (let i = 0; i < rows; i++) report.count(metric, device, f64[valueIndex + i]);
       }
@@ -147,7 +145,7 @@ export class RecordApplier implements RecordHandler {
       return;
     }
     // lateness is decided row by row against the watermark before this record, as for row records
-    const seq = v.getFloat64(offset + 24, true);
+    const seq = r.columnarSeq(offset);
     if (this.columnSeries.length < metrics) {
       this.columnSeries = new Int32Array(metrics);
       this.columnMetrics = new Int32Array(metrics);
@@ -155,7 +153,7 @@ export class RecordApplier implements RecordHandler {
     const columnSeries = this.columnSeries;
     const columnMetrics = this.columnMetrics;
     for (let m = 0; m < metrics; m++) {
-      columnMetrics[m] = v.getUint32(offset + COLUMNAR_HEADER_BYTES + 4 * m, true);
+      columnMetrics[m] = r.columnarMetricId(offset, m);
       columnSeries[m] = this.seriesOf(device, columnMetrics[m]);
     }
     // the common case, no row too late: column by column, as tight as without event time
@@ -170,7 +168,7 @@ export class RecordApplier implements RecordHandler {
       time.observe(maxTs);
       for (let m = 0; m < metrics; m++) {
         const series = columnSeries[m];
-        const valueIndex = tsIndex + rows * (m + 1);
+        const valueIndex = r.columnarValueIndex(offset, m);
         for (let i = 0; i < rows; i++) store.add(series, f64[tsIndex + i], f64[valueIndex + i]);
         const seconds = time.seconds;
         for (let i = 0; i < rows; i++) seconds.add(columnMetrics[m], f64[tsIndex + i], f64[valueIndex + i]);
@@ -186,7 +184,7 @@ export class RecordApplier implements RecordHandler {
       if (late) this.lateEvents++;
       else time.observe(ts);
       for (let m = 0; m < metrics; m++) {
-        const value = f64[tsIndex + rows * (m + 1) + i];
+        const value = f64[r.columnarValueIndex(offset, m) + i];
         if (late) time.recordLate(device, columnMetrics[m], ts, value, seq);
         else {
           store.add(columnSeries[m], ts, value);
