@@ -3,4 +3,5 @@ export * from './store';
 export * from './data-dir-lock';
 export * from './wal-entry';
 export * from './rollup-store';
+export * from './block-store';
 export * from './rollup-codec';

@@ -26,6 +26,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { WindowAggregateWire } from '../protocol';
 import { RollupCodec, type HistogramSpec } from './rollup-codec';
+import { LMDB_DBS_MAX } from './store';
 
 export interface RollupValue extends WindowAggregateWire {
   /** the last pane merged into this window (device windows) or every pane below it was (fleet: closedBelow) */
@@ -81,7 +82,7 @@ export class RollupStore {
     if (layout !== null && !(layout.blockMs >= layout.paneMs && layout.blockMs % layout.paneMs === 0)) {
       throw new RangeError(`rollup blocks of ${layout.blockMs} ms must be a multiple of the pane (${layout.paneMs} ms)`);
     }
-    const root = open({ path: path.join(dataDir, 'lmdb'), maxDbs: 16, overlappingSync: false });
+    const root = open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false });
     return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}), layout, layout === null ? null : new RollupCodec(layout.histogram));
   }
 

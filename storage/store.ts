@@ -21,6 +21,13 @@ import type { CheckpointGroup, StoredCheckpoint } from '../protocol';
 /** 2: checkpoints split into a base and pane-number groups */
 export const STORAGE_FORMAT = 2;
 
+/**
+ * Named databases the environment may hold. lmdb-js opens one environment per path and process
+ * and the first open sets this, so every open of the data dir's environment passes the same
+ * value: the front-end's databases, the rollups, and blocks of 64 shards x 8 resolutions.
+ */
+export const LMDB_DBS_MAX = 1024;
+
 export class StorageError extends Error {}
 
 export interface StoredName {
@@ -46,7 +53,7 @@ export class Store {
     fs.mkdirSync(dir, { recursive: true });
     let root: RootDatabase;
     try {
-      root = open({ path: dir, maxDbs: 16, overlappingSync: false, encoding: 'msgpack' });
+      root = open({ path: dir, maxDbs: LMDB_DBS_MAX, overlappingSync: false, encoding: 'msgpack' });
     } catch (e) {
       throw new StorageError(`cannot open the LMDB environment in ${dir}: ${(e as Error).message}`);
     }

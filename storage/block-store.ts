@@ -1,0 +1,126 @@
+/**
+ * Sealed blocks in LMDB, time-major: the one owner of their keys (docs/state-and-storage.md).
+ *
+ * One LMDB database per (shard, resolution), named `blocks.<shard>.<resolution ms>`, keyed
+ * [start, chunk]: the window's start in epoch ms, then the chunk of the shard's series it holds
+ * (a slice's block is split into chunks so that no one value grows without bound). Within one
+ * database a shard seals its windows in time order, so every new key is the greatest: it is put
+ * with `append` (LMDB's MDB_APPEND: the key goes at the B-tree's right edge and full pages are
+ * not split in two). A key at or below the newest (a window sealed again while the WAL is
+ * replayed after a crash) is a plain put of the same bytes: replays are idempotent.
+ *
+ * Who calls it: the shard worker that owns the shard writes and reads its own databases; the
+ * front-end reads any of them for queries and deletes ranges for retention. lmdb-js shares one
+ * environment per process across threads; every database here is opened on first use.
+ *
+ * Failure policy: a put or delete that fails rejects its promise; the caller (sealing, retention)
+ * decides (retry or fail the shard). Nothing here counts a failure and carries on.
+ */
+
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { LMDB_DBS_MAX } from './store';
+
+export type BlockKey = [number, number];
+
+// lmdb-js's async put takes PutOptions (write.js reads `append` into MDB_APPEND); its typings
+// declare them only for putSync
+type PutWithOptions = (this: Database<Buffer, BlockKey>, key: BlockKey, value: Buffer, options: { append: boolean }) => Promise<boolean>;
+const putAppend = (function put(this: Database<Buffer, BlockKey>, key: BlockKey, value: Buffer, options: { append: boolean }): Promise<boolean> {
+  return (this.put as unknown as PutWithOptions).call(this, key, value, options);
+});
+
+export interface StoredBlock {
+  start: number;
+  chunk: number;
+  bytes: Uint8Array;
+}
+
+
+export class BlockStore {
+  private readonly dbs = new Map<string, Database<Buffer, BlockKey>>();
+  /** per database, the greatest key written or found ([start, chunk]) */
+  private readonly newest = new Map<string, BlockKey | null>();
+  readonly counters = { appended: 0, rewritten: 0, dropped: 0 };
+
+  private constructor(private readonly root: RootDatabase) {}
+
+  static open(dataDir: string): BlockStore {
+    return new BlockStore(open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false }));
+  }
+
+  private db(shard: number, resolutionMs: number): Database<Buffer, BlockKey> {
+    const name = `blocks.${shard}.${resolutionMs}`;
+    let db = this.dbs.get(name);
+    if (db === undefined) {
+      db = this.root.openDB<Buffer, BlockKey>(name, { encoding: 'binary' });
+      this.dbs.set(name, db);
+      let last: BlockKey | null = null;
+      for (const key of db.getKeys({ reverse: true, limit: 1 })) last = key as BlockKey;
+      this.newest.set(name, last);
+    }
+    return db;
+  }
+
+  /**
+   * Writes the block of a window (start) and chunk; resolves once committed. Same-turn puts share
+   * one transaction (lmdb-js batches them).
+   */
+  appendBlock(shard: number, resolutionMs: number, start: number, chunk: number, bytes: Uint8Array): Promise<boolean> {
+    const db = this.db(shard, resolutionMs);
+    const name = `blocks.${shard}.${resolutionMs}`;
+    const last = this.newest.get(name) ?? null;
+    const key: BlockKey = [start, chunk];
+    if (last === null || start > last[0] || (start === last[0] && chunk > last[1])) {
+      this.newest.set(name, key);
+      this.counters.appended++;
+      // MDB_APPEND refuses (resolves false) a key that is not the greatest: a broken invariant
+      return putAppend.call(db, key, bytes as Buffer, { append: true }).then((ok) => {
+        if (!ok) throw new Error(`BUG: block ${name} [${start}, ${chunk}] is not after the newest key`);
+        return ok;
+      });
+    }
+    this.counters.rewritten++;
+    return db.put(key, bytes as Buffer);
+  }
+
+  /** One block, or undefined. The bytes are a copy (valid after the call). */
+  block(shard: number, resolutionMs: number, start: number, chunk: number): Uint8Array | undefined {
+    return this.db(shard, resolutionMs).get([start, chunk]);
+  }
+
+  /** The blocks of the windows that start in [from, to), in key order (chunks of one window together). */
+  *blocks(shard: number, resolutionMs: number, from: number, to: number): Generator<StoredBlock> {
+    for (const { key, value } of this.db(shard, resolutionMs).getRange({ start: [from, 0], end: [to, 0] })) {
+      const [start, chunk] = key as BlockKey;
+      yield { start, chunk, bytes: value };
+    }
+  }
+
+  /** Start of the newest window stored, or null. */
+  newestStart(shard: number, resolutionMs: number): number | null {
+    this.db(shard, resolutionMs);
+    return this.newest.get(`blocks.${shard}.${resolutionMs}`)?.[0] ?? null;
+  }
+
+  /**
+   * Deletes every block of the windows that start before `before`, in one transaction: retention
+   * drops a whole range (whole blocks), never a window's pieces. Resolves with the count deleted.
+   */
+  async dropBefore(shard: number, resolutionMs: number, before: number): Promise<number> {
+    const db = this.db(shard, resolutionMs);
+    let n = 0;
+    await db.transaction(() => {
+      for (const key of db.getKeys({ end: [before, 0] })) {
+        db.removeSync(key as BlockKey);
+        n++;
+      }
+    });
+    this.counters.dropped += n;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+}
