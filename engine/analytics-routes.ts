@@ -19,7 +19,8 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import {
-  SluiceError, isValidDeviceId, parseTimeParam, DEVICE_ID_LENGTH_MAX,
+  SluiceError, isValidDeviceId, parseTimeParam, toEpochMs, epochMsMin, numericTimestampProblem, EPOCH_MS_MAX, DEVICE_ID_LENGTH_MAX,
+  type TimePrecision,
   type DistinctDevicesResult, type FleetSeriesResult,
 } from '../protocol';
 import type { Ingest } from './ingest';
@@ -45,6 +46,19 @@ function timestampParam(q: URLSearchParams): number {
   const t = parseTimeParam(text);
   if (Number.isNaN(t)) throw bad(`timestamp: ${JSON.stringify(text)} is neither epoch milliseconds nor ISO-8601`);
   return t;
+}
+
+/**
+ * GET's timestamp: an hour to count, read as POST reads its timestamp (digits in `precision`, an
+ * unqualified number below 10^11 refused as looking like seconds), or ISO-8601.
+ */
+function hourParam(q: URLSearchParams, precision: TimePrecision | null): number {
+  const text = q.get('timestamp');
+  if (text === null || !/^\d{1,20}$/.test(text)) return timestampParam(q);
+  const raw = Number(text);
+  const ms = toEpochMs(raw, precision);
+  if (ms >= epochMsMin(precision) && ms <= EPOCH_MS_MAX) return ms;
+  throw bad(numericTimestampProblem('timestamp', raw, precision, EPOCH_MS_MAX, 0).reason);
 }
 
 /** The JSON event a POST stands for, or a SluiceError naming the parameter. */
@@ -101,8 +115,10 @@ export function registerAnalyticsRoutes(app: TemplatedApp, ingest: Ingest, shard
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     const q = new URLSearchParams(req.getQuery() ?? '');
+    const precision = precisionParam(a, q);
+    if (precision === false) return;
     answerLater(a, (async (): Promise<[number, unknown]> => {
-      const t = timestampParam(q);
+      const t = hourParam(q, precision);
       if (hourRes === null) throw new Error(`no configured resolution divides an hour (--resolutions ${opts.resolutionsMs.join(',')} ms)`);
       return [200, await hourCounts(shards, Math.floor(t / HOUR_MS) * HOUR_MS, hourRes)];
     })(), 'analytics');

@@ -213,7 +213,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     method: 'get', pattern: '/analytics', operation: {
       tags: ['seed APIs'], summary: 'Users, clicks and impressions of an hour (seed API)',
       description: 'For the UTC hour that holds the timestamp. unique_users is exact: distinct users with a click or an impression (one who did both counts once). Past hours answer from the rollups, after they closed and across restarts.',
-      parameters: [query('timestamp', 'epoch milliseconds (ISO-8601 also accepted)', { type: 'string' }, true)],
+      parameters: [PRECISION, query('timestamp', 'epoch milliseconds (ISO-8601 also accepted)', { type: 'string' }, true)],
       responses: {
         200: json(ref('AnalyticsHour'), 'the hour\'s figures', { unique_users: 2, clicks: 3, impressions: 5 }),
         400: error('timestamp missing or invalid'), 500: INTERNAL,

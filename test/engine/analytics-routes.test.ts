@@ -127,6 +127,8 @@ t.test('/analytics over the real server: exact hourly figures, past hours from r
       [`timestamp=${ts + 3_600_000}&user=alice&event=click`, 'POST', /^timestamp: .* in the future/],
       [``, 'GET', /^timestamp: missing/],
       [`timestamp=yesterday`, 'GET', /^timestamp: "yesterday" is neither/],
+      [`timestamp=${Math.floor(ts / 1000)}`, 'GET', /^timestamp: \d+ is before 1973 .*looks like epoch seconds/],
+      [`timestamp=${Math.floor(ts / 1000)}&user=alice&event=click`, 'POST', /^timestamp: \d+ is before 1973 .*looks like epoch seconds/],
     ];
     for (const [query, method, re] of cases) {
       const r = await fetch(`${engine.url}/analytics?${query}`, { method });
@@ -137,6 +139,8 @@ t.test('/analytics over the real server: exact hourly figures, past hours from r
     }
     t.same((await hour(engine.url, past)).body, want);
     t.same((await hour(engine.url, now)).body, wantLive);
+    const inSeconds = await getJson(`${engine.url}/analytics?timestamp=${Math.floor(past / 1000)}&precision=s`);
+    t.same(inSeconds.body, want, 'GET with ?precision=s reads the same hour');
   });
 
   t.test('500 when the event cannot be kept (WAL fault): nothing counted', async (t) => {
