@@ -5,3 +5,4 @@ export * from './wal-entry';
 export * from './rollup-store';
 export * from './block-store';
 export * from './rollup-codec';
+export * from './block-codec';
