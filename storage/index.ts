@@ -6,3 +6,4 @@ export * from './rollup-store';
 export * from './block-store';
 export * from './rollup-codec';
 export * from './block-codec';
+export * from './slice-summary';

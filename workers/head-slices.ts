@@ -9,10 +9,11 @@
  *   [0, 8.64e15], fractional allowed (the whole-ms part is kept); value finite. Anything else throws
  *   (the front-end validated it: a bad value here is a bug). The reading goes to slice
  *   floor(ts / sliceMs), created on first use; readings of any open slice arrive in any order.
- * - Open slices must lie within slicesMax consecutive slice numbers (they sit in a ring indexed by
- *   sliceNo mod slicesMax); opening one that collides with an open slice throws: seal older slices
- *   first (the watermark guarantees it upstream). readingsMax bounds the readings held (pages
- *   allocated) and throws when exceeded: nothing is silently dropped.
+ * - Open slices sit in a ring indexed by sliceNo mod slicesMax; a slice whose ring slot is taken
+ *   by another open slice goes to an overflow map (slower, rare: open slices far apart happen only
+ *   before the watermark first moves, e.g. a first batch with a reading days old). readingsMax
+ *   bounds the readings held (pages allocated) and throws when exceeded: nothing is silently
+ *   dropped.
  * - seal(sliceNo, out) takes a slice out: its readings sorted by series id, stable (arrival order
  *   kept within a series), into `out`; its storage goes back to the pools. Sealing a slice that is
  *   not open answers false.
@@ -255,6 +256,8 @@ export class HeadSlices {
   private readonly pageMask: number;
   private readonly ringMask: number;
   private readonly ring: Slice[];
+  /** open slices whose ring slot was taken (see the header) */
+  private readonly overflow = new Map<number, Slice>();
   private readonly freeSlices: Slice[] = [];
   private readonly freePages: Page[] = [];
   private pagesAllocated = 0;
@@ -312,7 +315,7 @@ export class HeadSlices {
     const tsMs = Math.floor(ts);
     const sliceNo = Math.floor(tsMs / this.sliceMs);
     let sl = this.ring[sliceNo & this.ringMask]!;
-    if (sl.no !== sliceNo) sl = this.open(sliceNo);
+    if (sl.no !== sliceNo) sl = this.find(sliceNo) ?? this.open(sliceNo);
     this.push(sl, series, tsMs - sl.start, value);
   }
 
@@ -497,15 +500,12 @@ export class HeadSlices {
 
   private open(sliceNo: number): Slice {
     const slot = sliceNo & this.ringMask;
-    const other = this.ring[slot]!;
-    if (other !== FREE) {
-      throw new RangeError(`HeadSlices: slice ${sliceNo} collides with open slice ${other.no}: open slices must lie within slicesMax (${this.slicesMax}) consecutive slice numbers; seal older slices first`);
-    }
     const sl = this.freeSlices.pop() ?? new Slice(this.index === 'dense');
     sl.no = sliceNo;
     sl.start = sliceNo * this.sliceMs;
     sl.epoch = ++this.epochs;
-    this.ring[slot] = sl;
+    if (this.ring[slot] === FREE) this.ring[slot] = sl;
+    else this.overflow.set(sliceNo, sl);
     this.openCount++;
     return sl;
   }
@@ -514,7 +514,8 @@ export class HeadSlices {
   private find(sliceNo: number): Slice | null {
     if (!(sliceNo >= 0)) return null;
     const sl = this.ring[sliceNo & this.ringMask]!;
-    return sl.no === sliceNo ? sl : null;
+    if (sl.no === sliceNo) return sl;
+    return this.overflow.size === 0 ? null : this.overflow.get(sliceNo) ?? null;
   }
 
   // ---------------------------------------------------------------- read path
@@ -523,6 +524,7 @@ export class HeadSlices {
   openSlices(): number[] {
     const out: number[] = [];
     for (const sl of this.ring) if (sl !== FREE) out.push(sl.no);
+    for (const no of this.overflow.keys()) out.push(no);
     return out.sort((a, b) => a - b);
   }
 
@@ -534,6 +536,7 @@ export class HeadSlices {
   get readingsHeld(): number {
     let n = 0;
     for (const sl of this.ring) n += sl.n;
+    for (const sl of this.overflow.values()) n += sl.n;
     return n;
   }
 
@@ -666,6 +669,7 @@ export class HeadSlices {
   bytes(): number {
     let b = this.pagesAllocated * this.pageReadings * READING_BYTES + this.sortScratch.byteLength;
     for (const sl of this.ring) if (sl !== FREE) b += sl.indexBytes();
+    for (const sl of this.overflow.values()) b += sl.indexBytes();
     for (const sl of this.freeSlices) b += sl.indexBytes();
     return b;
   }
@@ -781,7 +785,8 @@ export class HeadSlices {
     this.pagesInUse -= sl.pages.length;
     sl.pages.length = 0;
     sl.tail = NO_PAGE;
-    this.ring[sl.no & this.ringMask] = FREE;
+    if (this.overflow.get(sl.no) === sl) this.overflow.delete(sl.no);
+    else this.ring[sl.no & this.ringMask] = FREE;
     this.openCount--;
     sl.no = -1;
     sl.n = 0;

@@ -395,11 +395,19 @@ t.test('bad input and limits throw; nothing is dropped silently', (t) => {
   for (const s of [-1, 2 ** 31, 1.5, NaN]) t.throws(() => head.append(s, 0, 1), /series/, String(s));
   for (const v of [NaN, Infinity, -Infinity]) t.throws(() => head.append(0, 0, v), /value/, String(v));
   const s0 = BASE_SLICE * SLICE_MS;
+  // a slice whose ring slot is taken goes to the overflow: held, listed, sealed like the others
+  const wide = new HeadSlices({ ...OPTS, slicesMax: 4, pageReadings: 16 });
+  for (let k = 0; k < 5; k++) wide.append(0, s0 + k * SLICE_MS, k);
+  wide.append(1, s0 + 4 * SLICE_MS, 44);
+  t.same(wide.openSlices(), [0, 1, 2, 3, 4].map((k) => BASE_SLICE + k));
+  t.same([wide.readingCount(BASE_SLICE + 4), wide.readingsHeld, wide.countOf(BASE_SLICE + 4, 1)], [2, 6, 1]);
+  const out = new SealedSlice();
+  t.ok(wide.seal(BASE_SLICE + 4, out));
+  t.same([out.n, [...out.value.subarray(0, 2)]], [2, [4, 44]]);
+  t.same(wide.openSlices(), [0, 1, 2, 3].map((k) => BASE_SLICE + k));
   for (let k = 0; k < 4; k++) head.append(0, s0 + k * SLICE_MS, k);
-  t.throws(() => head.append(0, s0 + 4 * SLICE_MS, 1), /collides with open slice/);
-  t.throws(() => head.append(0, s0 - SLICE_MS, 1), /collides with open slice/);
   head.seal(BASE_SLICE, new SealedSlice());
-  head.append(0, s0 + 4 * SLICE_MS, 1); // room again
+  head.append(0, s0 + 4 * SLICE_MS, 1); // its ring slot is free again
   // 4 pages of 16 readings is the limit; 4 slices hold one page each
   for (let i = 1; i < 16; i++) head.append(1, s0 + SLICE_MS, i);
   t.throws(() => head.append(1, s0 + SLICE_MS, 16), /readingsMax/);

@@ -1,0 +1,115 @@
+/**
+ * A shard's state, in one place: the series table, the head (the open slices' raw readings), the
+ * watermark, the sealer that hands closed slices to the block store, and the late log. The shard
+ * worker owns one; the record applier writes it, queries and checkpoints read it.
+ *
+ * A reading's path: too late (its pane is closed) -> the late log; else the head. After each ring
+ * record (afterRecord): the watermark may close panes; every slice whose panes are all closed is
+ * sealed; the late readings are written. `pending` is every write in flight: queries and
+ * checkpoints wait for it, so they see each slice in exactly one place (head or blocks).
+ *
+ * Slices: a slice is one window of the first coarse resolution (1 min by default), or the largest
+ * whole number of panes (at most BLOCK_PANES_MAX) that divides it (sliceMsFor).
+ */
+
+import { BLOCK_PANES_MAX, type BlockStore, type HistogramSpec, type RollupStore } from '../storage';
+import { HeadSlices } from './head-slices';
+import { LateLog } from './late-log';
+import { Sealer } from './sealer';
+import { SeriesTable } from './series-table';
+import { Watermark, type WatermarkState } from './watermark';
+
+export interface ShardStateOptions {
+  shard: number;
+  paneMs: number;
+  latenessMs: number;
+  /** the rollup resolutions, the pane first */
+  resolutions: number[];
+  histogram: HistogramSpec;
+  lateLogSize: number;
+  /** series ids per sealed chunk (default CHUNK_SERIES_DEFAULT) */
+  chunkSeries?: number;
+}
+
+/**
+ * 4096 series per chunk: a device query copies one chunk per slice out of LMDB (~110 KB at one
+ * reading per 10 s, ~15 us), a fleet query reads the slice's summary instead.
+ */
+export const CHUNK_SERIES_DEFAULT = 4096;
+
+/** The slice length for a pane and the first coarse resolution (see the header). */
+export function sliceMsFor(paneMs: number, resolutions: readonly number[]): number {
+  const r1 = resolutions.length > 1 ? resolutions[1]! : paneMs;
+  const panes = r1 / paneMs;
+  for (let k = Math.min(panes, BLOCK_PANES_MAX); k >= 1; k--) if (panes % k === 0) return k * paneMs;
+  return paneMs;
+}
+
+export interface ShardStateSnapshot extends WatermarkState {
+  lateTotal: number;
+}
+
+export class ShardState {
+  readonly series = new SeriesTable();
+  readonly head: HeadSlices;
+  readonly clock: Watermark;
+  readonly sealer: Sealer;
+  readonly late: LateLog;
+  readonly sliceMs: number;
+  readonly paneMs: number;
+  readonly histogram: HistogramSpec;
+  /** readings applied to the head */
+  eventsApplied = 0;
+
+  constructor(readonly opts: ShardStateOptions, readonly blocks: BlockStore, rollups: RollupStore, onFatal: (err: Error) => void) {
+    this.paneMs = opts.paneMs;
+    this.sliceMs = sliceMsFor(opts.paneMs, opts.resolutions);
+    this.histogram = opts.histogram;
+    this.head = new HeadSlices({ sliceMs: this.sliceMs, paneMs: opts.paneMs });
+    this.clock = new Watermark(opts.paneMs, opts.latenessMs);
+    this.sealer = new Sealer({
+      shard: opts.shard, sliceMs: this.sliceMs, paneMs: opts.paneMs, chunkSeries: opts.chunkSeries ?? CHUNK_SERIES_DEFAULT, histogram: opts.histogram,
+    }, this.head, this.series, blocks, onFatal);
+    this.late = new LateLog(opts.shard, opts.lateLogSize, rollups);
+  }
+
+  get shard(): number {
+    return this.opts.shard;
+  }
+
+  /** every write in flight (sealed slices, late readings) */
+  get pending(): Promise<unknown> {
+    return Promise.all([this.sealer.pending, this.late.pending]);
+  }
+
+  /** Too late for the open state: the reading's pane is closed. */
+  isLate(ts: number): boolean {
+    return ts < this.clock.closedBeforeMs;
+  }
+
+  /** A reading on time: into the head (the watermark notes its time). */
+  apply(series: number, ts: number, value: number): void {
+    this.clock.observe(ts);
+    this.head.append(series, ts, value);
+    this.eventsApplied++;
+  }
+
+  /** After each ring record: close what the watermark passed, seal whole slices, write the late log. */
+  afterRecord(): void {
+    const below = this.clock.dueBelow();
+    if (below > this.clock.closedBelow) {
+      this.clock.markClosed(below);
+      this.sealer.sealThrough(this.clock.closedBeforeMs);
+    }
+    this.late.flush();
+  }
+
+  snapshot(): ShardStateSnapshot {
+    return { ...this.clock.snapshot(), lateTotal: this.late.total };
+  }
+
+  restore(s: ShardStateSnapshot): void {
+    this.clock.restore(s);
+    this.late.total = s.lateTotal;
+  }
+}
