@@ -1,19 +1,19 @@
 /**
- * Rollup retention: windows older than their resolution's retention (in event time: the newest
- * event time any shard has applied) are deleted in the background, in small transactions, along
- * with their window-index and fleet entries. The per-second fleet aggregate (['s', ...] keys) is
- * kept as long as the finest resolution. Front-end thread; never touches open panes.
+ * Retention, in event time: every few seconds the front-end computes, per resolution with a
+ * finite --retention, the bound before which windows are expired (their whole span older than the
+ * retention, measured from the newest event time any shard has applied) and hands the bounds to
+ * every shard (a 'retention' task). Each shard stops answering expired windows and deletes the
+ * sealed slices that no resolution needs any more, as a key range (BlockStore.dropBefore): whole
+ * slices, never a window's pieces. Front-end thread; never touches a shard's open head.
+ *
+ * Since every resolution is composed from the sealed slices, a slice is deleted only once every
+ * resolution let it go: with a resolution kept forever (1 d by default), none is.
  */
 
-import type { ShardStats } from '../protocol';
-import { formatDuration } from '../protocol';
-import type { RollupStore } from '../storage';
+import { formatDuration, type RetentionCutoff, type RetentionResult, type ShardStats } from '../protocol';
 import type { SluiceConfig } from './config';
-import type { Dictionary } from './dictionary';
 import type { Logger } from './logger';
 import type { ShardPool } from './shard-pool';
-
-const KEYS_PER_TXN = 1000;
 
 export interface RetentionSummary {
   cutoffs: Record<string, number>;
@@ -25,8 +25,7 @@ export class Retention {
   private running = false;
   totalDeleted = 0;
 
-  constructor(private readonly config: SluiceConfig, private readonly rollups: RollupStore, private readonly dict: Dictionary,
-    private readonly shards: ShardPool, private readonly log: Logger) {}
+  constructor(private readonly config: SluiceConfig, private readonly shards: ShardPool, private readonly log: Logger) {}
 
   start(intervalMs: number): void {
     this.timer = setInterval(() => {
@@ -41,7 +40,7 @@ export class Retention {
     this.timer = null;
   }
 
-  /** One pass: deletes every expired window; returns what it did. */
+  /** One pass: the bounds to every shard; returns what was deleted. */
   async run(): Promise<RetentionSummary> {
     this.running = true;
     try {
@@ -49,59 +48,25 @@ export class Retention {
       const newest = Math.max(...stats.map((s) => s.maxEventTime ?? -Infinity));
       const summary: RetentionSummary = { cutoffs: {}, deleted: 0 };
       if (!Number.isFinite(newest)) return summary;
+      const cutoffs: RetentionCutoff[] = [];
       for (const res of this.config.resolutionsMs) {
         const keep = this.config.retentionMs[String(res)];
         if (keep === undefined || keep === Infinity) continue;
         // a window expires when all of it is older than the retention
         const before = newest - keep - res + 1;
+        cutoffs.push({ resolutionMs: res, before });
         summary.cutoffs[formatDuration(res)] = before;
-        for (let metric = 0; metric < this.dict.metricNames.length; metric++) summary.deleted += await this.expire(res, metric, before);
       }
-      const finest = this.config.retentionMs[String(this.config.resolutionsMs[0])];
-      if (finest !== undefined && finest !== Infinity) {
-        const beforeSec = Math.floor((newest - finest) / 1000);
-        summary.cutoffs['1s'] = beforeSec * 1000;
-        for (let metric = 0; metric < this.dict.metricNames.length; metric++) summary.deleted += await this.expireSeconds(metric, beforeSec);
-      }
+      if (cutoffs.length === 0) return summary;
+      const results = await this.shards.runAll<RetentionResult>({ kind: 'retention', cutoffs });
+      summary.deleted = results.reduce((n, r) => n + r.droppedBlocks, 0);
       if (summary.deleted > 0) {
         this.totalDeleted += summary.deleted;
-        this.log.info(summary, `retention: ${summary.deleted} expired rollup windows deleted`);
+        this.log.info(summary, `retention: ${summary.deleted} expired blocks deleted`);
       }
       return summary;
     } finally {
       this.running = false;
-    }
-  }
-
-  private async expireSeconds(metric: number, beforeSec: number): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const keys = this.rollups.secondsBefore(metric, beforeSec, KEYS_PER_TXN);
-      if (keys.length === 0) return deleted;
-      await this.rollups.transaction(() => {
-        for (const k of keys) this.rollups.remove(k);
-      });
-      deleted += keys.length;
-    }
-  }
-
-  private async expire(res: number, metric: number, before: number): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const keys = this.rollups.windowsBefore(res, metric, before, KEYS_PER_TXN);
-      const fleet = this.rollups.fleetKeysBefore(res, metric, before, KEYS_PER_TXN);
-      if (keys.length === 0 && fleet.length === 0) return deleted;
-      await this.rollups.transaction(() => {
-        for (const k of keys) {
-          this.rollups.remove(k);
-          this.rollups.remove(['d', res, k[4] as number, metric, k[3] as number]);
-        }
-        for (const k of fleet) {
-          this.rollups.remove(k);
-          this.rollups.remove(['b', ...k.slice(1)]);
-        }
-      });
-      deleted += keys.length;
     }
   }
 }

@@ -84,12 +84,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   log.info({ ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics },
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 
-  const rollups = RollupStore.open(config.dataDir, {
-    paneMs: config.paneMs,
-    blockMs: config.resolutionsMs[1] ?? config.paneMs,
-    histogram: { divisions: config.histogramDivisions, min: config.histogramMin, max: config.histogramMax },
-  });
-  const retention = new Retention(config, rollups, dict, shards, log);
+  // the late log ('l' and 'c' keys): read by GET /v1/late
+  const rollups = RollupStore.open(config.dataDir, null);
+  const retention = new Retention(config, shards, log);
   retention.start(RETENTION_INTERVAL_MS);
   const checkpointer = new Checkpointer(shards, stager, pipeline, store, ingest, log);
   // the replayed WAL is now in the workers: checkpoint it at once, so a crash soon after does not replay it again

@@ -62,7 +62,15 @@ export interface SyncTask { kind: 'sync' }
  * full one when the previous checkpoint's write failed, since the worker counts it as stored).
  */
 export interface CheckpointTask { kind: 'checkpoint'; full: boolean }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | SensorRangeTask | MetricLatestTask;
+/**
+ * Retention, in event time: per resolution, the windows that start before `before` are expired
+ * (their whole span is older than the retention). The shard stops answering them and deletes the
+ * sealed slices no resolution needs any more.
+ */
+export interface RetentionTask { kind: 'retention'; cutoffs: RetentionCutoff[] }
+export interface RetentionCutoff { resolutionMs: number; before: number }
+export interface RetentionResult { droppedBlocks: number }
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | SensorRangeTask | MetricLatestTask | RetentionTask;
 
 export interface CheckpointResult {
   shard: number;

@@ -58,7 +58,8 @@
  * - BlockEncoder.encode() takes readings sorted by series id (ascending; within a series any
  *   order), whole-ms offsets < sliceMs and finite values; a violation is a bug of the caller and
  *   throws. It returns a view of the encoder's scratch buffer, valid until the next encode
- *   (lmdb-js copies a value when put() is called). One encoder per thread; not reentrant (it
+ *   (an lmdb-js async put outside a transaction reads its value when the batch commits: copy the
+ *   view before the next encode). One encoder per thread; not reentrant (it
  *   shares protocol/digest.ts's module scratch).
  * - Windows are derived exactly: count, min, max, last, histogram, under, over equal those of the
  *   readings; sum is the sum in the block's order (rounding order aside); last is by event time,

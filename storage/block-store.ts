@@ -64,7 +64,8 @@ export class BlockStore {
 
   /**
    * Writes the block of a window (start) and chunk; resolves once committed. Same-turn puts share
-   * one transaction (lmdb-js batches them).
+   * one transaction (lmdb-js batches them). lmdb-js reads `bytes` when the batch commits, not
+   * when this is called: the caller must not change them until the promise resolves.
    */
   appendBlock(shard: number, resolutionMs: number, start: number, chunk: number, bytes: Uint8Array): Promise<boolean> {
     const db = this.db(shard, resolutionMs);

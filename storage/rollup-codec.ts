@@ -11,7 +11,8 @@
  * - FULL (2): f64 start, end, count, sum, min, max, last, lastTs, under, over, lastPaneNo,
  *   devices, the histogram (divisions), means (n), weights (n).
  * Contract: encode() returns a view of the codec's scratch buffer, valid until the next encode
- * (lmdb-js copies a value when put() is called). One codec per thread (not shared).
+ * (inside an lmdb-js transaction() callback a put copies the value at once; an async put outside
+ * one reads it when the batch commits). One codec per thread (not shared).
  */
 
 import { histogramBucket } from '../protocol';

@@ -18,8 +18,11 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { CheckpointGroup, StoredCheckpoint } from '../protocol';
 
-/** 2: checkpoints split into a base and pane-number groups */
-export const STORAGE_FORMAT = 2;
+/**
+ * 2: checkpoints split into a base and pane-number groups; 3: sealed slices in blocks
+ * (storage/block-store.ts), checkpoints of the head's readings (workers/checkpoint.ts)
+ */
+export const STORAGE_FORMAT = 3;
 
 /**
  * Named databases the environment may hold. lmdb-js opens one environment per path and process

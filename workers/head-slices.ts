@@ -873,6 +873,14 @@ export class HeadSlices {
    */
   static restore(options: HeadSlicesOptions, chunks: Iterable<Uint8Array>): HeadSlices {
     const head = new HeadSlices(options);
+    head.load(chunks);
+    return head;
+  }
+
+  /** Fills an empty head from checkpoint chunks (what restore() does, in place). */
+  load(chunks: Iterable<Uint8Array>): void {
+    if (this.openCount !== 0) throw new Error('BUG: HeadSlices.load into a head that holds slices');
+    const head = this;
     const parsed: ParsedChunk[] = [];
     for (const bytes of chunks) parsed.push(parseChunk(bytes, head.sliceMs));
     parsed.sort((a, b) => a.sliceNo - b.sliceNo || a.from - b.from);
@@ -895,7 +903,6 @@ export class HeadSlices {
         head.push(sl, s, o, v);
       }
     }
-    return head;
   }
 }
 

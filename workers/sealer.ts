@@ -92,9 +92,9 @@ export class Sealer {
       chunk.series = out.series.subarray(i, j);
       chunk.offset = out.offset.subarray(i, j);
       chunk.value = out.value.subarray(i, j);
-      // the encoder's scratch is valid until the next encode: read its footer and hand it to
-      // LMDB (which copies a value when put() is called) before encoding the next chunk
-      const bytes = this.encoder.encode(chunk, this.shape);
+      // the encoder's scratch is valid until the next encode, and lmdb-js's async put reads the
+      // value when its batch commits, not when put() is called: the block is copied out
+      const bytes = this.encoder.encode(chunk, this.shape).slice();
       summary.add(new BlockReader(bytes));
       writes.push(this.blocks.appendBlock(shard, sliceMs, start, c, bytes));
       this.counters.chunks++;

@@ -172,6 +172,14 @@ export class SeriesTable {
     return { from, pairs, devices, metrics };
   }
 
+  /** Every row and every name: a full checkpoint (restores into an empty table). */
+  allRows(): SeriesRows {
+    this.namesSince = { devices: [], metrics: [] };
+    const pairs: number[] = [];
+    for (let s = 0; s < this.n; s++) pairs.push(this.sDevice[s]!, this.sMetric[s]!);
+    return { from: 0, pairs, devices: [...this.deviceNames], metrics: [...this.metricNames] };
+  }
+
   /** Replays rows in the order they were taken; rows already held are checked, not added twice. */
   restore(rows: SeriesRows): void {
     for (const [id, name] of rows.devices) this.defineDevice(id, name);

@@ -12,12 +12,14 @@
  * whole number of panes (at most BLOCK_PANES_MAX) that divides it (sliceMsFor).
  */
 
+import type { RetentionCutoff, RetentionResult } from '../protocol';
 import { BLOCK_PANES_MAX, type BlockStore, type HistogramSpec, type RollupStore } from '../storage';
 import { HeadSlices } from './head-slices';
 import { LateLog } from './late-log';
 import { Sealer } from './sealer';
 import { SeriesTable } from './series-table';
 import { Watermark, type WatermarkState } from './watermark';
+import type { RestoredShard } from './checkpoint';
 
 export interface ShardStateOptions {
   shard: number;
@@ -60,6 +62,8 @@ export class ShardState {
   readonly histogram: HistogramSpec;
   /** readings applied to the head */
   eventsApplied = 0;
+  /** per resolution (ms), the retention's bound: windows starting before it are expired */
+  private readonly expiredBefore = new Map<number, number>();
 
   constructor(readonly opts: ShardStateOptions, readonly blocks: BlockStore, rollups: RollupStore, onFatal: (err: Error) => void) {
     this.paneMs = opts.paneMs;
@@ -104,12 +108,55 @@ export class ShardState {
     this.late.flush();
   }
 
+  /**
+   * Is the window of `resolutionMs` that starts at `start` expired? Windows of a slice or finer
+   * are kept or dropped with their slice (as stored): expired once the slice's last window is; a
+   * coarser window once it starts before the bound.
+   */
+  isExpired(resolutionMs: number, start: number): boolean {
+    const before = this.expiredBefore.get(resolutionMs);
+    if (before === undefined) return false;
+    if (resolutionMs > this.sliceMs) return start < before;
+    const sliceEnd = (Math.floor(start / this.sliceMs) + 1) * this.sliceMs;
+    return sliceEnd - resolutionMs < before;
+  }
+
+  /**
+   * Applies the retention's cutoffs, and deletes the sealed slices that every resolution has let
+   * go (windows of every resolution are composed from the slices): a whole key range.
+   */
+  async retain(cutoffs: readonly RetentionCutoff[]): Promise<RetentionResult> {
+    for (const c of cutoffs) {
+      const old = this.expiredBefore.get(c.resolutionMs) ?? -Infinity;
+      if (c.before > old) this.expiredBefore.set(c.resolutionMs, c.before);
+    }
+    let dropBefore = Infinity;
+    for (const res of this.opts.resolutions) {
+      const before = this.expiredBefore.get(res);
+      if (before === undefined) return { droppedBlocks: 0 };
+      // conservative: the slices that end before the first unexpired window of res starts
+      const bound = Math.floor(before / res) * res - this.sliceMs;
+      if (bound < dropBefore) dropBefore = bound;
+    }
+    dropBefore = Math.floor(dropBefore / this.sliceMs) * this.sliceMs + this.sliceMs;
+    if (!Number.isFinite(dropBefore)) return { droppedBlocks: 0 };
+    return { droppedBlocks: await this.blocks.dropBefore(this.opts.shard, this.sliceMs, dropBefore) };
+  }
+
   snapshot(): ShardStateSnapshot {
     return { ...this.clock.snapshot(), lateTotal: this.late.total };
   }
 
-  restore(s: ShardStateSnapshot): void {
-    this.clock.restore(s);
-    this.late.total = s.lateTotal;
+  /** Loads a checkpoint into this fresh state; throws when it does not restore what it recorded. */
+  restore(r: RestoredShard): void {
+    if (r.shard !== this.opts.shard) throw new Error(`checkpoint of shard ${r.shard} handed to shard ${this.opts.shard}`);
+    for (const rows of r.rows) this.series.restore(rows);
+    this.head.load(r.headChunks);
+    if (this.series.seriesCount !== r.seriesCount || this.head.readingsHeld !== r.headReadings) {
+      throw new Error(`checkpoint of shard ${r.shard} restores ${this.series.seriesCount} series / ${this.head.readingsHeld} head readings, ` +
+        `it recorded ${r.seriesCount} / ${r.headReadings}`);
+    }
+    this.clock.restore(r.state);
+    this.late.total = r.state.lateTotal;
   }
 }

@@ -1,12 +1,17 @@
 /**
- * A shard worker: the one thread that owns a shard's aggregate state (an actor). Loaded by piscina
- * (one pool per shard, one thread) with workerData = ShardWorkerData.
+ * A shard worker: the one thread that owns a shard's state (an actor). Loaded by piscina (one pool
+ * per shard, one thread) with workerData = ShardWorkerData.
  *
- * Two duties on one event loop: drain the shard's ring into the PaneStore (in slices of
+ * Two duties on one event loop: drain the shard's ring into its ShardState (in slices of
  * POLL_BUDGET_BYTES, yielding between slices so queries are not starved), and answer piscina
  * tasks. A task that reads state first applies every record published before it arrived (a query
  * sees every event acknowledged before it was sent), then pauses the ring while it waits for the
- * shard's pending rollup writes, so it reads memory and LMDB at one consistent point.
+ * shard's pending writes (sealed slices, the late log), so it reads the head and LMDB at one
+ * consistent point: every slice is in exactly one of them.
+ *
+ * Failure policy: a write the state cannot do without (a sealed slice's blocks) fails the shard:
+ * the error is thrown on the event loop, the thread ends, the engine stops (ShardPool's onFatal),
+ * and recovery rebuilds the shard from its checkpoint and the WAL.
  */
 
 import { workerData } from 'node:worker_threads';
@@ -14,15 +19,14 @@ import {
   RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
   RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type CheckpointResult, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
-import { RollupStore } from '../storage';
-import { PaneStore, type PaneStoreOptions } from './pane-store';
-import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
-import { EventTime } from './event-time';
+import { BlockStore, RollupStore } from '../storage';
+import { ShardCheckpoints, decodeCheckpoint } from './checkpoint';
+import { ShardState } from './shard-state';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
 import {
-  deviceSeries, distinctDevices, sensorRange, fleetSeries, listDevices, metricLatest, shardStats, topDevices, type ShardView,
-} from './shard-queries';
+  deviceSeries, distinctDevices, sensorRange, fleetSeries, listDevices, metricLatest, shardStats, topDevices,
+} from './block-queries';
 
 export interface ShardWorkerData {
   shard: number;
@@ -36,7 +40,7 @@ export interface ShardWorkerData {
   resolutionsMs: number[];
   lateLogSize: number;
   reportMetrics: string[];
-  /** the shard's last checkpoint (its base and stored pane groups), or null for a fresh shard */
+  /** the shard's last checkpoint (its base and stored groups), or null for a fresh shard */
   checkpoint: StoredCheckpoint | null;
 }
 
@@ -45,43 +49,34 @@ const POLL_BUDGET_BYTES = 1 << 20;
 
 const data = workerData as ShardWorkerData;
 const ring = new RingConsumer(data.ring);
-const storeOptions: PaneStoreOptions = {
-  paneMs: data.paneMs,
-  histogramDivisions: data.histogramDivisions,
-  histogramMin: data.histogramMin,
-  histogramMax: data.histogramMax,
+const histogram = { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax };
+const rollups = RollupStore.open(data.dataDir, null);
+const blocks = BlockStore.open(data.dataDir);
+const failShard = (err: Error): void => {
+  setImmediate(() => {
+    throw err;
+  });
 };
-const rollups = RollupStore.open(data.dataDir, {
-  paneMs: data.paneMs,
-  blockMs: data.resolutionsMs[1] ?? data.paneMs,
-  histogram: { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax },
-});
-let store = new PaneStore(storeOptions);
-const time = new EventTime({
-  shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs, lateLogSize: data.lateLogSize,
-}, store, rollups);
+const state = new ShardState({
+  shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs,
+  histogram, lateLogSize: data.lateLogSize,
+}, blocks, rollups, failShard);
 const report = new ReportCounter({ metrics: data.reportMetrics, divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
-const applier = new RecordApplier(ring, store, time, report);
-/** bytes of each pane-number group in the stored checkpoint (for the storage budget) */
-const groupBytes = new Map<number, number>();
+const applier = new RecordApplier(ring, state, report);
+const checkpoints = new ShardCheckpoints(data.shard);
 if (data.checkpoint !== null) {
   // a checkpoint that does not restore must stop the engine: starting empty would be silently wrong
-  const restored = decodeCheckpoint(data.checkpoint.base, data.checkpoint.groups.map((g) => g.bytes), storeOptions);
-  for (const g of data.checkpoint.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
-  if (restored.shard !== data.shard) throw new Error(`checkpoint of shard ${restored.shard} handed to shard ${data.shard}`);
-  store = restored.store;
-  applier.useStore(store);
-  time.useStore(store);
-  if (restored.time !== null) time.restore(restored.time);
+  const restored = decodeCheckpoint(data.checkpoint.base, data.checkpoint.groups);
+  state.restore(restored);
+  checkpoints.resume(state, restored.ids);
   applier.lastSeq = restored.lastSeq;
   applier.skipUpTo = restored.lastSeq;
   // metric names come back with the checkpoint, not as DEFINE records: the counter needs them too
   for (const name of data.reportMetrics) {
-    const id = store.metricIdOf(name);
+    const id = state.series.metricIdOf(name);
     if (id >= 0) report.defineMetric(id, name);
   }
 }
-const view: ShardView = { store, rollups, time, resolutions: data.resolutionsMs, shard: data.shard };
 
 let paused = 0;
 
@@ -98,10 +93,11 @@ function pollOnce(): number {
 
 /** the shard's state for /healthz, in the ring's stat slots (NaN: no event yet) */
 function publishStats(): void {
-  ring.setStat(RING_STAT_SERIES, store.seriesCount);
-  ring.setStat(RING_STAT_PANES, store.paneCount);
-  ring.setStat(RING_STAT_WATERMARK, time.maxTs === -Infinity ? NaN : time.watermark);
-  ring.setStat(RING_STAT_MAX_EVENT_TIME, time.maxTs === -Infinity ? NaN : time.maxTs);
+  const clock = state.clock;
+  ring.setStat(RING_STAT_SERIES, state.series.seriesCount);
+  ring.setStat(RING_STAT_PANES, state.head.readingsHeld);
+  ring.setStat(RING_STAT_WATERMARK, clock.maxTs === -Infinity ? NaN : clock.watermark);
+  ring.setStat(RING_STAT_MAX_EVENT_TIME, clock.maxTs === -Infinity ? NaN : clock.maxTs);
   ring.setStat(RING_STAT_LATE, applier.lateEvents);
   ring.setStat(RING_STAT_HEARTBEAT, Date.now());
 }
@@ -138,12 +134,12 @@ function drain(): void {
   }
 }
 
-/** Runs fn on a consistent state: ring applied up to now, rollup writes committed, ring paused. */
+/** Runs fn on a consistent state: ring applied up to now, pending writes committed, ring paused. */
 async function consistent<T>(fn: () => T): Promise<T> {
   paused++;
   try {
     drain();
-    await time.pending;
+    await state.pending;
     return fn();
   } finally {
     if (--paused === 0) setImmediate(pump);
@@ -152,36 +148,41 @@ async function consistent<T>(fn: () => T): Promise<T> {
 
 export default function handle(task: ShardTask): unknown {
   switch (task.kind) {
-    case 'stats': return shardStats(view, applier.records, applier.lateEvents);
+    case 'stats': return shardStats(state, applier.records, applier.lateEvents);
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
-    case 'deviceSeries': return consistent(() => deviceSeries(view, task));
-    case 'fleetSeries': return consistent(() => fleetSeries(view, task));
-    case 'top': return consistent(() => topDevices(view, task));
-    case 'devices': return consistent(() => listDevices(view, task));
-    case 'distinctDevices': return consistent(() => distinctDevices(view, task));
-    case 'sensorRange': return consistent(() => sensorRange(view, task));
-    case 'metricLatest': return consistent(() => metricLatest(view, task));
+    case 'deviceSeries': return consistent(() => deviceSeries(state, task));
+    case 'fleetSeries': return consistent(() => fleetSeries(state, task));
+    case 'top': return consistent(() => topDevices(state, task));
+    case 'devices': return consistent(() => listDevices(state, task));
+    case 'distinctDevices': return consistent(() => distinctDevices(state, task));
+    case 'sensorRange': return consistent(() => sensorRange(state, task));
+    case 'metricLatest': return consistent(() => metricLatest(state, task));
     case 'checkpoint': return consistent(() => checkpoint(task.full));
+    case 'retention': return consistent(() => state.retain(task.cutoffs));
     case 'sync': return consistent(() => null);
     case 'report': return consistent(() => report.collect());
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }
 
+/** stored bytes of each live group (for the storage budget) */
+const groupBytes = new Map<number, number>();
+for (const g of data.checkpoint?.groups ?? []) groupBytes.set(g.paneNo, g.bytes.byteLength);
+
 function checkpoint(full: boolean): CheckpointResult {
   const t0 = performance.now();
-  const c = encodeCheckpoint(data.shard, applier.lastSeq, store, time.snapshot(), full);
+  const c = checkpoints.take(state, applier.lastSeq, full);
   if (full) groupBytes.clear();
   for (const g of c.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
-  const live = new Set(c.livePaneNos);
+  const live = new Set(c.live);
   let storedBytes = c.base.byteLength;
-  for (const [paneNo, bytes] of groupBytes) {
-    if (live.has(paneNo)) storedBytes += bytes;
-    else groupBytes.delete(paneNo);
+  for (const [id, bytes] of groupBytes) {
+    if (live.has(id)) storedBytes += bytes;
+    else groupBytes.delete(id);
   }
   // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
   return {
-    shard: data.shard, lastSeq: applier.lastSeq, base: c.base, groups: c.groups, livePaneNos: c.livePaneNos, storedBytes,
-    pauseMs: performance.now() - t0, series: store.seriesCount, panes: store.paneCount,
+    shard: data.shard, lastSeq: applier.lastSeq, base: c.base, groups: c.groups, livePaneNos: c.live, storedBytes,
+    pauseMs: performance.now() - t0, series: state.series.seriesCount, panes: state.head.readingsHeld,
   };
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { pack } from 'msgpackr';
 import { startEngine, tempDir, getJson, post } from '../helpers/engine';
-import { RollupStore } from '../../storage';
+import { BlockStore, SUMMARY_CHUNK } from '../../storage';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -204,9 +204,11 @@ t.test('an hour still filling is composed from its closed minutes and open panes
   engine = await startEngine(['--shards', '1', '--allowed-lateness', '1m'], dataDir);
   await check(720, 'after kill -9');
   await engine.stop();
-  const rollups = RollupStore.open(dataDir, { paneMs: 10_000, blockMs: MIN, histogram: { divisions: 10, min: 0, max: 100 } });
-  const stored = [...rollups.db.getRange({ start: ['d', HOUR], end: ['d', HOUR + 1] })].map(({ key }) => rollups.getWindow(key as (string | number)[])!);
-  t.same(stored.map((w) => [w.start, w.count]), [[hour, 720]], 'one stored 1 h window, written once the hour was complete');
+  const blocks = BlockStore.open(dataDir);
+  const sealed = [...blocks.blocks(0, MIN, hour, hour + HOUR)];
+  await blocks.close();
+  t.same([...new Set(sealed.map((b) => b.start))], Array.from({ length: 60 }, (_, m) => hour + m * MIN), 'the hour is 60 sealed slices, each stored once');
+  t.equal(sealed.filter((b) => b.chunk === SUMMARY_CHUNK).length, 60, 'each with its summary');
 });
 
 t.test('late log survives a kill -9', async (t) => {

@@ -5,7 +5,7 @@ import {
   CENTROIDS_MAX_DEFAULT, compressAggregate, emptyAggregate, histogramBucket, mergeAggregate, quantileOf, quantilesOf, toWindowJson,
 } from '../../protocol/aggregate';
 import type { WindowAggregateWire } from '../../protocol/messages';
-import { PaneStore } from '../../workers/pane-store';
+import { aggregateOf } from '../helpers/aggregates';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
@@ -95,31 +95,31 @@ t.test('merging into an empty aggregate copies; merging an empty one changes not
 t.test('merging 360 panes equals one pane fed all values', (t) => {
   const rand = rng(seed ^ 0x360);
   const paneMs = 10_000;
-  const fine = new PaneStore({ paneMs, histogramDivisions: DIV, histogramMin: 0, histogramMax: 100 });
-  const coarse = new PaneStore({ paneMs: 360 * paneMs, histogramDivisions: DIV, histogramMin: 0, histogramMax: 100 });
-  for (const s of [fine, coarse]) { s.defineDevice(1, 'd'); s.defineMetric(1, 'm'); s.seriesOf(1, 1); }
+  const perPane: [number, number][][] = [];
+  const all: [number, number][] = [];
   const values: number[] = [];
   for (let p = 0; p < 360; p++) {
     const n = 1 + Math.floor(rand() * 300);
+    const pane: [number, number][] = [];
     for (let i = 0; i < n; i++) {
       const ts = p * paneMs + Math.floor(rand() * paneMs);
       const v = Math.round((rand() < 0.9 ? 50 + 15 * Math.sin(p / 20) + (rand() - 0.5) * 40 : rand() * 130 - 15) * 4) / 4;
-      fine.add(0, ts, v);
-      coarse.add(0, ts, v);
+      pane.push([ts, v]);
+      all.push([ts, v]);
       values.push(v);
     }
+    perPane.push(pane);
   }
   const merged = emptyAggregate(0, 360 * paneMs, DIV);
   let panes = 0;
-  for (let slot = fine.newestPane(0); slot >= 0; slot = fine.olderPane(slot)) {
-    const w = emptyAggregate(fine.paneStartMs(slot), fine.paneStartMs(slot) + paneMs, DIV);
-    fine.mergePaneInto(slot, w);
+  for (let p = perPane.length - 1; p >= 0; p--) {
+    const w = aggregateOf(perPane[p]!, p * paneMs, (p + 1) * paneMs, DIV);
+    compressAggregate(w);
     mergeAggregate(merged, w);
     panes++;
   }
   t.equal(panes, 360);
-  const one = emptyAggregate(0, 360 * paneMs, DIV);
-  coarse.mergePaneInto(coarse.findPane(0, 0), one);
+  const one = aggregateOf(all, 0, 360 * paneMs, DIV);
   t.same(exactFields(merged), exactFields(one), 'count, sum, min, max, last, histogram equal');
   t.equal(merged.count, values.length, 'count equals the raw count');
   t.equal(merged.sum, values.reduce((a, b) => a + b, 0), 'sum equals the raw sum');

@@ -1,23 +1,19 @@
 import t from 'tap';
 import { rng } from '../helpers/rng';
 import { RollupCodec, type RollupValue } from '../../storage';
-import { compressAggregate, emptyAggregate } from '../../protocol/aggregate';
-import { PaneStore } from '../../workers/pane-store';
+import { compressAggregate } from '../../protocol/aggregate';
+import { aggregateOf } from '../helpers/aggregates';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
 
 const SPEC = { divisions: 10, min: 0, max: 100 };
 
-/** a pane of n values as the pane store aggregates it */
+/** a pane of n values, its digest compressed as a stored window's is past 64 values */
 function paneValue(values: number[], paneNo: number): RollupValue {
-  const store = new PaneStore({ paneMs: 10_000, histogramDivisions: SPEC.divisions, histogramMin: SPEC.min, histogramMax: SPEC.max });
-  store.defineDevice(1, 'd');
-  store.defineMetric(1, 'm');
-  const s = store.seriesOf(1, 1);
-  values.forEach((v, i) => store.add(s, paneNo * 10_000 + (i % 10_000), v));
-  const agg = emptyAggregate(paneNo * 10_000, (paneNo + 1) * 10_000, SPEC.divisions);
-  store.mergePaneInto(store.findPane(s, paneNo), agg);
+  const agg = aggregateOf(values.map((v, i) => [paneNo * 10_000 + (i % 10_000), v] as const), paneNo * 10_000, (paneNo + 1) * 10_000,
+    SPEC.divisions, SPEC.min, SPEC.max);
+  if (agg.means.length > 64) compressAggregate(agg);
   return { ...agg, lastPaneNo: paneNo };
 }
 
