@@ -251,7 +251,7 @@ export interface EngineHealth {
   storage?: { ackMode: string; fault: unknown; walBytes: number; checkpointBytes: number; pendingCommits: number;
     wal: { walAppends: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number;
     lastCheckpoint?: CheckpointSummary | null };
-  shards: { eventsApplied: number; ringUsedBytes: number; state?: string; series?: number; panes?: number;
+  shards: { eventsApplied: number; ringUsedBytes: number; state?: string; series?: number; panes?: number; paneStoreBytes?: number; heapUsedBytes?: number;
     watermark?: number | null; lateEvents?: number; rollupWriteErrors?: number }[];
 }
 

@@ -5,6 +5,11 @@
  * transactions. A failed write makes the next cycle ask every shard for a full checkpoint (the
  * workers count what they returned as stored).
  *
+ * Volume: a shard's checkpoint holds the readings applied since its previous one, so under a
+ * high rate (a backlog, a replay, a load test in simulated time) the interval alone would make
+ * cycles of hundreds of MB. A cycle also starts as soon as a shard applied READINGS_PER_CYCLE
+ * events since the last cycle began (~10 MB of head readings): cycles stay small and short.
+ *
  * Front-end thread. A cycle first puts a MARK record (the last admitted seq) into every ring, in
  * order with the batches, so each shard's checkpoint covers exactly the batches up to a known seq
  * even if the shard saw none of them. Cycles never overlap.
@@ -19,6 +24,9 @@ import type { Logger } from './logger';
 import type { ShardPool } from './shard-pool';
 
 const TRUNCATE_KEYS_PER_TXN = 5000;
+/** events a shard applies before a cycle starts whatever the interval: ~10 MB of head readings */
+export const READINGS_PER_CYCLE = 500_000;
+const VOLUME_CHECK_MS = 100;
 const MARK_WAIT_MS = 5000;
 
 export interface CheckpointSummary {
@@ -38,6 +46,9 @@ export interface CheckpointSummary {
 export class Checkpointer {
   private running: Promise<CheckpointSummary | null> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private volumeTimer: NodeJS.Timeout | null = null;
+  /** per shard, its applied events when the last cycle began */
+  private appliedAtCycle: number[] = [];
   last: CheckpointSummary | null = null;
   failures = 0;
   private nextFull = false;
@@ -47,18 +58,28 @@ export class Checkpointer {
     private readonly log: Logger) {}
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => {
-      void this.run('interval').catch((err: Error) => {
-        this.failures++;
-        this.log.error({ err }, 'checkpoint failed: the WAL keeps growing until one succeeds');
-      });
-    }, intervalMs);
+    this.timer = setInterval(() => this.runInBackground('interval'), intervalMs);
     this.timer.unref();
+    this.volumeTimer = setInterval(() => {
+      if (this.running !== null) return;
+      const states = this.shards.ringStates();
+      if (states.some((r, i) => r.eventsApplied - (this.appliedAtCycle[i] ?? 0) >= READINGS_PER_CYCLE)) this.runInBackground('volume');
+    }, VOLUME_CHECK_MS);
+    this.volumeTimer.unref();
+  }
+
+  private runInBackground(reason: string): void {
+    void this.run(reason).catch((err: Error) => {
+      this.failures++;
+      this.log.error({ err }, 'checkpoint failed: the WAL keeps growing until one succeeds');
+    });
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.volumeTimer !== null) clearInterval(this.volumeTimer);
     this.timer = null;
+    this.volumeTimer = null;
   }
 
   /** Runs one cycle (or waits for the running one and then runs another). */
@@ -83,6 +104,7 @@ export class Checkpointer {
     }
     const full = this.nextFull;
     this.nextFull = true; // until this cycle's writes are in
+    this.appliedAtCycle = this.shards.ringStates().map((r) => r.eventsApplied);
     const results = await this.shards.runAll<CheckpointResult>({ kind: 'checkpoint', full });
     for (const r of results) {
       if (r.lastSeq < seq) throw new Error(`shard ${r.shard} checkpointed seq ${r.lastSeq} after a mark at ${seq}`);

@@ -164,6 +164,8 @@ const health: Handler = async (_params, _query, ctx) => {
     ingest: ctx.ingest.counters,
     // unexpected exceptions on the front-end thread, each answered 500 with its request id
     faults: { count: ctx.guard.faults, lastRequestId: ctx.guard.lastFaultId },
+    // the process (all threads): rss; the front-end thread's V8 heap and the buffers outside it
+    memory: frontEndMemory(),
     storage: {
       ackMode: ctx.pipeline.mode,
       fault: ctx.pipeline.faultReason,
@@ -177,6 +179,11 @@ const health: Handler = async (_params, _query, ctx) => {
     shards,
   }];
 };
+
+function frontEndMemory(): { rssBytes: number; heapUsedBytes: number; externalBytes: number; arrayBuffersBytes: number } {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers };
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
   return new Promise((resolve) => {

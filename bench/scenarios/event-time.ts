@@ -63,6 +63,9 @@ interface HealthFigures {
   walBytes: number | null;
   lastCheckpoint: CheckpointSummary | null;
   ringUsedBytes: number;
+  /** the shards' head and series table (typed arrays, capacity) and their V8 heaps */
+  headBytes: number;
+  workerHeapBytes: number;
 }
 
 export interface EventTimeSample {
@@ -95,8 +98,12 @@ async function health(port: number): Promise<HealthFigures | null> {
     let ring = 0;
     let late = 0;
     let errors = 0;
+    let headBytes = 0;
+    let workerHeapBytes = 0;
     let watermark: number | null = null;
     for (const s of h.shards) {
+      headBytes += s.paneStoreBytes ?? 0;
+      workerHeapBytes += s.heapUsedBytes ?? 0;
       applied += s.eventsApplied;
       ring += s.ringUsedBytes;
       series += s.series ?? 0;
@@ -108,6 +115,7 @@ async function health(port: number): Promise<HealthFigures | null> {
     return {
       atMs, status: r.status, applied, series: ok ? series : null, panes: ok ? panes : null, watermark, lateEvents: late,
       rollupWriteErrors: errors, walBytes: h.storage?.walBytes ?? null, lastCheckpoint: h.storage?.lastCheckpoint ?? null, ringUsedBytes: ring,
+      headBytes, workerHeapBytes,
     };
   } catch {
     return null;
@@ -405,7 +413,8 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     notes.push(`RSS: before the load ${mib(baseline.anonBytes)} MiB anon / ${mib(baseline.fileBytes)} MiB file; final (drained) ${mib(final.anonBytes)} MiB anon / ${mib(final.fileBytes)} MiB file; ` +
       `peak ${mib(peakAnon)} MiB anon / ${mib(peakFile)} MiB file; final anon per series ${n0((final.anonBytes - baseline.anonBytes) / devices)} B`);
     if (finalHealth) notes.push(`at the end: ${finalHealth.series == null ? '?' : n0(finalHealth.series)} series, ${finalHealth.panes == null ? '?' : n0(finalHealth.panes)} panes held (${finalHealth.panes == null ? '?' : (finalHealth.panes / devices).toFixed(1)} per series), ` +
-      `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB`);
+      `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB, ` +
+      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB`);
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
         (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +
