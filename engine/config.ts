@@ -57,6 +57,8 @@ export interface SluiceConfig {
   maxDbBytes: number;
   /** Event time: how far behind the newest event a shard still accepts events (watermark). */
   allowedLatenessMs: number;
+  /** How late a reading may be and still be counted (a correction of a final window); older ones stay in the late log. */
+  lateHorizonMs: number;
   /** Too-late events kept per shard in the late-events log. */
   lateLogSize: number;
   /** Rollup resolutions, finest (= the pane) first, each a multiple of the one before. */
@@ -436,6 +438,12 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     kind: duration(0, 7 * MS_PER_DAY),
     defaultValue: () => 5 * 60_000,
   },
+  lateHorizonMs: {
+    flag: '--late-horizon',
+    meaning: 'how far behind the newest event time a reading is still counted, as a correction of its final windows; older ones are too late (kept in the late log only). At least --allowed-lateness; by default 1d or the finest resolution\'s retention if shorter',
+    kind: duration(0, 366 * MS_PER_DAY),
+    defaultValue: () => MS_PER_DAY,
+  },
   lateLogSize: {
     flag: '--late-log-size',
     meaning: 'too-late events kept per shard in the late-events log (the oldest go first)',
@@ -659,11 +667,36 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
   }
   const result = config as unknown as SluiceConfig;
   followPane(result, sources);
+  fitLateHorizon(result, sources);
   for (const check of CROSS_CHECKS) {
     const complaint = check(result);
     if (complaint !== undefined) throw new ConfigError(complaint);
   }
   return { config: result, sources: sources as Record<SettingKey, SettingSource> };
+}
+
+/**
+ * The late horizon is at most the finest resolution's retention (a correction must find its
+ * windows) and at least the allowed lateness. The default shrinks to fit; a value set by hand that
+ * does not fit is refused, naming both settings.
+ */
+function fitLateHorizon(config: SluiceConfig, sources: Record<string, SettingSource>): void {
+  const finest = config.retentionMs[String(config.resolutionsMs[0])] ?? Infinity;
+  const max = Math.max(finest, config.allowedLatenessMs);
+  if (config.lateHorizonMs > max) {
+    if (sources.lateHorizonMs !== 'default') {
+      throw new ConfigError(`--late-horizon: ${formatDuration(config.lateHorizonMs)} is longer than the retention of the finest resolution ` +
+        `(${formatDuration(finest)}) (allowed: at most ${formatDuration(max)})`);
+    }
+    config.lateHorizonMs = max;
+  }
+  if (config.lateHorizonMs < config.allowedLatenessMs) {
+    if (sources.lateHorizonMs !== 'default') {
+      throw new ConfigError(`--late-horizon: ${formatDuration(config.lateHorizonMs)} is shorter than --allowed-lateness ` +
+        `(${formatDuration(config.allowedLatenessMs)}) (allowed: at least ${formatDuration(config.allowedLatenessMs)})`);
+    }
+    config.lateHorizonMs = config.allowedLatenessMs;
+  }
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
- * GET /v1/late?deviceId=&from=&to=&limit=: too-late events (newest first, by when they arrived)
- * and how many each device and metric had. The late log keeps the last --late-log-size per shard;
- * the counts are never trimmed.
+ * GET /v1/late?deviceId=&from=&to=&limit=: late events (newest first, by when they arrived):
+ * corrections (`correction: true`: for windows already final, kept in the aggregates) and the
+ * ones beyond --late-horizon (refused from the aggregates), and how many of each every device and
+ * metric had (`count`: refused, `corrections`). The late log keeps the last --late-log-size per
+ * shard; the counts are never trimmed.
  */
 
 import type { TemplatedApp } from 'uWebSockets.js';
@@ -59,16 +61,21 @@ function late(p: URLSearchParams, rollups: RollupStore, dict: Dictionary, shards
     }
   }
   events.sort((x, y) => y.at - x.at);
-  const counts: { deviceId: string; metric: string; count: number }[] = [];
+  const counts: { deviceId: string; metric: string; count: number; corrections: number }[] = [];
   let total = 0;
+  let corrections = 0;
   for (const { key, value } of rollups.lateCounts(device, LIMIT_MAX)) {
     const c = value as LateCount;
-    counts.push({ deviceId: dict.deviceNames[key[1] as number], metric: dict.metricNames[key[2] as number], count: c.count });
+    counts.push({ deviceId: dict.deviceNames[key[1] as number], metric: dict.metricNames[key[2] as number], count: c.count, corrections: c.corrections ?? 0 });
     total += c.count;
+    corrections += c.corrections ?? 0;
   }
   return {
-    events: events.slice(0, limit).map((e) => ({ deviceId: e.deviceId, metric: e.metricName, timestamp: e.ts, value: e.value, receivedAt: e.at })),
+    events: events.slice(0, limit).map((e) => ({
+      deviceId: e.deviceId, metric: e.metricName, timestamp: e.ts, value: e.value, receivedAt: e.at, correction: e.correction === true,
+    })),
     counts,
     total,
+    corrections,
   };
 }

@@ -129,9 +129,9 @@ export const ROUTE_DOCS: RouteDoc[] = [
   },
   {
     method: 'get', pattern: '/v1/late', operation: {
-      tags: ['query'], summary: 'Too-late events and their counts',
+      tags: ['query'], summary: 'Late events: corrections of final windows (kept) and events beyond --late-horizon (refused), with their counts',
       parameters: [query('deviceId', 'only this device'), query('from', 'event time from', TIME), query('to', 'event time to', TIME), query('limit', 'at most this many events (1-10000, default 100)', { type: 'integer', minimum: 1, maximum: 10000 })],
-      responses: { 200: json({ type: 'object', required: ['events', 'counts', 'total'], properties: { events: { type: 'array', items: { type: 'object' } }, counts: { type: 'array', items: { type: 'object' } }, total: { type: 'integer' } } }, 'newest first'), 400: BAD_PARAM, 500: INTERNAL },
+      responses: { 200: json({ type: 'object', required: ['events', 'counts', 'total', 'corrections'], properties: { events: { type: 'array', items: { type: 'object' } }, counts: { type: 'array', items: { type: 'object' } }, total: { type: 'integer', description: 'events refused (beyond --late-horizon)' }, corrections: { type: 'integer', description: 'events kept as corrections of final windows' } } }, 'newest first'), 400: BAD_PARAM, 500: INTERNAL },
     },
   },
   {

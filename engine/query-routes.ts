@@ -151,7 +151,7 @@ const health: Handler = async (_params, _query, ctx) => {
     if (st === null) return { ...r, state: r.heartbeatAgeMs < UNRESPONSIVE_MS ? 'busy' : 'unresponsive' };
     return {
       ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes,
-      watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0,
+      watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0, correctedEvents: st.correctedEvents ?? 0,
       rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes,
     };
   });

@@ -66,6 +66,7 @@ export class ShardPool {
           histogramMax: config.histogramMax,
           dataDir: config.dataDir,
           allowedLatenessMs: config.allowedLatenessMs,
+          lateHorizonMs: config.lateHorizonMs,
           resolutionsMs: config.resolutionsMs,
           lateLogSize: config.lateLogSize,
           reportMetrics: config.reportMetrics,

@@ -122,7 +122,10 @@ export interface ShardStats {
   watermark?: number | null;
   /** newest event time applied; null before the first event */
   maxEventTime?: number | null;
+  /** events refused from the aggregates: beyond the late horizon */
   lateEvents?: number;
+  /** events for final windows, kept as corrections */
+  correctedEvents?: number;
   rollupWriteErrors?: number;
   /** bytes of the pane store's typed arrays (capacity, not only what is in use) */
   paneStoreBytes: number;

@@ -21,7 +21,16 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LMDB_DBS_MAX } from './store';
 
-export type BlockKey = [number, number];
+/** [start, chunk] for a sealed slice's chunks and summary; [start, DELTA_CHUNK, seq, k] for its corrections */
+export type BlockKey = [number, number] | [number, number, number, number];
+
+/**
+ * Corrections of a sealed slice (readings that came after it was sealed, within the late horizon)
+ * are delta blocks under [start, DELTA_CHUNK, seq, k]: the batch seq and the k-th record of that
+ * batch that held corrections, so a replay writes the same keys. They sort after the slice's
+ * chunks and before its summary (storage/slice-summary.ts SUMMARY_CHUNK = DELTA_CHUNK + 1).
+ */
+export const DELTA_CHUNK = 0xfffffffe;
 
 // lmdb-js's async put takes PutOptions (write.js reads `append` into MDB_APPEND); its typings
 // declare them only for putSync
@@ -72,7 +81,7 @@ export class BlockStore {
     const name = `blocks.${shard}.${resolutionMs}`;
     const last = this.newest.get(name) ?? null;
     const key: BlockKey = [start, chunk];
-    if (last === null || start > last[0] || (start === last[0] && chunk > last[1])) {
+    if (last === null || start > last[0] || (start === last[0] && chunk > last[1]!)) {
       this.newest.set(name, key);
       this.counters.appended++;
       // MDB_APPEND refuses (resolves false) a key that is not the greatest: a broken invariant
@@ -94,8 +103,33 @@ export class BlockStore {
   *blocks(shard: number, resolutionMs: number, from: number, to: number): Generator<StoredBlock> {
     for (const { key, value } of this.db(shard, resolutionMs).getRange({ start: [from, 0], end: [to, 0] })) {
       const [start, chunk] = key as BlockKey;
+      if (chunk === DELTA_CHUNK) continue; // corrections: deltas()
       yield { start, chunk, bytes: value };
     }
+  }
+
+  /** Writes a delta block (a correction of a sealed slice); a replay rewrites the same key. Bytes as appendBlock. */
+  putDelta(shard: number, resolutionMs: number, start: number, seq: number, k: number, bytes: Uint8Array): Promise<boolean> {
+    const db = this.db(shard, resolutionMs);
+    const name = `blocks.${shard}.${resolutionMs}`;
+    // a slice that only has corrections may be the newest stored (queries look as far as it)
+    const last = this.newest.get(name) ?? null;
+    if (last === null || start > last[0]) this.newest.set(name, [start, DELTA_CHUNK]);
+    this.counters.rewritten++;
+    return db.put([start, DELTA_CHUNK, seq, k], bytes as Buffer);
+  }
+
+  /** The delta blocks of one window, in the order they were written. */
+  deltas(shard: number, resolutionMs: number, start: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const { value } of this.db(shard, resolutionMs).getRange({ start: [start, DELTA_CHUNK], end: [start, DELTA_CHUNK + 1] })) out.push(value);
+    return out;
+  }
+
+  /** Start of the first window in [from, to) with a block, summary or delta stored, or null: one key read. */
+  firstStart(shard: number, resolutionMs: number, from: number, to: number): number | null {
+    for (const key of this.db(shard, resolutionMs).getKeys({ start: [from, 0], end: [to, 0], limit: 1 })) return (key as BlockKey)[0];
+    return null;
   }
 
   /** Start of the newest window stored, or null. */

@@ -40,10 +40,15 @@ export interface LateEntry {
   value: number;
   /** wall-clock ms when the worker applied (refused) it */
   at: number;
+  /** kept as a correction of a final window (absent: refused, beyond the late horizon) */
+  correction?: boolean;
 }
 
 export interface LateCount {
+  /** refused: beyond the late horizon */
   count: number;
+  /** kept as corrections (absent in counts written before corrections existed) */
+  corrections?: number;
   seq: number;
   k: number;
 }

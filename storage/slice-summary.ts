@@ -5,9 +5,9 @@
  * of series (storage/block-codec.ts, one block per chunk, read whole by a device query); the
  * summary is what a fleet query reads instead: one small value per slice, not every chunk.
  *
- * Built by the sealer from the chunks' footers (SliceSummaryBuilder: chunks hold disjoint series,
- * and a device has one series per metric, so per metric the chunks' devices are disjoint and
- * their counts add up). Stored beside the chunks under chunk SUMMARY_CHUNK (the greatest, so it
+ * Built by the sealer from the chunks' footers (SliceSummaryBuilder), and by queries from a
+ * slice's summary and its delta blocks (corrections): windows merge, device sets are ORed, and the
+ * distinct counts are taken from the merged sets (a correction's device may already be counted). Stored beside the chunks under chunk SUMMARY_CHUNK (the greatest, so it
  * is appended after them). msgpack: a few KB to tens of KB per slice, written once a minute.
  */
 
@@ -15,7 +15,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { emptyAggregate, mergeAggregate, type WindowAggregateWire } from '../protocol';
 import { BLOCK_SLICE, type BlockReader } from './block-codec';
 
-/** the chunk number of a slice's summary: after every chunk of readings */
+/** the chunk number of a slice's summary: after every chunk of readings and every delta (DELTA_CHUNK) */
 export const SUMMARY_CHUNK = 0xffffffff;
 
 export interface MetricSummary {
@@ -58,23 +58,38 @@ export class SliceSummaryBuilder {
   constructor(private readonly sliceStart: number, private readonly sliceMs: number, private readonly paneMs: number,
     private readonly divisions: number) {}
 
+  /** Merges a stored summary (the slice's, before its deltas). */
+  addSummary(s: SliceSummary): void {
+    for (const src of s.metrics) {
+      const m = this.metricOf(src.metric);
+      merge(m.slice, src.slice);
+      for (let p = 0; p < m.panes.length; p++) merge(m.panes[p]!, src.panes[p]!);
+      m.sliceBits = orBits(m.sliceBits, src.sliceBits);
+      for (let p = 0; p < m.paneBits.length; p++) m.paneBits[p] = orBits(m.paneBits[p]!, src.paneBits[p]!);
+    }
+  }
+
+  private metricOf(metric: number): MetricSummary {
+    let m = this.byMetric.get(metric);
+    if (m === undefined) {
+      const panes = this.sliceMs / this.paneMs;
+      m = {
+        metric, devices: 0,
+        slice: this.empty(this.sliceStart, this.sliceMs),
+        panes: Array.from({ length: panes }, (_, p) => this.empty(this.sliceStart + p * this.paneMs, this.paneMs)),
+        sliceBits: new Uint8Array(0),
+        paneBits: Array.from({ length: panes }, () => new Uint8Array(0)),
+      };
+      this.byMetric.set(metric, m);
+    }
+    return m;
+  }
+
   add(chunk: BlockReader): void {
     for (const metric of chunk.metrics()) {
-      let m = this.byMetric.get(metric);
-      if (m === undefined) {
-        const panes = this.sliceMs / this.paneMs;
-        m = {
-          metric, devices: 0,
-          slice: this.empty(this.sliceStart, this.sliceMs),
-          panes: Array.from({ length: panes }, (_, p) => this.empty(this.sliceStart + p * this.paneMs, this.paneMs)),
-          sliceBits: new Uint8Array(0),
-          paneBits: Array.from({ length: panes }, () => new Uint8Array(0)),
-        };
-        this.byMetric.set(metric, m);
-      }
+      const m = this.metricOf(metric);
       const f = chunk.fleet(metric);
       if (f === null) continue;
-      m.devices += f.devices;
       merge(m.slice, f.slice);
       for (let p = 0; p < m.panes.length; p++) merge(m.panes[p]!, f.panes[p]!);
       m.sliceBits = chunk.orDevices(metric, BLOCK_SLICE, m.sliceBits);
@@ -82,7 +97,13 @@ export class SliceSummaryBuilder {
     }
   }
 
+  /** The summary; every distinct count from the merged device sets. */
   build(): SliceSummary {
+    for (const m of this.byMetric.values()) {
+      m.devices = popcount(m.sliceBits);
+      m.slice.devices = m.devices;
+      for (let p = 0; p < m.panes.length; p++) m.panes[p]!.devices = popcount(m.paneBits[p]!);
+    }
     return { sliceStart: this.sliceStart, sliceMs: this.sliceMs, paneMs: this.paneMs, metrics: [...this.byMetric.values()] };
   }
 
@@ -93,12 +114,30 @@ export class SliceSummaryBuilder {
   }
 }
 
-/** merges a chunk's window into the summary's, keeping the summary's bounds and adding devices */
+/** merges a part's window into the summary's, keeping the summary's bounds (devices: build()) */
 function merge(into: WindowAggregateWire, part: WindowAggregateWire): void {
   const { start, end } = into;
-  const devices = (into.devices ?? 0) + (part.devices ?? 0);
   if (part.count > 0) mergeAggregate(into, part);
   into.start = start;
   into.end = end;
-  into.devices = devices;
+}
+
+/** a | b, in a new or grown array when b is longer (workers/device-bits.ts layout) */
+function orBits(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = b.length > a.length ? new Uint8Array(b.length) : a;
+  if (out !== a) out.set(a);
+  for (let i = 0; i < b.length; i++) out[i] |= b[i]!;
+  return out;
+}
+
+function popcount(bits: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < bits.length; i++) {
+    let x = bits[i]!;
+    while (x !== 0) {
+      x &= x - 1;
+      n++;
+    }
+  }
+  return n;
 }

@@ -23,13 +23,17 @@
  * - A window's aggregate from raw readings: count, sum, min, max, last (by event time; on equal
  *   times the greater value, as mergeAggregate), histogram (histogramBucket), the digest (the
  *   values as weight-1 centroids; past CENTROIDS_MAX_DEFAULT compressed, as mergeAggregate does).
- *   From sealed summaries (fleet): the summary's slice or pane windows merged (mergeAggregate).
+ *   Fleet windows: summary pieces merged (mergeAggregate), the slice's or its panes' windows, from
+ *   the sealed slice's summary or the open slice's head summary (workers/head-summaries.ts: the
+ *   same content, built from the head's raw readings and extended as they arrive), both merged
+ *   by Windows.addSummary.
  * - Fleet `devices` are exact distinct counts: a window made of one summary piece takes its count;
- *   of several, the OR of their device bitmaps (never a sum); devices of open slices are added
- *   when not in that bitmap (a device has one series per metric, so distinct series of the metric
- *   are distinct devices). The range's `devices`: the same over every returned window.
- * - sensorRange: whole seconds [ceil(from / 1000), ceil(to / 1000)), exact to the second: a slice
- *   (or pane) wholly inside from its summary, the edges from raw readings.
+ *   of several, the OR of their device bitmaps (never a sum; a device has one series per metric,
+ *   so distinct series of the metric are distinct devices). The range's `devices`: the same over
+ *   every returned window.
+ * - sensorRange: whole seconds [ceil(from / 1000), ceil(to / 1000)), exact to the second: a sealed
+ *   slice (or pane) wholly inside from its summary, its edges from raw readings; an open slice
+ *   from its head summary's cells (gcd(paneMs, 1000) ms: a whole second is whole cells).
  * - metricLatest: the start of the newest pane holding a reading of the metric (of the device):
  *   the newest open slice with one first (open slices are newer than every sealed one), else the
  *   sealed slices from the newest back, by their summaries.
@@ -40,8 +44,10 @@
  * Cost (issue #11): a device query reads ONE block per sealed slice of the span (its series'
  * chunk, a direct get) and walks its chain in each open slice. Fleet queries (fleetSeries,
  * distinctDevices, sensorRange's whole slices, metricLatest) read one summary per sealed slice,
- * never a chunk, decoded once per query; the open slices are scanned for the metric's readings
- * (its series' chains when they are few in the slice, else the slice's columns). topDevices and
+ * never a chunk, decoded once per query; each open slice's head summary is extended with the
+ * readings appended since the previous query (workers/head-summaries.ts: the slice's new rows, or
+ * the metric's series' chains when they are few in the slice), so a fleet query costs the new
+ * readings, not all the head's; the first query over a slice builds its summary. topDevices and
  * sensorRange's edge slices read the chunks that hold the metric's series. Sealed slices are
  * enumerated by direct gets between the first stored slice of the span (one range read) and the
  * newest stored one (BlockStore.newestStart), so a span wider than the data costs nothing more.
@@ -52,43 +58,46 @@
  * - a past (sealed) hour at 1 min: one device p50 1.3-1.8 ms, p99 3.5-9.4 ms (GC: every block
  *   get is a ~118 KB copy); the fleet with exact distinct devices p50 4.1-4.7 ms, p99 6.0-7.2 ms;
  *   the fleet at 1 h 4.6-4.9 ms; distinctDevices 3.3-3.5 ms; sensorRange ~1 h 5.3-5.8 ms.
- * - the last hour, with the head: one device p50 1.3-1.5 ms; the fleet 26-29 ms (p99 37-41):
- *   the head's 360k raw readings cost ~65 ns each (a digest built from raw values: radix sort
- *   and compression ~36 ns a value; the window fields and device marks ~20 ns).
+ * - the last hour, with the head: one device p50 1.2-1.3 ms; the fleet at 1 min p50 3.5-3.7 ms
+ *   (p99 4.9-5.1), at 1 h 5.8-6.0 ms; distinctDevices 3.0 ms; sensorRange ~1 h 3.9-4.2 ms (the
+ *   head summaries held; before them the fleet took 26-29 ms, p99 37-41, sensorRange 7.7-8.4 ms:
+ *   the head's 360k raw readings ~65 ns each on every query). After each 1 s of new readings
+ *   (1000): the fleet at 1 min p50 3.7-4.5 ms (p99 4.9-9.5), distinctDevices 3.1-3.5 ms,
+ *   metricLatest 0.02 ms. The first fleet query over the head (summaries built from its 340k
+ *   readings, ~52 ns each): 23-25 ms.
+ * - 100k series, one shard (a scratch replica of bench event-time): the last hour at 1 min after
+ *   each 1 s of new readings (10k) p50 9.1 ms, p99 10.8 ms, the same as a sealed hour (9.4 ms:
+ *   the 54 sealed summaries' msgpack decoding is ~1/3, their bitmaps' OR ~1/10); 30 min of data
+ *   at 1 h: 5.9 ms warm, 185-240 ms for the first query (3.6M head readings summarised).
  * - top by p99 over an hour at 1 min: 150-170 ms (3.6M readings decoded, ~25 ns each in
  *   BlockReader, plus a selection per device); over one minute 3.6-5.7 ms; by max over an hour
- *   ~60 ms. metricLatest (fleet, data in the head) 0.5 ms.
+ *   ~60 ms. metricLatest (fleet, data in the head) 0.5 ms without head summaries, 0.02 with.
  * - summaries only, 1000 series, 2 days of 1-min slices: the fleet at 1 h over 30 min or 1 h
  *   2.2-2.6 ms, over 1 day 74 ms (1440 summaries: msgpack decoding and its garbage are ~3/4).
  */
 
 import {
-  CENTROIDS_MAX_DEFAULT, compressAggregate, compressRange, emptyAggregate, histogramBucket, mergeAggregate, MergingDigest,
+  CENTROIDS_MAX_DEFAULT, emptyAggregate, histogramBucket, mergeAggregate, MergingDigest,
   type DeviceEntry, type DevicesResult, type DevicesTask, type DistinctDevicesResult, type DistinctDevicesTask,
   type DeviceSeriesResult, type DeviceSeriesTask, type FleetSeriesResult, type FleetSeriesTask, type MetricLatestResult,
   type MetricLatestTask, type SensorRangeResult, type SensorRangeTask, type ShardStats, type TopBy, type TopResult,
   type TopRow, type TopTask, type WindowAggregateWire,
 } from '../protocol';
-import { BlockReader, SUMMARY_CHUNK, decodeSliceSummary, type MetricSummary, type SliceSummary } from '../storage';
-import { countBits, hasBit, orInto, setBit } from './device-bits';
+import { BlockReader, SUMMARY_CHUNK, SliceSummaryBuilder, decodeSliceSummary, type MetricSummary, type SliceSummary } from '../storage';
+import { countBits, hasBit, orInto } from './device-bits';
+import { HeadSummaries, SCAN_COLUMNS_FRACTION, type HeadSummary } from './head-summaries';
+import type { HeadSlices } from './head-slices';
+import { RawDigest } from './raw-digest';
 import type { ShardState } from './shard-state';
 
 // Bound once: a call through the CommonJS re-export of '../protocol' runs its getter each time.
 const bucketOf = histogramBucket;
-const compress = compressRange;
 const centroidsMax = CENTROIDS_MAX_DEFAULT;
 
 /** a span wider than this many slices finds its first stored slice with one range read first */
 const SCAN_SLICES_DIRECT = 64;
 /** rows of a head slice read per batch */
 const BATCH_ROWS = 4096;
-/**
- * The open slices are scanned column by column when the metric's series are at least this
- * fraction of the slice's series, else by walking each series' chain (see HeadScan).
- */
-const SCAN_COLUMNS_FRACTION = 0.5;
-/** raw values a fleet window buffers before compressing (one sort per this many values) */
-const FLEET_DIGEST_BUFFER = 65_536;
 
 // ---- scratch (module level: one worker thread, nothing here awaits) -------------------------
 
@@ -146,12 +155,9 @@ function sealedStarts(state: ShardState, from: number, to: number): number[] {
   return out;
 }
 
-/** the start of the first stored slice in [from, to), or null: one range read (one value) */
+/** the start of the first stored slice in [from, to) (blocks or corrections), or null: one key read */
 function firstStoredStart(state: ShardState, from: number, to: number): number | null {
-  const it = state.blocks.blocks(state.shard, state.sliceMs, from, to);
-  const r = it.next();
-  it.return(undefined);
-  return r.done === true ? null : r.value.start;
+  return state.blocks.firstStart(state.shard, state.sliceMs, from, to);
 }
 
 /** open slice numbers overlapping [from, to), ascending */
@@ -164,6 +170,28 @@ function openSlicesIn(state: ShardState, from: number, to: number): number[] {
 function chunkReader(state: ShardState, start: number, chunk: number): BlockReader | null {
   const bytes = state.blocks.block(state.shard, state.sliceMs, start, chunk);
   return bytes === undefined ? null : new BlockReader(bytes);
+}
+
+/** the delta blocks of a sealed slice (its corrections: readings that came after it was sealed) */
+function deltaReaders(state: ShardState, start: number): BlockReader[] {
+  return state.blocks.deltas(state.shard, state.sliceMs, start).map((b) => new BlockReader(b));
+}
+
+/** a series' readings in one sealed slice, its chunk's and its corrections', into offs / vals; the count */
+function sealedSeries(state: ShardState, start: number, series: number, chunk: number): number {
+  const r = chunkReader(state, start, chunk);
+  const deltas = deltaReaders(state, start);
+  let n = r === null ? 0 : r.seriesReadings(series);
+  for (const d of deltas) n += d.seriesReadings(series);
+  if (n === 0) return 0;
+  ensureScratch(n);
+  let k = r === null ? 0 : r.readSeries(series, offs, vals);
+  for (const d of deltas) {
+    const m = d.seriesReadings(series);
+    if (m === 0) continue;
+    k += d.readSeries(series, offs.subarray(k), vals.subarray(k));
+  }
+  return k;
 }
 
 /** The summaries a query reads, each fetched and decoded once (by slice start). */
@@ -185,144 +213,25 @@ class Summaries {
   private load(start: number): Map<number, MetricSummary> | null {
     const { state } = this;
     const bytes = state.blocks.block(state.shard, state.sliceMs, start, SUMMARY_CHUNK);
-    if (bytes === undefined) return null;
-    const s: SliceSummary = decodeSliceSummary(bytes);
-    if (s.sliceStart !== start || s.sliceMs !== state.sliceMs || s.paneMs !== state.paneMs) {
+    const deltas = deltaReaders(state, start);
+    if (bytes === undefined && deltas.length === 0) return null;
+    let s: SliceSummary | null = bytes === undefined ? null : decodeSliceSummary(bytes);
+    if (s !== null && (s.sliceStart !== start || s.sliceMs !== state.sliceMs || s.paneMs !== state.paneMs)) {
       throw new Error(`BUG: the summary of slice ${start} of shard ${state.shard} is of slice ${s.sliceStart} (${s.sliceMs} / ${s.paneMs} ms), ` +
         `the shard has ${state.sliceMs} / ${state.paneMs} ms slices / panes`);
     }
+    if (deltas.length > 0) {
+      // corrections: the slice's summary merged with its delta blocks' footers
+      const merged = new SliceSummaryBuilder(start, state.sliceMs, state.paneMs, state.histogram.divisions);
+      if (s !== null) merged.addSummary(s);
+      for (const d of deltas) merged.add(d);
+      s = merged.build();
+    }
+    if (s === null) return null;
     const out = new Map<number, MetricSummary>();
     for (const m of s.metrics) out.set(m.metric, m);
     return out;
   }
-}
-
-// ---- digests from raw values --------------------------------------------------------------
-
-/**
- * A digest built from raw values: appended as weight-1 centroids into typed arrays; when
- * `buffer` values are held, the raw ones are sorted (sortRaw), compressed as one run, and merged
- * with the digest so far. finish() hands the centroids to a window: the raw values themselves
- * when at most CENTROIDS_MAX_DEFAULT (as seriesWindow / mergeAggregate keep them), else the
- * compressed digest.
- */
-class RawDigest {
-  private means = new Float64Array(16);
-  private weights = new Float64Array(16);
-  private n = 0;
-  /** [0, sorted) is a compressed digest; [sorted, n) raw values (weight 1) */
-  private sorted = 0;
-
-  constructor(private readonly buffer: number) {}
-
-  add(v: number): void {
-    if (this.n === this.means.length) this.full();
-    this.means[this.n] = v;
-    this.weights[this.n] = 1;
-    this.n++;
-  }
-
-  private full(): void {
-    if (this.means.length < this.buffer) {
-      const means = new Float64Array(Math.min(this.buffer, this.means.length * 2));
-      const weights = new Float64Array(means.length);
-      means.set(this.means);
-      weights.set(this.weights);
-      this.means = means;
-      this.weights = weights;
-      return;
-    }
-    this.fold();
-  }
-
-  /** folds the raw values into the digest */
-  private fold(): void {
-    const { means, weights, sorted } = this;
-    if (this.n === sorted) return;
-    sortRaw(means, sorted, this.n);
-    // the raw run compressed on its own (sorted: no sort in compressRange), then the two digests
-    // merged (only the new one, ~200 centroids, is sorted by compressRange)
-    const k = compress(means, weights, sorted, this.n, this.n);
-    this.n = sorted === 0 ? k : compress(means, weights, 0, sorted, sorted + k);
-    this.sorted = this.n;
-  }
-
-  finish(into: WindowAggregateWire): void {
-    if (this.n > centroidsMax) this.fold();
-    const means = into.means;
-    const weights = into.weights;
-    for (let i = 0; i < this.n; i++) {
-      means.push(this.means[i]!);
-      weights.push(this.weights[i]!);
-    }
-    if (means.length > centroidsMax) compressAggregate(into);
-  }
-}
-
-/** below this many values a comparison sort (the radix passes' set-up costs more) */
-const RADIX_MIN = 256;
-let radixA = new Float64Array(0);
-let radixB = new Float64Array(0);
-let radixKA = new Uint32Array(0);
-let radixKB = new Uint32Array(0);
-const radixCounts = new Uint32Array(2049);
-
-/**
- * Sorts a[from, to) ascending. A comparison sort costs ~60 ns a value on one-decimal readings
- * (protocol/digest.ts sortValues falls back to one when values repeat); this is the LSD radix
- * sort of storage/block-codec.ts's encoder (3 passes of 11 bits on the order-preserving high
- * word of each f64, then each run of equal high words sorted on its own): ~8 ns a value.
- */
-function sortRaw(a: Float64Array, from: number, to: number): void {
-  const n = to - from;
-  if (n < RADIX_MIN) {
-    a.subarray(from, to).sort();
-    return;
-  }
-  if (radixA.length < n) {
-    let cap = 1024;
-    while (cap < n) cap *= 2;
-    radixA = new Float64Array(cap);
-    radixB = new Float64Array(cap);
-    radixKA = new Uint32Array(cap);
-    radixKB = new Uint32Array(cap);
-  }
-  let src = radixA;
-  let dst = radixB;
-  let kSrc = radixKA;
-  let kDst = radixKB;
-  src.set(a.subarray(from, to));
-  const words = new Uint32Array(src.buffer, 0, 2 * n);
-  for (let i = 0; i < n; i++) {
-    const hi = words[2 * i + 1]!;
-    kSrc[i] = hi >>> 31 === 1 ? ~hi >>> 0 : (hi ^ 0x80000000) >>> 0;
-  }
-  const counts = radixCounts;
-  for (let shift = 0; shift < 32; shift += 11) {
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[((kSrc[i]! >>> shift) & 2047) + 1]++;
-    let skip = false;
-    for (let k = 1; k <= 2048 && !skip; k++) skip = counts[k] === n;
-    if (skip) continue;
-    for (let k = 1; k <= 2048; k++) counts[k] += counts[k - 1]!;
-    for (let i = 0; i < n; i++) {
-      const at = counts[(kSrc[i]! >>> shift) & 2047]!++;
-      kDst[at] = kSrc[i]!;
-      dst[at] = src[i]!;
-    }
-    [src, dst] = [dst, src];
-    [kSrc, kDst] = [kDst, kSrc];
-  }
-  // runs of one high word: sorted already when their values are equal (repeated readings)
-  for (let i = 0; i < n;) {
-    const key = kSrc[i]!;
-    let j = i + 1;
-    let sorted = true;
-    for (; j < n && kSrc[j] === key; j++) if (src[j]! < src[j - 1]!) sorted = false;
-    if (!sorted) src.subarray(i, j).sort();
-    i = j;
-  }
-  a.set(src.subarray(0, n), from);
 }
 
 /** the k-th smallest of a[0, n) (0-based), reordering a: quickselect, O(n) expected */
@@ -366,21 +275,19 @@ function swap(a: Float64Array, i: number, j: number): void {
 class Acc {
   readonly agg: WindowAggregateWire;
   readonly digest: RawDigest | null;
-  /** sealed pieces merged (fleet): their union of devices in `bits` */
+  /** summary pieces merged (fleet, sealed or open slices): their union of devices in `bits` */
   pieces = 0;
   /** the single piece's device count (pieces === 1) */
   pieceDevices = 0;
   bits: Uint8Array = NO_BITS;
   bitsOwned = false;
-  /** open devices not in `bits` */
-  openDevices = 0;
 
   constructor(start: number, end: number, divisions: number, digestBuffer: number) {
     this.agg = emptyAggregate(start, end, divisions);
     this.digest = digestBuffer > 0 ? new RawDigest(digestBuffer) : null;
   }
 
-  /** a sealed summary window (a slice or a pane) with its devices */
+  /** a summary window (a slice or a pane, sealed or from the head's summaries) with its devices */
   addPiece(piece: WindowAggregateWire, bits: Uint8Array): void {
     mergeAggregate(this.agg, piece);
     if (this.pieces === 0) {
@@ -397,7 +304,7 @@ class Acc {
   }
 
   devices(): number {
-    return (this.pieces === 0 ? 0 : this.pieces === 1 ? this.pieceDevices : countBits(this.bits)) + this.openDevices;
+    return this.pieces === 0 ? 0 : this.pieces === 1 ? this.pieceDevices : countBits(this.bits);
   }
 }
 
@@ -520,8 +427,9 @@ class Windows {
   }
 
   /**
-   * Merges the metric's summary windows of a sealed slice (begun with beginSlice) into the
-   * windows: a window that holds the whole slice takes the slice's window, else its panes'.
+   * Merges the metric's summary windows of a slice (begun with beginSlice; sealed, or an open
+   * slice's head summary) into the windows: a window that holds the whole slice takes the slice's
+   * window, else its panes'.
    */
   addSummary(m: MetricSummary): void {
     const panes = this.panes;
@@ -643,47 +551,41 @@ const scan = new HeadScan();
 
 /**
  * For tests and measurements only: force the open slices' scan to columns (true) or chains
- * (false); undefined (the default): the cheaper per slice.
+ * (false); undefined (the default): the cheaper per slice. The head's summaries are dropped when
+ * it changes, so each way builds them from nothing.
  */
 let forcedScan: boolean | undefined;
+let forcedGeneration = 0;
 export function forceHeadScanForTests(columns: boolean | undefined): void {
   forcedScan = columns;
+  forcedGeneration++;
 }
 
-/**
- * Per-series marks of one fleet query over open slices (module scratch, reset after each query):
- * the windows of the current slice a series has readings in (a bit per window ordinal), the last
- * window it was counted in, whether the range counted it.
- */
-class SeriesMarks {
-  mask = new Int32Array(0);
-  counted = new Float64Array(0);
-  seen = new Uint8Array(0);
-  /** series with a mask bit in the current slice */
-  sliceTouched: number[] = [];
-  /** series with a `counted` or `seen` mark */
-  queryTouched: number[] = [];
+// ---- the head's summaries -------------------------------------------------------------------
 
-  ensure(seriesCount: number): void {
-    if (this.mask.length >= seriesCount) return;
-    const size = Math.max(seriesCount, this.mask.length * 2, 1024);
-    this.mask = new Int32Array(size);
-    this.counted = new Float64Array(size).fill(NaN);
-    this.seen = new Uint8Array(size);
-  }
+/** Each shard state's cache of its open slices' summaries (workers/head-summaries.ts), made on first use. */
+const headCaches = new WeakMap<HeadSlices, { cache: HeadSummaries; generation: number }>();
 
-  reset(): void {
-    for (const s of this.sliceTouched) this.mask[s] = 0;
-    for (const s of this.queryTouched) {
-      this.counted[s] = NaN;
-      this.seen[s] = 0;
-    }
-    this.sliceTouched.length = 0;
-    this.queryTouched.length = 0;
+/** the state's HeadSummaries, synced with its head (sealed or reopened slices' entries dropped) */
+export function headSummariesOf(state: ShardState): HeadSummaries {
+  let c = headCaches.get(state.head);
+  if (c === undefined) {
+    const cache = new HeadSummaries(state.head, state.series, { sliceMs: state.sliceMs, paneMs: state.paneMs, histogram: state.histogram });
+    c = { cache, generation: forcedGeneration };
+    headCaches.set(state.head, c);
   }
+  if (c.generation !== forcedGeneration) {
+    c.cache.clear();
+    c.generation = forcedGeneration;
+  }
+  c.cache.sync();
+  return c.cache;
 }
 
-const marks = new SeriesMarks();
+/** the metric's summary of an open slice (extended to its rows now), null without a reading of it */
+function headSummary(heads: HeadSummaries, sliceNo: number, metric: number): HeadSummary | null {
+  return heads.get(sliceNo, metric, forcedScan);
+}
 
 // ---- device queries -------------------------------------------------------------------------
 
@@ -698,12 +600,8 @@ export function deviceSeries(state: ShardState, task: DeviceSeriesTask): DeviceS
   const wins = new Windows(state, span, centroidsMax);
   const chunk = state.sealer.chunkOf(series);
   for (const start of sealedStarts(state, span.from, span.to)) {
-    const r = chunkReader(state, start, chunk);
-    if (r === null) continue;
-    const n = r.seriesReadings(series);
+    const n = sealedSeries(state, start, series, chunk);
     if (n === 0) continue;
-    ensureScratch(n);
-    r.readSeries(series, offs, vals);
     wins.beginSlice(start);
     wins.addSeries(n, offs, vals);
   }
@@ -723,84 +621,33 @@ export function fleetSeries(state: ShardState, task: FleetSeriesTask): FleetSeri
   const metric = state.series.metricIdOf(task.metric);
   if (metric < 0) return { windows: [], devices: 0 };
   const span = spanOf(task.from, task.to, task.resolutionMs);
-  const wins = new Windows(state, span, FLEET_DIGEST_BUFFER);
+  const wins = new Windows(state, span, 0); // summary pieces only: their digests
   const summaries = new Summaries(state);
-  // sealed: the summaries' windows; the range's devices: their bitmaps ORed
+  // the range's devices: the summaries' bitmaps ORed (whole slices, or the panes in the span)
   let rangeBits: Uint8Array = new Uint8Array(0);
-  for (const start of sealedStarts(state, span.from, span.to)) {
-    const m = summaries.metric(start, metric);
-    if (m === null) continue;
+  const add = (start: number, m: MetricSummary): void => {
     wins.beginSlice(start);
     wins.addSummary(m);
     if (wins.sliceWhole()) rangeBits = orInto(rangeBits, m.sliceBits);
     else for (let p = 0; p < m.panes.length; p++) if (wins.paneOrd[p]! >= 0 && m.panes[p]!.count > 0) rangeBits = orInto(rangeBits, m.paneBits[p]!);
+  };
+  for (const start of sealedStarts(state, span.from, span.to)) {
+    const m = summaries.metric(start, metric);
+    if (m !== null) add(start, m);
   }
-  // open: the metric's readings, each window's devices not already in its sealed bitmap
-  const rangeOpen = addOpenSlices(state, wins, metric, rangeBits);
-  return { windows: wins.finish(true), devices: countBits(rangeBits) + rangeOpen };
-}
-
-/**
- * Adds the metric's readings of the open slices in the span to the windows, counting each
- * window's open devices that its sealed pieces did not hold; answers the devices of the open
- * slices not in rangeBits (each once).
- */
-function addOpenSlices(state: ShardState, wins: Windows, metric: number, rangeBits: Uint8Array): number {
-  const { span } = wins;
-  const slices = openSlicesIn(state, span.from, span.to);
-  if (slices.length === 0) return 0;
-  const table = state.series;
-  marks.ensure(table.seriesCount);
-  const { mask, counted, seen, sliceTouched, queryTouched } = marks;
-  let rangeOpen = 0;
-  try {
-    for (const no of slices) {
-      wins.beginSlice(no * state.sliceMs);
-      scan.begin(state, no, metric, forcedScan);
-      for (let n = scan.next(); n > 0; n = scan.next()) {
-        const { series, offsets, values } = scan;
-        for (let k = 0; k < n; k++) {
-          const p = wins.paneOf(offsets[k]!);
-          if (p < 0) continue;
-          wins.add(p, offsets[k]!, values[k]!);
-          const s = series[k]!;
-          if (mask[s] === 0) sliceTouched.push(s);
-          mask[s] = mask[s]! | (1 << wins.paneOrd[p]!);
-        }
-      }
-      // devices: per series, its windows of this slice in ascending order (so `counted`, the
-      // last window it was counted in, is enough to count it once per window)
-      for (const s of sliceTouched) {
-        const device = table.seriesDevice(s);
-        let bits = mask[s]!;
-        mask[s] = 0;
-        if (seen[s] === 0) {
-          seen[s] = 1;
-          queryTouched.push(s);
-          if (!hasBit(rangeBits, device)) rangeOpen++;
-        }
-        for (let ord = 0; bits !== 0; ord++, bits >>>= 1) {
-          if ((bits & 1) === 0) continue;
-          const ws = wins.sliceWins[ord]!;
-          if (counted[s] === ws) continue;
-          counted[s] = ws;
-          const acc = wins.acc(ws);
-          if (!hasBit(acc.bits, device)) acc.openDevices++;
-        }
-      }
-      sliceTouched.length = 0;
-    }
-  } finally {
-    marks.reset();
+  const heads = headSummariesOf(state);
+  for (const no of openSlicesIn(state, span.from, span.to)) {
+    const h = headSummary(heads, no, metric);
+    if (h !== null) add(no * state.sliceMs, h.summary());
   }
-  return rangeOpen;
+  return { windows: wins.finish(true), devices: countBits(rangeBits) };
 }
 
 /**
  * Distinct devices with data in any of task.metrics in the windows of resolutionMs overlapping
- * [from, to) (as fleetSeries): the summaries' device bitmaps of the sealed slices (whole slice or
- * the panes in the span) ORed with the devices of the open slices. Exact: a device counts once
- * however many metrics or windows it has data in.
+ * [from, to) (as fleetSeries): the summaries' device bitmaps (sealed slices' and the head's), of
+ * the whole slice or of the panes in the span, ORed. Exact: a device counts once however many
+ * metrics or windows it has data in.
  */
 export function distinctDevices(state: ShardState, task: DistinctDevicesTask): DistinctDevicesResult {
   checkSeriesTask(state, task.from, task.to, task.resolutionMs);
@@ -812,39 +659,27 @@ export function distinctDevices(state: ShardState, task: DistinctDevicesTask): D
   if (metrics.length === 0) return { devices: 0 };
   const span = spanOf(task.from, task.to, task.resolutionMs);
   const wins = new Windows(state, span, 0); // its pane map only
-  const summaries = new Summaries(state);
   let bits: Uint8Array = new Uint8Array(0);
+  const add = (m: MetricSummary, whole: boolean): void => {
+    if (whole) bits = orInto(bits, m.sliceBits);
+    else for (let p = 0; p < m.panes.length; p++) if (wins.paneOrd[p]! >= 0 && m.panes[p]!.count > 0) bits = orInto(bits, m.paneBits[p]!);
+  };
+  const summaries = new Summaries(state);
   for (const start of sealedStarts(state, span.from, span.to)) {
     wins.beginSlice(start);
     const whole = wins.sliceWhole();
     for (const metric of metrics) {
       const m = summaries.metric(start, metric);
-      if (m === null) continue;
-      if (whole) bits = orInto(bits, m.sliceBits);
-      else for (let p = 0; p < m.panes.length; p++) if (wins.paneOrd[p]! >= 0 && m.panes[p]!.count > 0) bits = orInto(bits, m.paneBits[p]!);
+      if (m !== null) add(m, whole);
     }
   }
-  const table = state.series;
+  const heads = headSummariesOf(state);
   for (const no of openSlicesIn(state, span.from, span.to)) {
     wins.beginSlice(no * state.sliceMs);
     const whole = wins.sliceWhole();
     for (const metric of metrics) {
-      if (whole) {
-        // every reading of the slice counts: a series present is enough
-        for (const s of table.seriesOfMetric(metric)) {
-          const device = table.seriesDevice(s);
-          if (!hasBit(bits, device) && state.head.countOf(no, s) > 0) bits = setBit(bits, device);
-        }
-        continue;
-      }
-      scan.begin(state, no, metric, forcedScan);
-      for (let n = scan.next(); n > 0; n = scan.next()) {
-        for (let k = 0; k < n; k++) {
-          if (wins.paneOf(scan.offsets[k]!) < 0) continue;
-          const device = table.seriesDevice(scan.series[k]!);
-          if (!hasBit(bits, device)) bits = setBit(bits, device);
-        }
-      }
+      const h = headSummary(heads, no, metric);
+      if (h !== null) add(h.summary(), whole);
     }
   }
   return { devices: countBits(bits) };
@@ -854,7 +689,7 @@ export function distinctDevices(state: ShardState, task: DistinctDevicesTask): D
  * The metric over the shard's devices in whole seconds [ceil(from / 1000), ceil(to / 1000)):
  * count, sum, min, max. Sealed slices (and panes) wholly inside from their summaries; the slices
  * cut by an edge from their raw readings (the chunks holding the metric's series); open slices
- * from the head.
+ * from their head summaries' cells.
  */
 export function sensorRange(state: ShardState, task: SensorRangeTask): SensorRangeResult {
   checkRange(task.from, task.to);
@@ -884,15 +719,14 @@ export function sensorRange(state: ShardState, task: SensorRangeTask): SensorRan
     }
     if (cut) sealedEdge(state, start, metric, a, b, out);
   }
+  // open: the head's summaries' cells (whole seconds are whole cells)
+  const heads = headSummariesOf(state);
   for (const no of openSlicesIn(state, a, b)) {
-    const start = no * sliceMs;
-    scan.begin(state, no, metric, forcedScan);
-    for (let n = scan.next(); n > 0; n = scan.next()) {
-      for (let k = 0; k < n; k++) {
-        const ts = start + scan.offsets[k]!;
-        if (ts >= a && ts < b) mergeRange(out, 1, scan.values[k]!, scan.values[k]!, scan.values[k]!);
-      }
-    }
+    const h = headSummary(heads, no, metric);
+    if (h === null) continue;
+    const { cCount, cSum, cMin, cMax, cellMs, start } = h;
+    const c1 = Math.min(cCount.length, (b - start) / cellMs);
+    for (let c = Math.max(0, (a - start) / cellMs); c < c1; c++) mergeRange(out, cCount[c]!, cSum[c]!, cMin[c]!, cMax[c]!);
   }
   return out;
 }
@@ -958,14 +792,21 @@ function forMetricInSealed(state: ShardState, start: number, metric: number, onl
     }
     i = j;
   }
+  // the slice's corrections: a series may be visited again with them
+  for (const d of deltaReaders(state, start)) {
+    d.forEachSeries((s, count, o, v) => {
+      if (table.seriesMetric(s) === metric && (only === null || only[s]! >= 0)) visit(s, count, o, v);
+    });
+  }
 }
 
 /**
  * Where the metric's data ends on this shard (of one device when task.deviceId is set): the start
  * of the newest pane holding a reading. The newest open slice with one first; else the sealed
  * slices from the newest back, by their summaries (the pane device bitmaps for one device).
- * Cost: the open slices' readings of the metric (or the device's chains); then one summary per
- * sealed slice walked back, so a device silent for long costs one summary per slice since.
+ * Cost: the open slices' head summaries (extended by the readings since the last query), or the
+ * device's chains; then one summary per sealed slice walked back, so a device silent for long
+ * costs one summary per slice since.
  */
 export function metricLatest(state: ShardState, task: MetricLatestTask): MetricLatestResult {
   const table = state.series;
@@ -982,17 +823,18 @@ export function metricLatest(state: ShardState, task: MetricLatestTask): MetricL
   }
   const { sliceMs, paneMs } = state;
   const open = state.head.openSlices();
+  let heads: HeadSummaries | undefined;
   for (let i = open.length - 1; i >= 0; i--) {
     const no = open[i]!;
-    let newest = -1;
     if (series >= 0) {
+      let newest = -1;
       const n = headSeries(state, no, series);
       for (let k = 0; k < n; k++) if (offs[k]! > newest) newest = offs[k]!;
+      if (newest >= 0) return { start: no * sliceMs + Math.floor(newest / paneMs) * paneMs };
     } else {
-      scan.begin(state, no, metric, forcedScan);
-      for (let n = scan.next(); n > 0; n = scan.next()) for (let k = 0; k < n; k++) if (scan.offsets[k]! > newest) newest = scan.offsets[k]!;
+      const p = headSummary(heads ??= headSummariesOf(state), no, metric)?.newestPane() ?? -1;
+      if (p >= 0) return { start: no * sliceMs + p * paneMs };
     }
-    if (newest >= 0) return { start: no * sliceMs + Math.floor(newest / paneMs) * paneMs };
   }
   const newestStart = state.blocks.newestStart(state.shard, sliceMs);
   if (newestStart === null) return { start: null };

@@ -1,6 +1,7 @@
 /**
- * The shard's too-late readings: counted per device and metric, and the last --late-log-size of
- * them kept in LMDB (RollupStore's 'l' and 'c' keys, read by GET /v1/late).
+ * The shard's late readings: the ones beyond the late horizon (refused from the aggregates) and
+ * the corrections (kept, for windows already final), counted per device and metric, and the last
+ * --late-log-size of them kept in LMDB (RollupStore's 'l' and 'c' keys, read by GET /v1/late).
  *
  * Runs in the shard worker. record() is called by the applier for every reading whose pane is
  * closed; flush() after each ring record writes what came in one transaction. Idempotent on
@@ -30,13 +31,15 @@ export class LateLog {
     this.logged = rollups.lateCount(shard);
   }
 
-  record(device: number, metric: number, ts: number, value: number, seq: number): void {
+  record(device: number, metric: number, ts: number, value: number, seq: number, correction: boolean): void {
     if (seq !== this.lastSeq) {
       this.lastSeq = seq;
       this.k = 0;
     }
-    this.total++;
-    this.queued.push({ entry: { device, metric, ts, value, at: Date.now() }, seq, k: this.k++ });
+    if (!correction) this.total++;
+    const entry: LateEntry = { device, metric, ts, value, at: Date.now() };
+    if (correction) entry.correction = true;
+    this.queued.push({ entry, seq, k: this.k++ });
   }
 
   flush(): void {
@@ -56,7 +59,10 @@ export class LateLog {
         }
         const ckey = ['c', l.entry.device, l.entry.metric];
         const c = rollups.get(ckey) as LateCount | undefined;
-        rollups.put(ckey, { count: (c?.count ?? 0) + 1, seq: l.seq, k: l.k });
+        const corrected = l.entry.correction === true;
+        rollups.put(ckey, {
+          count: (c?.count ?? 0) + (corrected ? 0 : 1), corrections: (c?.corrections ?? 0) + (corrected ? 1 : 0), seq: l.seq, k: l.k,
+        });
       }
       if (this.logged > max) {
         let excess = this.logged - max;

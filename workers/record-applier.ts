@@ -3,17 +3,19 @@
  * RingConsumer.poll for each record. Reads the ring in place through RecordReader: no allocation
  * per event (names are decoded only for DEFINE records, once per name).
  *
- * Per reading: too late (its pane closed) -> the late log; else the head (ShardState.apply). Every
+ * Per reading, ShardState.route(): the head, a correction of a sealed slice, or too late (the late
+ * log only); a reading for a final window is also listed in the late log, as a correction. Every
  * value also counts in the periodic report (by arrival, too-late ones included). After each
- * EVENTS or COLUMNAR record, ShardState.afterRecord() closes what the watermark passed and seals
- * whole slices: decided from the records in ring order only, so a replay decides the same.
+ * EVENTS or COLUMNAR record, ShardState.afterRecord() closes what the watermark passed, seals
+ * whole slices and writes the record's corrections: decided from the records in ring order only,
+ * so a replay decides the same.
  */
 
 import {
   EVENT_METRIC_BYTES, REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK,
   RecordReader, type RecordHandler, type RingConsumer,
 } from '../protocol';
-import type { ShardState } from './shard-state';
+import { ROUTE_CORRECTION, ROUTE_HEAD, ROUTE_LATE, type ShardState } from './shard-state';
 import type { ReportCounter } from './report-counter';
 
 export class RecordApplier implements RecordHandler {
@@ -24,7 +26,10 @@ export class RecordApplier implements RecordHandler {
   /** batches up to this seq are in the checkpoint the shard started from: replays skip them */
   skipUpTo = 0;
   skippedRecords = 0;
+  /** events refused from the aggregates: beyond the late horizon */
   lateEvents = 0;
+  /** events for final windows, kept as corrections */
+  correctedEvents = 0;
   private lastDevice = -1;
   private lastMetric = -1;
   private lastSeries = -1;
@@ -91,18 +96,21 @@ export class RecordApplier implements RecordHandler {
       const ts = r.eventTs(e);
       let p = r.firstMetric(e);
       e = p + metrics * EVENT_METRIC_BYTES;
-      const late = state.isLate(ts);
-      if (late) this.lateEvents++;
+      const route = state.route(ts);
+      const listed = route === ROUTE_LATE || state.isFinal(ts);
+      if (route === ROUTE_LATE) this.lateEvents++;
+      else if (listed) this.correctedEvents++;
       for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) {
         const metric = r.metricId(p);
         const value = r.metricValue(p);
-        if (late) state.late.record(device, metric, ts, value, seq);
-        else state.apply(this.seriesOf(device, metric), ts, value);
+        if (route === ROUTE_HEAD) state.apply(this.seriesOf(device, metric), ts, value);
+        else if (route === ROUTE_CORRECTION) state.correct(this.seriesOf(device, metric), ts, value);
+        if (listed) state.late.record(device, metric, ts, value, seq, route !== ROUTE_LATE);
         report.count(metric, device, value);
       }
     }
     this.events += count;
-    state.afterRecord();
+    state.afterRecord(seq);
   }
 
   private applyColumnar(offset: number): void {
@@ -128,19 +136,22 @@ export class RecordApplier implements RecordHandler {
       columnSeries[m] = this.seriesOf(device, columnMetrics[m]!);
       columnValues[m] = r.columnarValueIndex(offset, m);
     }
-    // lateness is decided row by row against the watermark before this record, as for row records
+    // routed row by row against the state before this record, as for row records
     for (let i = 0; i < rows; i++) {
       const ts = f64[tsIndex + i]!;
-      const late = state.isLate(ts);
-      if (late) this.lateEvents++;
+      const route = state.route(ts);
+      const listed = route === ROUTE_LATE || state.isFinal(ts);
+      if (route === ROUTE_LATE) this.lateEvents++;
+      else if (listed) this.correctedEvents++;
       for (let m = 0; m < metrics; m++) {
         const value = f64[columnValues[m]! + i]!;
-        if (late) state.late.record(device, columnMetrics[m]!, ts, value, seq);
-        else state.apply(columnSeries[m]!, ts, value);
+        if (route === ROUTE_HEAD) state.apply(columnSeries[m]!, ts, value);
+        else if (route === ROUTE_CORRECTION) state.correct(columnSeries[m]!, ts, value);
+        if (listed) state.late.record(device, columnMetrics[m]!, ts, value, seq, route !== ROUTE_LATE);
         report.count(columnMetrics[m]!, device, value);
       }
     }
     this.events += rows;
-    state.afterRecord();
+    state.afterRecord(seq);
   }
 }

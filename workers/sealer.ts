@@ -39,7 +39,7 @@ export interface SealerOptions {
 export class Sealer {
   /** the last seal's writes: queries and checkpoints wait for them */
   pending: Promise<unknown> = Promise.resolve();
-  readonly counters = { slices: 0, chunks: 0, readings: 0, bytes: 0, lastSealMs: 0 };
+  readonly counters = { slices: 0, chunks: 0, deltas: 0, readings: 0, bytes: 0, lastSealMs: 0 };
   private readonly out = new SealedSlice();
   private readonly encoder: BlockEncoder;
   private readonly shape: BlockShape;
@@ -60,6 +60,21 @@ export class Sealer {
   /** The chunk that holds a series' readings in every sealed slice. */
   chunkOf(series: number): number {
     return Math.floor(series / this.opts.chunkSeries);
+  }
+
+  /**
+   * Writes corrections of a sealed slice (readings sorted by series) as one delta block under
+   * (seq, k): the batch and the k-th record of it that held corrections, so a replay rewrites the
+   * same key. Failure policy as for sealing.
+   */
+  writeDelta(start: number, seq: number, k: number, columns: BlockColumns): void {
+    const bytes = this.encoder.encode(columns, this.shape).slice();
+    this.counters.deltas++;
+    this.counters.bytes += bytes.byteLength;
+    const done = this.blocks.putDelta(this.opts.shard, this.opts.sliceMs, start, seq, k, bytes).then(undefined, (err: Error) => {
+      this.onFatal(new Error(`writing corrections of slice ${start} of shard ${this.opts.shard} failed: ${err.message}`));
+    });
+    this.pending = Promise.all([this.pending, done]);
   }
 
   /** Seals every open slice that ends at or before closedBeforeMs, oldest first. */

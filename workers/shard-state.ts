@@ -3,10 +3,14 @@
  * watermark, the sealer that hands closed slices to the block store, and the late log. The shard
  * worker owns one; the record applier writes it, queries and checkpoints read it.
  *
- * A reading's path: too late (its pane is closed) -> the late log; else the head. After each ring
- * record (afterRecord): the watermark may close panes; every slice whose panes are all closed is
- * sealed; the late readings are written. `pending` is every write in flight: queries and
- * checkpoints wait for it, so they see each slice in exactly one place (head or blocks).
+ * A reading's path (route()): its slice is not sealed -> the head; sealed but the reading is within
+ * the late horizon (--late-horizon behind the newest event time) -> a correction: kept, and
+ * written after the record as a delta block of that slice; older -> too late: the late log only.
+ * A reading for a window already final (behind the watermark) counts as a correction and is
+ * listed in the late log as one, wherever it is kept. After each ring record (afterRecord): the
+ * watermark may close panes; every slice whose panes are all closed is sealed; the corrections
+ * and the late log are written. `pending` is every write in flight: queries and checkpoints wait
+ * for it, so they see each slice's readings in exactly one place (head, or blocks and deltas).
  *
  * Slices: a slice is one window of the first coarse resolution (1 min by default), or the largest
  * whole number of panes (at most BLOCK_PANES_MAX) that divides it (sliceMsFor).
@@ -21,10 +25,16 @@ import { SeriesTable } from './series-table';
 import { Watermark, type WatermarkState } from './watermark';
 import type { RestoredShard } from './checkpoint';
 
+export const ROUTE_HEAD = 0;
+export const ROUTE_CORRECTION = 1;
+export const ROUTE_LATE = 2;
+
 export interface ShardStateOptions {
   shard: number;
   paneMs: number;
   latenessMs: number;
+  /** how far behind the newest event time a reading is still kept (as a correction) */
+  lateHorizonMs: number;
   /** the rollup resolutions, the pane first */
   resolutions: number[];
   histogram: HistogramSpec;
@@ -62,6 +72,12 @@ export class ShardState {
   readonly histogram: HistogramSpec;
   /** readings applied to the head */
   eventsApplied = 0;
+  /** readings written as deltas of sealed slices since the start */
+  deltaReadings = 0;
+  /** this record's corrections, by slice number (rare: a JS structure is fine) */
+  private readonly corrections = new Map<number, { series: number[]; offset: number[]; value: number[] }>();
+  private correctionSeq = -1;
+  private correctionK = 0;
   /** per resolution (ms), the retention's bound: windows starting before it are expired */
   private readonly expiredBefore = new Map<number, number>();
 
@@ -86,26 +102,77 @@ export class ShardState {
     return Promise.all([this.sealer.pending, this.late.pending]);
   }
 
-  /** Too late for the open state: the reading's pane is closed. */
-  isLate(ts: number): boolean {
+  /** Slices that end at or before this are sealed (or were never opened): a reading for them is a correction. */
+  get sealedBeforeMs(): number {
+    const closed = this.clock.closedBeforeMs;
+    return closed === -Infinity ? closed : Math.floor(closed / this.sliceMs) * this.sliceMs;
+  }
+
+  /**
+   * Where a reading goes (see the header): ROUTE_HEAD, ROUTE_CORRECTION (a sealed slice's delta)
+   * or ROUTE_LATE. Decided from the state before the reading only, so a replay decides the same.
+   */
+  route(ts: number): number {
+    if (ts >= this.sealedBeforeMs) return ROUTE_HEAD;
+    return ts >= this.clock.maxTs - this.opts.lateHorizonMs ? ROUTE_CORRECTION : ROUTE_LATE;
+  }
+
+  /** A window already final (its pane behind the watermark): the reading corrects it. */
+  isFinal(ts: number): boolean {
     return ts < this.clock.closedBeforeMs;
   }
 
-  /** A reading on time: into the head (the watermark notes its time). */
+  /** A reading whose slice is not sealed: into the head (the watermark notes its time). */
   apply(series: number, ts: number, value: number): void {
     this.clock.observe(ts);
     this.head.append(series, ts, value);
     this.eventsApplied++;
   }
 
-  /** After each ring record: close what the watermark passed, seal whole slices, write the late log. */
-  afterRecord(): void {
+  /** A reading for a sealed slice, within the horizon: written after the record as a delta block. */
+  correct(series: number, ts: number, value: number): void {
+    const sliceNo = Math.floor(ts / this.sliceMs);
+    let c = this.corrections.get(sliceNo);
+    if (c === undefined) this.corrections.set(sliceNo, c = { series: [], offset: [], value: [] });
+    c.series.push(series);
+    c.offset.push(Math.floor(ts) - sliceNo * this.sliceMs);
+    c.value.push(value);
+    this.eventsApplied++;
+    this.deltaReadings++;
+  }
+
+  /**
+   * After each ring record of batch `seq`: close what the watermark passed, seal whole slices,
+   * write the record's corrections (one delta block per slice, keyed by seq and the record's
+   * place among the batch's records that held corrections) and the late log.
+   */
+  afterRecord(seq: number): void {
+    if (this.corrections.size > 0) this.writeCorrections(seq);
     const below = this.clock.dueBelow();
     if (below > this.clock.closedBelow) {
       this.clock.markClosed(below);
       this.sealer.sealThrough(this.clock.closedBeforeMs);
     }
     this.late.flush();
+  }
+
+  private writeCorrections(seq: number): void {
+    if (seq !== this.correctionSeq) {
+      this.correctionSeq = seq;
+      this.correctionK = 0;
+    }
+    const k = this.correctionK++;
+    for (const [sliceNo, c] of this.corrections) {
+      // sorted by series, stable: the block codec's order
+      const order = c.series.map((_, i) => i).sort((a, b) => c.series[a]! - c.series[b]! || a - b);
+      this.sealer.writeDelta(sliceNo * this.sliceMs, seq, k, {
+        sliceStart: sliceNo * this.sliceMs, n: order.length,
+        series: Uint32Array.from(order, (i) => c.series[i]!),
+        offset: Uint32Array.from(order, (i) => c.offset[i]!),
+        value: Float64Array.from(order, (i) => c.value[i]!),
+      });
+    }
+    this.corrections.clear();
   }
 
   /**

@@ -37,6 +37,7 @@ export interface ShardWorkerData {
   histogramMin: number;
   histogramMax: number;
   allowedLatenessMs: number;
+  lateHorizonMs: number;
   resolutionsMs: number[];
   lateLogSize: number;
   reportMetrics: string[];
@@ -58,7 +59,7 @@ const failShard = (err: Error): void => {
   });
 };
 const state = new ShardState({
-  shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, resolutions: data.resolutionsMs,
+  shard: data.shard, paneMs: data.paneMs, latenessMs: data.allowedLatenessMs, lateHorizonMs: data.lateHorizonMs, resolutions: data.resolutionsMs,
   histogram, lateLogSize: data.lateLogSize,
 }, blocks, rollups, failShard);
 const report = new ReportCounter({ metrics: data.reportMetrics, divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
@@ -148,7 +149,7 @@ async function consistent<T>(fn: () => T): Promise<T> {
 
 export default function handle(task: ShardTask): unknown {
   switch (task.kind) {
-    case 'stats': return shardStats(state, applier.records, applier.lateEvents);
+    case 'stats': return { ...shardStats(state, applier.records, applier.lateEvents), correctedEvents: applier.correctedEvents };
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
     case 'deviceSeries': return consistent(() => deviceSeries(state, task));
     case 'fleetSeries': return consistent(() => fleetSeries(state, task));

@@ -97,11 +97,15 @@ t.test('/analytics over the real server: exact hourly figures, past hours from r
     for (const e of live) t.equal((await record(engine.url, e)).status, 204);
     const h = await getJson(`${engine.url}/healthz`);
     for (const s of h.body.shards) t.ok(s.watermark === null || s.watermark > past + HOUR, `shard ${s.shard}: the watermark passed the hour`);
-    // the hour is closed: another event for it is too late (logged, not applied)
+    t.same((await hour(engine.url, past)).body, want);
+    // the hour is final: another event for it, within the late horizon (1 d), is a correction:
+    // counted in the hour, and listed by /v1/late as a correction
     t.equal((await record(engine.url, { timestamp: past + 5, user: 'latecomer', event: 'click' })).status, 204);
     const late = await getJson(`${engine.url}/v1/late?deviceId=latecomer`);
-    t.equal(late.body.total, 1, 'too late for the closed hour');
-    t.same((await hour(engine.url, past)).body, want);
+    t.same([late.body.total, late.body.corrections, late.body.events[0]?.correction], [0, 1, true], 'a correction of the final hour');
+    want.clicks++;
+    want.unique_users++;
+    t.same((await hour(engine.url, past)).body, want, 'the hour with its correction');
     t.same((await hour(engine.url, now)).body, expected(live, current), 'the current hour');
   });
 

@@ -125,6 +125,11 @@ const SPECS: Spec[] = [
     bad: [['8d', OUT], ['late', /invalid duration/]],
   },
   {
+    key: 'lateHorizonMs', flag: '--late-horizon', env: 'SLUICE_LATE_HORIZON', defaultValue: 86_400_000,
+    good: [['5m', 300_000], ['1d', 86_400_000]],
+    bad: [['400d', OUT], ['soon', /invalid duration/]],
+  },
+  {
     key: 'lateLogSize', flag: '--late-log-size', env: 'SLUICE_LATE_LOG_SIZE', defaultValue: 100_000,
     good: [['0', 0], ['100000', 100_000]],
     bad: [['-1', OUT], ['many', /not an integer/]],
@@ -353,7 +358,7 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
     '--ring-size': '16MiB', '--pane': '10s', '--body-max': '1MiB', '--future-skew': '1m', '--backpressure-wait': '1s',
     '--port': '8080', '--quantiles': '0.5,0.9,0.99', '--log-level': 'info', '--data-dir': './data',
     '--ack': 'durable', '--checkpoint-interval': '5s', '--max-db-size': '8GiB',
-    '--allowed-lateness': '5m', '--late-log-size': '100000', '--resolutions': '10s,1m,1h,1d', '--retention': '10s:1d,1m:7d,1h:90d,1d:forever',
+    '--allowed-lateness': '5m', '--late-horizon': '1d', '--late-log-size': '100000', '--resolutions': '10s,1m,1h,1d', '--retention': '10s:1d,1m:7d,1h:90d,1d:forever',
     '--report-period': '10s', '--report-metrics': 'cpu', '--report-history': '360',
   };
   for (const spec of SPECS) {
@@ -379,4 +384,13 @@ t.test('describeConfig formats durations and sizes and covers every setting', as
   t.equal(summary.quantiles, '0.5,0.9,0.99');
   t.equal(summary.logLevel, 'info');
   for (const value of Object.values(summary)) t.ok(typeof value === 'string' || typeof value === 'number');
+});
+
+t.test('the late horizon fits between the allowed lateness and the finest retention', async (t) => {
+  const load = (argv: string[]): SluiceConfig => (loadConfig(argv, {}) as { config: SluiceConfig }).config;
+  t.equal(load([]).lateHorizonMs, 86_400_000, 'default 1 d');
+  t.equal(load(['--retention', '10s:2m']).lateHorizonMs, 300_000, 'the default shrinks to the finest retention, not below the lateness');
+  t.equal(load(['--retention', '10s:2h']).lateHorizonMs, 7_200_000);
+  t.throws(() => load(['--retention', '10s:2h', '--late-horizon', '3h']), /--late-horizon: 3h is longer than the retention of the finest resolution \(2h\)/);
+  t.throws(() => load(['--late-horizon', '1m']), /--late-horizon: 1m is shorter than --allowed-lateness \(5m\)/);
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { BlockStore } from '../../storage';
+import { BlockStore, SUMMARY_CHUNK } from '../../storage';
 import { tempDir } from '../helpers/engine';
 
 const bytes = (...xs: number[]): Uint8Array => Uint8Array.from(xs);
@@ -50,4 +50,24 @@ t.test('retention drops whole windows before a time, in one transaction', async 
   t.same([...new Set([...store.blocks(0, 10_000, 0, Infinity)].map((b) => b.start / MIN))], [5, 6, 7, 8, 9]);
   t.equal(await store.dropBefore(0, 10_000, 0), 0);
   t.equal(store.block(0, 10_000, 5 * MIN, 2)?.[0], 5);
+});
+
+t.test('corrections are delta blocks of their slice: listed in order, not among the chunks, dropped with the slice', async (t) => {
+  const store = BlockStore.open(tempDir());
+  t.teardown(() => store.close());
+  await store.appendBlock(0, 60_000, MIN, 0, bytes(1));
+  await store.appendBlock(0, 60_000, MIN, SUMMARY_CHUNK, bytes(9));
+  await store.putDelta(0, 60_000, MIN, 7, 0, bytes(70));
+  await store.putDelta(0, 60_000, MIN, 5, 1, bytes(51));
+  await store.putDelta(0, 60_000, MIN, 7, 0, bytes(71)); // a replay rewrites its key
+  t.same(store.deltas(0, 60_000, MIN).map((b) => [...b]), [[51], [71]], 'by batch seq, then record');
+  t.same([...store.blocks(0, 60_000, 0, Infinity)].map((b) => b.chunk), [0, SUMMARY_CHUNK], 'chunks and summary only');
+  // a slice with corrections only, after the newest sealed one: queries must look as far as it
+  await store.putDelta(0, 60_000, 3 * MIN, 8, 0, bytes(80));
+  t.equal(store.newestStart(0, 60_000), 3 * MIN);
+  t.equal(store.firstStart(0, 60_000, 2 * MIN, 10 * MIN), 3 * MIN);
+  await store.appendBlock(0, 60_000, 4 * MIN, 0, bytes(4)); // appended after it
+  t.equal(store.counters.appended, 3);
+  t.equal(await store.dropBefore(0, 60_000, 3 * MIN + 1), 5, 'the slices before, their deltas included');
+  t.same(store.deltas(0, 60_000, MIN), []);
 });

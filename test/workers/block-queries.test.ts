@@ -4,9 +4,9 @@ import { rng } from '../helpers/rng';
 import { tempDir } from '../helpers/engine';
 import { BlockStore, RollupStore } from '../../storage';
 import { histogramBucket, quantileOf, emptyAggregate, type TopBy, type WindowAggregateWire } from '../../protocol';
-import { ShardState } from '../../workers/shard-state';
+import { ROUTE_HEAD, ROUTE_LATE, ShardState } from '../../workers/shard-state';
 import {
-  deviceSeries, distinctDevices, fleetSeries, forceHeadScanForTests, listDevices, metricLatest, sensorRange, shardStats, topDevices,
+  deviceSeries, distinctDevices, fleetSeries, forceHeadScanForTests, headSummariesOf, listDevices, metricLatest, sensorRange, shardStats, topDevices,
 } from '../../workers/block-queries';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
@@ -36,7 +36,7 @@ function open(chunkSeries: number): { state: ShardState; close(): Promise<void> 
   const blocks = BlockStore.open(dir);
   const rollups = RollupStore.open(dir, null);
   const state = new ShardState({
-    shard: 0, paneMs: PANE, latenessMs: 300_000, resolutions: RESOLUTIONS, histogram: HIST, lateLogSize: 1000, chunkSeries,
+    shard: 0, paneMs: PANE, latenessMs: 300_000, lateHorizonMs: 600_000, resolutions: RESOLUTIONS, histogram: HIST, lateLogSize: 1000, chunkSeries,
   }, blocks, rollups, (e) => { throw e; });
   return {
     state,
@@ -55,9 +55,15 @@ const METRICS = ['cpu', 'temp', 'mem', 'rare'];
  * A seeded stream as the applier feeds it: 40 minutes of readings from 14 devices (sparse global
  * ids) in 4 metrics, the clock moving forward with readings up to ~5 min late (some too late,
  * left out), a batch's afterRecord() every few readings. 'rare' comes from two devices only; 'quiet'
- * sends temp in the first minutes only.
+ * sends temp in the first minutes only. `afterRecord` (queries between appends) sees each batch.
  */
-async function build(s: number): Promise<Built> {
+/** batch seqs for afterRecord, as the ring's records carry them */
+let seqs = 0;
+function nextSeq(): number {
+  return ++seqs;
+}
+
+async function build(s: number, afterRecord?: (state: ShardState, readings: Reading[], records: number) => Promise<void>): Promise<Built> {
   const rand = rng(s);
   const { state, close } = open(8);
   const table = state.series;
@@ -70,10 +76,14 @@ async function build(s: number): Promise<Built> {
   const metricId = (m: string): number => 3 + METRICS.indexOf(m) * 5;
   const readings: Reading[] = [];
   let clock = BASE;
+  let records = 0;
   const push = (device: string, metric: string, ts: number, v: number): void => {
     const series = table.seriesOf(ids.get(device)!, metricId(metric));
-    if (state.isLate(ts)) return;
-    state.apply(series, ts, v);
+    // as the applier: the head, a correction of a sealed slice (a delta block), or too late
+    const route = state.route(ts);
+    if (route === ROUTE_LATE) return;
+    if (route === ROUTE_HEAD) state.apply(series, ts, v);
+    else state.correct(series, ts, v);
     readings.push({ device, deviceId: ids.get(device)!, metric, ts, v });
   };
   while (clock < BASE + SPAN_MS) {
@@ -85,14 +95,16 @@ async function build(s: number): Promise<Built> {
       const device = metric === 'rare' ? DEVICES[di % 2]! : DEVICES[di]!;
       if (device === 'dev-05' && metric === 'cpu') continue; // dev-05 sends no cpu
       if (device === 'dev-07' && Math.floor((clock - BASE) / MIN) % 4 === 1) continue; // silent minutes
-      const late = rand() < 0.25 ? Math.floor(rand() * 330_000) : Math.floor(rand() * 3000);
+      // up to 11 min late: within the lateness (the head), corrections of sealed slices (deltas), beyond the 10 min horizon
+      const late = rand() < 0.25 ? Math.floor(rand() * 660_000) : Math.floor(rand() * 3000);
       const ts = Math.max(BASE, clock - late);
       // quarter values (sums exact in any order), some under 0 and over 100
       const v = Math.round((rand() * 120 - 10) * 4) / 4;
       push(device, metric, ts, v);
       if (clock - BASE < 5 * MIN && rand() < 0.2) push('quiet', 'temp', ts, Math.round(rand() * 400) / 4);
     }
-    state.afterRecord();
+    state.afterRecord(++records);
+    if (afterRecord !== undefined) await afterRecord(state, readings, records);
   }
   await state.pending;
   return { state, readings, close };
@@ -177,7 +189,7 @@ function quantileOk(values: number[], q: number, got: number | null, raw: boolea
 }
 
 /** what checkWindows needs of a test */
-type Asserts = Pick<typeof t, 'same' | 'fail'>;
+type Asserts = Pick<typeof t, 'same' | 'fail' | 'equal'>;
 
 function checkWindows(t: Asserts, got: WindowAggregateWire[], want: RefWin[], res: number, fleet: boolean, what: string): boolean {
   const g = JSON.stringify(got.map((w) => exactPart(w, res, fleet)));
@@ -201,6 +213,7 @@ function checkWindows(t: Asserts, got: WindowAggregateWire[], want: RefWin[], re
 
 t.test('queries over sealed blocks and the open head match the accepted readings', async (t) => {
   const { state, readings, close } = await build(seed);
+  t.ok(state.deltaReadings > 0, `${state.deltaReadings} readings came after their slice was sealed: corrections in delta blocks`);
   t.teardown(close);
   const open = state.head.openSlices();
   t.ok(open.length >= 4 && state.sealer.counters.slices >= 25, `${state.sealer.counters.slices} slices sealed, ${open.length} open`);
@@ -380,6 +393,83 @@ t.test('queries over sealed blocks and the open head match the accepted readings
   });
 });
 
+/**
+ * The fleet queries over the head (and across the seal edge) against the readings so far; '' or
+ * what differs (reported through t). Every slice is open or sealed once `state.pending` resolved.
+ */
+function checkHead(t: Asserts, state: ShardState, readings: Reading[]): boolean {
+  const open = state.head.openSlices();
+  if (open.length === 0) return true;
+  const edge = open[0]! * state.sliceMs;
+  const newest = Math.max(...readings.map((r) => r.ts));
+  const ranges: [number, number][] = [[edge - 2 * MIN, newest + 1], [edge + 15_500, newest - 20_000], [newest - 30_000, newest + 1]];
+  for (const [from, to] of ranges) {
+    const where = `[${from - BASE}, ${to - BASE}) with the head from ${edge - BASE}`;
+    for (const res of [PANE, MIN, 90_000, HOUR]) {
+      for (const metric of METRICS) {
+        const f = fleetSeries(state, { kind: 'fleetSeries', metric, from, to, resolutionMs: res });
+        const want = refWindows(readings, from, to, res, (x) => x.metric === metric);
+        if (!checkWindows(t, f.windows, want, res, true, `fleet ${metric} res=${res} ${where}`)) return false;
+        const all = new Set(want.flatMap((w) => [...w.devices])).size;
+        if (f.devices !== all) {
+          t.equal(f.devices, all, `fleet ${metric} res=${res} ${where}: devices (seed=${seed})`);
+          return false;
+        }
+      }
+      for (const metrics of [['cpu', 'temp'], ['rare']]) {
+        const d = distinctDevices(state, { kind: 'distinctDevices', metrics, from, to, resolutionMs: res });
+        const want = new Set(refWindows(readings, from, to, res, (x) => metrics.includes(x.metric)).flatMap((w) => [...w.devices])).size;
+        if (d.devices !== want) {
+          t.equal(d.devices, want, `distinct ${metrics.join('+')} res=${res} ${where} (seed=${seed})`);
+          return false;
+        }
+      }
+    }
+    for (const metric of METRICS) {
+      const [a, b] = [Math.ceil((from + 0.5) / 1000) * 1000, Math.ceil((to + 0.5) / 1000) * 1000];
+      const vs = readings.filter((x) => x.metric === metric && x.ts >= a && x.ts < b).map((x) => x.v);
+      const want = vs.length === 0 ? { count: 0, sum: 0, min: 0, max: 0 }
+        : { count: vs.length, sum: vs.reduce((p, c) => p + c, 0), min: Math.min(...vs), max: Math.max(...vs) };
+      const got = sensorRange(state, { kind: 'sensorRange', metric, from: from + 0.5, to: to + 0.5 });
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        t.same(got, want, `sensorRange ${metric} ${where} (seed=${seed})`);
+        return false;
+      }
+    }
+  }
+  for (const metric of METRICS) {
+    let m = -1;
+    for (const r of readings) if (r.metric === metric && r.ts > m) m = r.ts;
+    const want = { start: m < 0 ? null : Math.floor(m / PANE) * PANE };
+    const got = metricLatest(state, { kind: 'metricLatest', metric });
+    if (got.start !== want.start) {
+      t.same(got, want, `metricLatest ${metric} (seed=${seed})`);
+      return false;
+    }
+  }
+  return true;
+}
+
+t.test('fleet queries between appends (the head\'s summaries extended, dropped when sealed) match the readings so far', async (t) => {
+  for (const mode of [undefined, true, false]) {
+    forceHeadScanForTests(mode);
+    let ok = true;
+    let rounds = 0;
+    const { state, close } = await build(seed ^ 0x1f, async (state, readings, records) => {
+      if (!ok || records % 23 !== 0) return;
+      await state.pending;
+      rounds++;
+      ok = checkHead(t, state, readings);
+    });
+    const cache = headSummariesOf(state);
+    await close();
+    if (!ok) break;
+    t.ok(rounds >= 20 && cache.counters.dropped > 0, `scan ${String(mode)}: ${rounds} rounds, ${cache.counters.dropped} summaries of sealed slices dropped, ` +
+      `${cache.counters.readingsAdded} readings added, ${cache.counters.rowsRead} rows read, ${cache.counters.chainBuilds} chain builds`);
+  }
+  forceHeadScanForTests(undefined);
+});
+
 t.test('dense series: digests past 1024 values (device windows, top) and past a fleet window\'s buffer', async (t) => {
   const { state, close } = open(2);
   t.teardown(close);
@@ -394,13 +484,13 @@ t.test('dense series: digests past 1024 values (device windows, top) and past a 
     for (let d = 0; d < names.length; d++) {
       const ts = DAY0 + Math.max(0, ms - Math.floor(rand() * 2000));
       const v = Math.round(rand() * rand() * 4000) / 4 - 50;
-      if (state.isLate(ts)) continue;
+      if (state.route(ts) !== ROUTE_HEAD) continue;
       state.apply(state.series.seriesOf(d, 0), ts, v);
       readings.push({ device: names[d]!, deviceId: d, metric: 'cpu', ts, v });
     }
-    if (ms % 1000 === 0) state.afterRecord();
+    if (ms % 1000 === 0) state.afterRecord(nextSeq());
   }
-  state.afterRecord();
+  state.afterRecord(nextSeq());
   await state.pending;
   t.ok(state.sealer.counters.slices >= 3 && state.head.openSliceCount >= 3, 'sealed and open slices');
   const [from, to] = [DAY0 + 30_000, DAY0 + 8 * MIN];
@@ -465,10 +555,10 @@ t.test('timing at 10k series (a print, not an assertion)', async (t) => {
   for (let p = 0; p < minutes * 6; p++) {
     for (let d = 0; d < N; d++) {
       const ts = T0 + p * PANE + Math.floor(rand() * PANE);
-      if (!state.isLate(ts)) state.apply(series[d]!, ts, Math.round(rand() * 1000) / 10);
-      if ((d & 1023) === 1023) state.afterRecord();
+      if (state.route(ts) === ROUTE_HEAD) state.apply(series[d]!, ts, Math.round(rand() * 1000) / 10);
+      if ((d & 1023) === 1023) state.afterRecord(nextSeq());
     }
-    state.afterRecord();
+    state.afterRecord(nextSeq());
   }
   await state.pending;
   const fill = performance.now() - t0;
@@ -504,6 +594,39 @@ t.test('timing at 10k series (a print, not an assertion)', async (t) => {
       `fleet 1h@1h p50 ${pct(fleetH, 0.5)} ms; distinct 1h@1m p50 ${pct(distinct, 0.5)} ms; top p99 1h@1m p50 ${pct(top, 0.5)} ms; ` +
       `top p99 1 min p50 ${pct(topMin, 0.5)} ms; metricLatest fleet p50 ${pct(latest, 0.5)} ms; sensorRange ~1h p50 ${pct(sensor, 0.5)} ms`);
   }
+  // the head's summaries: the first fleet query over the head builds them (cold: forcing the
+  // scan way drops them), the next ones extend them with the readings appended since
+  const lastFrom = T0 + minutes * MIN - HOUR;
+  const cold = time(5, () => {
+    forceHeadScanForTests(undefined);
+    fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: lastFrom, to: lastFrom + HOUR, resolutionMs: MIN });
+  });
+  const inc: number[][] = [[], [], [], [], []];
+  for (let round = 0; round < 40; round++) {
+    // 1 s of event time: a tenth of the devices report (1000 readings)
+    const sec = minutes * 60 + round;
+    for (let d = round % 10; d < N; d += 10) state.apply(series[d]!, T0 + sec * 1000 + Math.floor(rand() * 1000), Math.round(rand() * 1000) / 10);
+    state.afterRecord(nextSeq());
+    await state.pending;
+    const to = T0 + (sec + 1) * 1000;
+    const queries = [
+      () => fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: to - HOUR, to, resolutionMs: MIN }),
+      () => fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: to - HOUR, to, resolutionMs: HOUR }),
+      () => distinctDevices(state, { kind: 'distinctDevices', metrics: ['cpu'], from: to - HOUR, to, resolutionMs: MIN }),
+      () => sensorRange(state, { kind: 'sensorRange', metric: 'cpu', from: to - HOUR + 1234, to }),
+      () => metricLatest(state, { kind: 'metricLatest', metric: 'cpu' }),
+    ];
+    // each kind first after the appends in turn (the one that extends the summaries)
+    for (let k = 0; k < queries.length; k++) {
+      const q = (round + k) % queries.length;
+      inc[q]!.push(time(1, queries[q]!)[0]!);
+    }
+  }
+  const heads = headSummariesOf(state);
+  lines.push(`the head's summaries: fleet 1h@1m cold (built from ${state.head.readingsHeld} head readings) p50 ${pct(cold, 0.5)} ms; ` +
+    `after each 1 s of new readings (1000): fleet 1h@1m p50 ${pct(inc[0]!, 0.5)} p99 ${pct(inc[0]!, 0.99)} ms, fleet 1h@1h p50 ${pct(inc[1]!, 0.5)} ms, ` +
+    `distinct 1h@1m p50 ${pct(inc[2]!, 0.5)} ms, sensorRange ~1h p50 ${pct(inc[3]!, 0.5)} ms, metricLatest fleet p50 ${pct(inc[4]!, 0.5)} ms; ` +
+    `${heads.entries} summaries held, ${(heads.bytes / 1024).toFixed(0)} KiB`);
   for (const l of lines) t.comment(l);
   const check = fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: T0, to: T0 + HOUR, resolutionMs: MIN });
   t.equal(check.devices, N, 'every device in the hour');

@@ -26,7 +26,7 @@ t.test('events and columnar records reach the shard state exactly, across ring w
   const rollups = RollupStore.open(dir, null);
   t.teardown(() => blocks.close());
   const state = new ShardState({
-    shard: 0, paneMs: 10_000, latenessMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
+    shard: 0, paneMs: 10_000, latenessMs: 300_000, lateHorizonMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
   }, blocks, rollups, (err) => { throw err; });
   const report = new ReportCounter({ metrics: ['cpu'], divisions: 10, min: 0, max: 100 });
   const applier = new RecordApplier(consumer, state, report);

@@ -1,0 +1,218 @@
+import t from 'tap';
+import { rng } from '../helpers/rng';
+import { histogramBucket, quantileOf, type WindowAggregateWire } from '../../protocol';
+import { HeadSlices, SealedSlice } from '../../workers/head-slices';
+import { HeadSummaries, type HeadSummary } from '../../workers/head-summaries';
+import { SeriesTable } from '../../workers/series-table';
+
+const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
+t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
+
+const HIST = { divisions: 8, min: 0, max: 100 };
+const DEVICES = 40;
+/** device ids spread out (bitmaps of several bytes, not dense from 0) */
+const deviceId = (i: number): number => 5 + 13 * i;
+const METRICS = ['a', 'b', 'r'];
+
+interface Reading { series: number; device: number; metric: number; offset: number; v: number }
+
+/** the brute-force reference of one pane, a window of the slice, or a cell */
+interface Ref {
+  count: number; sum: number; min: number; max: number; last: number; lastTs: number;
+  histogram: number[]; under: number; over: number; devices: Set<number>; values: number[];
+}
+
+function refOf(rs: readonly Reading[], start: number, from: number, to: number): Ref {
+  const r: Ref = { count: 0, sum: 0, min: 0, max: 0, last: 0, lastTs: 0, histogram: new Array<number>(HIST.divisions).fill(0), under: 0, over: 0, devices: new Set(), values: [] };
+  for (const x of rs) {
+    if (x.offset < from || x.offset >= to) continue;
+    const ts = start + x.offset;
+    if (r.count === 0) {
+      r.min = r.max = r.last = x.v;
+      r.lastTs = ts;
+    } else {
+      r.min = Math.min(r.min, x.v);
+      r.max = Math.max(r.max, x.v);
+      if (ts > r.lastTs || (ts === r.lastTs && x.v > r.last)) {
+        r.last = x.v;
+        r.lastTs = ts;
+      }
+    }
+    r.count++;
+    r.sum += x.v;
+    const b = histogramBucket(x.v, HIST.min, HIST.max, HIST.divisions);
+    if (b < HIST.divisions) r.histogram[b]!++;
+    else if (b === HIST.divisions) r.under++;
+    else r.over++;
+    r.devices.add(x.device);
+    r.values.push(x.v);
+  }
+  return r;
+}
+
+function bitsOf(bits: Uint8Array): Set<number> {
+  const out = new Set<number>();
+  for (let i = 0; i < bits.length * 8; i++) if ((bits[i >>> 3]! & (1 << (i & 7))) !== 0) out.add(i);
+  return out;
+}
+
+/** within 2% of rank plus one value (a compressed digest) */
+function quantileOk(values: number[], q: number, got: number | null): boolean {
+  const sorted = values.slice().sort((a, b) => a - b);
+  const n = sorted.length;
+  const lo = sorted[Math.max(0, Math.floor((q - 0.02) * n) - 1)]!;
+  const hi = sorted[Math.min(n - 1, Math.ceil((q + 0.02) * n))]!;
+  return got !== null && got >= lo && got <= hi;
+}
+
+/** '' when the window matches the reference, else what differs */
+function diff(w: WindowAggregateWire, bits: Uint8Array, r: Ref): string {
+  const got = {
+    count: w.count, sum: w.sum, min: w.min, max: w.max, last: w.last, lastTs: w.lastTs, histogram: w.histogram, under: w.under, over: w.over,
+    devices: w.devices, bits: [...bitsOf(bits)].sort((a, b) => a - b), weight: w.weights.reduce((a, b) => a + b, 0),
+  };
+  const want = {
+    count: r.count, sum: r.sum, min: r.min, max: r.max, last: r.last, lastTs: r.lastTs, histogram: r.histogram, under: r.under, over: r.over,
+    devices: r.devices.size, bits: [...r.devices].sort((a, b) => a - b), weight: r.count,
+  };
+  if (JSON.stringify(got) !== JSON.stringify(want)) return `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`;
+  if (r.count === 0) return '';
+  for (const q of [0.1, 0.5, 0.9, 0.99]) if (!quantileOk(r.values, q, quantileOf(w, q))) return `q${q} = ${quantileOf(w, q)}`;
+  return '';
+}
+
+/** every pane, the slice and every cell of a summary against the readings */
+function check(h: HeadSummary | null, rs: readonly Reading[], sliceMs: number, paneMs: number): string {
+  if (rs.length === 0) return h === null ? '' : `a summary of ${h.readings} readings, want none`;
+  if (h === null) return `no summary, want ${rs.length} readings`;
+  const start = h.start;
+  const m = h.summary();
+  let d = diff(m.slice, m.sliceBits, refOf(rs, start, 0, sliceMs));
+  if (d !== '') return `slice: ${d}`;
+  if (m.devices !== m.slice.devices) return `devices ${m.devices}, the slice's window ${m.slice.devices}`;
+  for (let p = 0; p < m.panes.length; p++) {
+    d = diff(m.panes[p]!, m.paneBits[p]!, refOf(rs, start, p * paneMs, (p + 1) * paneMs));
+    if (d !== '') return `pane ${p}: ${d}`;
+    if (m.panes[p]!.start !== start + p * paneMs || m.panes[p]!.end !== start + (p + 1) * paneMs) return `pane ${p}: bounds`;
+  }
+  for (let c = 0; c < h.cCount.length; c++) {
+    const r = refOf(rs, start, c * h.cellMs, (c + 1) * h.cellMs);
+    const got = [h.cCount[c], h.cSum[c], r.count === 0 ? 0 : h.cMin[c], r.count === 0 ? 0 : h.cMax[c]];
+    if (JSON.stringify(got) !== JSON.stringify([r.count, r.sum, r.min, r.max])) return `cell ${c}: ${JSON.stringify(got)}, want ${JSON.stringify([r.count, r.sum, r.min, r.max])}`;
+  }
+  const newest = Math.max(...rs.map((x) => Math.floor(x.offset / paneMs)));
+  if (h.newestPane() !== newest) return `newest pane ${h.newestPane()}, want ${newest}`;
+  return '';
+}
+
+for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
+  t.test(`summaries extended between appends match the readings (slices of ${sliceMs} ms, panes of ${paneMs} ms)`, async (t) => {
+    const rand = rng(seed ^ sliceMs);
+    const table = new SeriesTable();
+    for (let i = 0; i < DEVICES; i++) table.defineDevice(deviceId(i), `d${i}`);
+    METRICS.forEach((m, i) => table.defineMetric(i, m));
+    const head = new HeadSlices({ sliceMs, paneMs, pageReadings: 64 });
+    // one cache per way of reading the head, and one that must evict
+    const ways: [string, boolean | undefined, HeadSummaries][] = [
+      ['cheaper', undefined, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
+      ['rows', true, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
+      ['chains', false, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
+      ['evicting', undefined, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST, bytesMax: 20_000 })],
+    ];
+    const ref = new Map<number, Reading[]>();
+    let first = 1_000_000;
+    let appended = 0;
+    let reopened = 0;
+    for (let round = 0; round < 150; round++) {
+      // a slice sealed and opened again under the same number, between two queries: a new epoch
+      // from row 0 (its first appends go to it)
+      let again = -1;
+      if (rand() < 0.08) {
+        again = first + Math.floor(rand() * 4);
+        if (head.seal(again, new SealedSlice())) reopened++;
+        ref.delete(again);
+      }
+      // appends: mostly into the newest of 4 open slices, some late; metric r from 3 devices only
+      const k = Math.floor(rand() * rand() * 400) + (again >= 0 ? 50 : 0);
+      for (let i = 0; i < k; i++) {
+        const no = i < 50 && again >= 0 ? again : first + (rand() < 0.7 ? 3 : Math.floor(rand() * 4));
+        const metric = rand() < 0.03 ? 2 : rand() < 0.5 ? 0 : 1;
+        const dev = metric === 2 ? Math.floor(rand() * 3) : Math.floor(rand() * DEVICES);
+        const series = table.seriesOf(deviceId(dev), metric);
+        const offset = Math.floor(rand() * sliceMs);
+        const v = Math.round((rand() * 130 - 15) * 4) / 4;
+        head.append(series, no * sliceMs + offset + rand() * 0.99, v);
+        let rs = ref.get(no);
+        if (rs === undefined) ref.set(no, rs = []);
+        rs.push({ series, device: deviceId(dev), metric, offset, v });
+        appended++;
+      }
+      if (rand() < 0.1) {
+        // the oldest slice sealed; a new one opens
+        head.seal(first, new SealedSlice());
+        ref.delete(first);
+        first++;
+      }
+      for (const [name, columns, cache] of ways) {
+        for (let no = first - 1; no <= first + 4; no++) {
+          for (let metric = 0; metric < METRICS.length; metric++) {
+            if (rand() < 0.3) continue; // some entries fall behind by several rounds
+            const rs = (ref.get(no) ?? []).filter((x) => x.metric === metric);
+            const d = check(cache.get(no, metric, columns), rs, sliceMs, paneMs);
+            if (d !== '') {
+              t.fail(`${name}: round ${round}, slice ${no}, metric ${METRICS[metric]}: ${d} (seed=${seed})`);
+              return;
+            }
+          }
+        }
+      }
+    }
+    t.ok(reopened > 0, `${reopened} slices opened again`);
+    const [cheaper, rows, chains, evicting] = ways.map((w) => w[2].counters);
+    t.ok(rows!.readingsAdded <= appended, `rows: each reading added at most once (${rows!.readingsAdded} of ${appended})`);
+    t.ok(rows!.rowsRead <= METRICS.length * appended, `rows: each row read at most once per metric (${rows!.rowsRead})`);
+    t.equal(rows!.chainBuilds, 0, 'rows: never from the chains');
+    t.ok(chains!.chainBuilds > 0 && chains!.rowsRead === 0, 'chains: always from the chains');
+    t.ok(cheaper!.chainBuilds > 0 && cheaper!.rowsRead > 0, `the cheaper way: both (${cheaper!.chainBuilds} chain builds, ${cheaper!.rowsRead} rows read)`);
+    t.ok(cheaper!.dropped > 0, `entries of sealed or reopened slices dropped (${cheaper!.dropped})`);
+    t.ok(evicting!.evicted > 0 && ways[3]![2].bytes <= 20_000 + 2 * ways[0]![2].bytes / Math.max(1, ways[0]![2].entries),
+      `bounded: ${evicting!.evicted} evicted, ${ways[3]![2].bytes} bytes held`);
+  });
+}
+
+t.test('a slice or metric without readings answers null; a metric unknown to the table too', async (t) => {
+  const table = new SeriesTable();
+  table.defineDevice(1, 'd');
+  table.defineMetric(0, 'a');
+  table.defineMetric(1, 'b');
+  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
+  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  t.equal(cache.get(5, 0), null, 'no open slice');
+  head.append(table.seriesOf(1, 0), 5 * 60_000 + 1234, 7);
+  t.equal(cache.get(5, 1), null, 'a metric without series');
+  t.equal(cache.get(5, 7), null, 'an unknown metric');
+  table.seriesOf(1, 1);
+  t.equal(cache.get(5, 1), null, 'a metric with a series but no reading in the slice');
+  const h = cache.get(5, 0);
+  t.equal(h?.summary().slice.count, 1);
+  t.equal(h?.summary().panes[0]!.lastTs, 5 * 60_000 + 1234);
+  t.throws(() => new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 1_000, histogram: HIST }), RangeError, 'more panes than a slice may hold');
+});
+
+t.test('extending costs the new rows: a summary asked again reads only what was appended since', async (t) => {
+  const table = new SeriesTable();
+  table.defineMetric(0, 'a');
+  for (let d = 0; d < 1000; d++) table.defineDevice(d, `d${d}`);
+  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
+  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  for (let d = 0; d < 1000; d++) head.append(table.seriesOf(d, 0), 60_000 + d * 7, d % 100);
+  cache.get(1, 0, true);
+  t.equal(cache.counters.rowsRead, 1000);
+  for (let d = 0; d < 10; d++) head.append(table.seriesOf(d, 0), 60_000 + 30_000 + d, 50);
+  const h = cache.get(1, 0, true)!;
+  t.equal(cache.counters.rowsRead, 1010, 'the 10 new rows only');
+  t.equal(h.summary().slice.count, 1010);
+  t.equal(h.summary().slice.devices, 1000);
+  cache.get(1, 0, true);
+  t.equal(cache.counters.rowsRead, 1010, 'nothing new: nothing read');
+});
