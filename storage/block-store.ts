@@ -13,6 +13,12 @@
  * front-end reads any of them for queries and deletes ranges for retention. lmdb-js shares one
  * environment per process across threads; every database here is opened on first use.
  *
+ * Open a shard's database with prepare() before any write of the thread: opening a database that
+ * does not exist yet takes LMDB's write lock synchronously, and if an async lmdb-js transaction of
+ * the same thread holds that lock while it waits for its callback to run on this thread, neither
+ * can go on (seen: a shard worker hung after a restart, opening its block database on its first
+ * seal while its late-log transaction was waiting).
+ *
  * Failure policy: a put or delete that fails rejects its promise; the caller (sealing, retention)
  * decides (retry or fail the shard). Nothing here counts a failure and carries on.
  */
@@ -56,6 +62,11 @@ export class BlockStore {
 
   static open(dataDir: string): BlockStore {
     return new BlockStore(open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false }));
+  }
+
+  /** Opens (creating) the database of a shard and resolution now; see the header for why. */
+  prepare(shard: number, resolutionMs: number): void {
+    this.db(shard, resolutionMs);
   }
 
   private db(shard: number, resolutionMs: number): Database<Buffer, BlockKey> {

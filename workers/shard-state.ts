@@ -85,6 +85,8 @@ export class ShardState {
     this.paneMs = opts.paneMs;
     this.sliceMs = sliceMsFor(opts.paneMs, opts.resolutions);
     this.histogram = opts.histogram;
+    // before any async write of this thread: see BlockStore.prepare
+    blocks.prepare(opts.shard, this.sliceMs);
     this.head = new HeadSlices({ sliceMs: this.sliceMs, paneMs: opts.paneMs });
     this.clock = new Watermark(opts.paneMs, opts.latenessMs);
     this.sealer = new Sealer({

@@ -113,15 +113,23 @@ export class StreamClient {
   }
 }
 
+/** a request the engine does not answer in this long fails the test with the URL, instead of hanging it */
+const REQUEST_TIMEOUT_MS = 60_000;
+
 export async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(url);
+  const r = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).catch((e: Error) => {
+    throw new Error(`GET ${url}: ${e.message}`);
+  });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
 export async function post(url: string, contentType: string, body: string | Uint8Array,
   headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+    .catch((e: Error) => {
+      throw new Error(`POST ${url}: ${e.message}`);
+    });
   const text = await r.text();
   let parsed: unknown = null;
   if (text) {
