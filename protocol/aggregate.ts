@@ -28,7 +28,7 @@ import type { WindowAggregateWire } from './messages';
 
 // The digest primitives the shard's pane store needs, re-exported so that workers/ keeps
 // importing protocol/ through its index (which exports this module).
-export { compressRange, DIGEST_COMPRESSION, MergingDigest } from './digest';
+export { compressRange, DIGEST_COMPRESSION, MergingDigest, sortValuesRadix } from './digest';
 
 /**
  * Above this many centroids a merged aggregate is compressed. A compressed digest holds at most

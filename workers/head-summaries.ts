@@ -48,7 +48,7 @@ import {
 } from '../protocol';
 import type { HistogramSpec, MetricSummary } from '../storage';
 import type { HeadSlices, SliceMark } from './head-slices';
-import { sortRaw } from './raw-digest';
+import { sortValuesRadix } from '../protocol';
 import type { SeriesTable } from './series-table';
 
 // Bound once: a call through the CommonJS re-export of '../protocol' runs its getter each time.
@@ -536,7 +536,7 @@ export class HeadSummaries {
     const m = pendingN[p]!;
     pendingN[p] = 0;
     e.dirty[p] = 1;
-    sortRaw(raw, 0, m);
+    sortValuesRadix(raw, 0, m);
     // runs of one value as one centroid (repeated readings: one-decimal values repeat ~100 times
     // in a pane of 100k; the merging pass then walks ~1000 entries, not 100k)
     let r = 0;
