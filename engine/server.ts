@@ -85,7 +85,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 
   // the late log ('l' and 'c' keys): read by GET /v1/late
-  const rollups = RollupStore.open(config.dataDir, null);
+  const rollups = RollupStore.open(config.dataDir);
   const retention = new Retention(config, shards, log);
   retention.start(RETENTION_INTERVAL_MS);
   const checkpointer = new Checkpointer(shards, stager, pipeline, store, ingest, log);

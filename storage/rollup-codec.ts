@@ -15,8 +15,14 @@
  * one reads it when the batch commits). One codec per thread (not shared).
  */
 
-import { histogramBucket } from '../protocol';
-import type { RollupValue } from './rollup-store';
+import { histogramBucket, type WindowAggregateWire } from '../protocol';
+
+/** a stored window: an aggregate and the last pane merged into it */
+export interface RollupValue extends WindowAggregateWire {
+  /** the last pane merged into this window (device windows) or every pane below it was (fleet: closedBelow) */
+  lastPaneNo: number;
+}
+
 
 const HEAD_BYTES = 8;
 const RAW = 1;

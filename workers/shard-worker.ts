@@ -51,7 +51,7 @@ const POLL_BUDGET_BYTES = 1 << 20;
 const data = workerData as ShardWorkerData;
 const ring = new RingConsumer(data.ring);
 const histogram = { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax };
-const rollups = RollupStore.open(data.dataDir, null);
+const rollups = RollupStore.open(data.dataDir);
 const blocks = BlockStore.open(data.dataDir);
 const failShard = (err: Error): void => {
   setImmediate(() => {

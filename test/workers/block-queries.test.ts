@@ -34,7 +34,7 @@ interface Built {
 function open(chunkSeries: number): { state: ShardState; close(): Promise<void> } {
   const dir = tempDir('sluice-block-queries-');
   const blocks = BlockStore.open(dir);
-  const rollups = RollupStore.open(dir, null);
+  const rollups = RollupStore.open(dir);
   const state = new ShardState({
     shard: 0, paneMs: PANE, latenessMs: 300_000, lateHorizonMs: 600_000, resolutions: RESOLUTIONS, histogram: HIST, lateLogSize: 1000, chunkSeries,
   }, blocks, rollups, (e) => { throw e; });

@@ -23,7 +23,7 @@ t.test('events and columnar records reach the shard state exactly, across ring w
   const stager = new BatchStager(dict, [producer], limits.metricsPerEventMax);
   const dir = tempDir();
   const blocks = BlockStore.open(dir);
-  const rollups = RollupStore.open(dir, null);
+  const rollups = RollupStore.open(dir);
   t.teardown(() => blocks.close());
   const state = new ShardState({
     shard: 0, paneMs: 10_000, latenessMs: 300_000, lateHorizonMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
