@@ -7,7 +7,7 @@
 
 import type { Percentiles } from './histogram';
 import type { GenReport, LoadGen } from './loadgen';
-import { ceilingCount, cpuNs, engineApplied, rssBytes, sleep, type EngineHealth, type IngestCounters, type Server } from './proc';
+import { ceilingCount, cpuNs, engineApplied, naiveCount, rssBytes, sleep, type EngineHealth, type IngestCounters, type Server } from './proc';
 
 export interface BenchOptions {
   durationS: number;
@@ -22,8 +22,11 @@ export interface BenchOptions {
   eventTime?: { devices?: number; minutes?: number; limitS?: number };
 }
 
+/** what a measure is of: the engine, the bare uWS ceiling, or the naive node:http + ws server */
+export type Target = 'engine' | 'ceiling' | 'naive';
+
 export interface Measure {
-  target: 'engine' | 'ceiling';
+  target: Target;
   seconds: number;
   events: number;
   eventsPerSec: number;
@@ -45,8 +48,10 @@ export interface Measure {
 export interface EngineHealthDelta {
   /** ingest counters' increase over the phase (backpressure, batchesRefused, unavailable...) */
   ingest: IngestCounters;
-  /** WAL appends (committed batches) over the phase; 0 when the engine has no WAL */
+  /** WAL appends (commit groups) over the phase; 0 when the engine has no WAL */
   walAppends: number;
+  /** admitted batches those appends held (requests or frames); 0 from an engine before group commit */
+  walBatches: number;
   walFailures: number;
   /** commits still pending when the phase ended */
   pendingCommitsAtEnd: number;
@@ -85,6 +90,7 @@ function healthDelta(a: EngineHealth, b: EngineHealth, healthz503: number): Engi
   return {
     ingest,
     walAppends: (b.storage?.wal.walAppends ?? 0) - (a.storage?.wal.walAppends ?? 0),
+    walBatches: (b.storage?.wal.walBatches ?? 0) - (a.storage?.wal.walBatches ?? 0),
     walFailures: (b.storage?.wal.walFailures ?? 0) - (a.storage?.wal.walFailures ?? 0),
     pendingCommitsAtEnd: b.storage?.pendingCommits ?? 0,
     healthz503,
@@ -97,13 +103,18 @@ export function ceilingCounter(server: Server, kind: 'messages' | 'requests', ev
   return async () => (await ceilingCount(server.port))[kind] * eventsPerUnit;
 }
 
+/** Events the naive server counted so far (it counts each valid event it decoded). */
+export function naiveCounter(server: Server): Counter {
+  return async () => (await naiveCount(server.port)).events;
+}
+
 function pct(ns: number, seconds: number): number {
   return (ns / (seconds * 1e9)) * 100;
 }
 
 export interface PhaseOptions {
   label: string;
-  target: 'engine' | 'ceiling';
+  target: Target;
   server: Server;
   gen: LoadGen;
   counter: Counter;

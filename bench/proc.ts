@@ -215,6 +215,13 @@ export function startCeiling(): Promise<Server> {
   return startServer('ceiling', [CEILING_MAIN], (l) => l.includes('"ceiling listening"'));
 }
 
+export const NAIVE_MAIN = path.join(__dirname, 'naive-server.js');
+
+/** The naive node:http + ws + msgpackr server of bench/naive-server.ts (what a user would write instead). */
+export function startNaive(): Promise<Server> {
+  return startServer('naive', [NAIVE_MAIN], (l) => l.includes('"naive listening"'));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -249,7 +256,7 @@ export interface EngineHealth {
   devices: number;
   ingest: IngestCounters;
   storage?: { ackMode: string; fault: unknown; walBytes: number; checkpointBytes: number; pendingCommits: number;
-    wal: { walAppends: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number;
+    wal: { walAppends: number; walBatches?: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number;
     lastCheckpoint?: CheckpointSummary | null };
   shards: { eventsApplied: number; ringUsedBytes: number; state?: string; series?: number; panes?: number; paneStoreBytes?: number; heapUsedBytes?: number;
     watermark?: number | null; lateEvents?: number; rollupWriteErrors?: number }[];
@@ -267,6 +274,13 @@ export async function engineApplied(port: number): Promise<{ applied: number; he
 }
 
 export interface CeilingCount { messages: number; requests: number; bytes: number }
+
+/** GET /count of the naive server: the events it counted (valid ones only). */
+export interface NaiveCount extends CeilingCount { events: number; devices: number }
+
+export function naiveCount(port: number): Promise<NaiveCount> {
+  return getJson<NaiveCount>(`http://127.0.0.1:${port}/count`);
+}
 
 export function ceilingCount(port: number): Promise<CeilingCount> {
   return getJson<CeilingCount>(`http://127.0.0.1:${port}/count`);

@@ -2,7 +2,7 @@
 
 import os from 'node:os';
 import type { Measure } from './measure';
-import type { ScenarioResult } from './scenario';
+import { ratioOf, type ScenarioResult } from './scenario';
 import { CPU_COUNT, PINNED, WRK } from './proc';
 
 export interface BenchReport {
@@ -23,35 +23,41 @@ function num(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-function row(name: string, target: string, m: Measure | null, ratio: string): string[] {
-  if (m === null) return [name, target, '', '', '', '', '', '', '', '', '', ratio, ''];
+function row(name: string, target: string, m: Measure | null, ratio: string, vsNaive = ''): string[] {
+  if (m === null) return [name, target, '', '', '', '', '', '', '', '', '', ratio, vsNaive, ''];
   return [
     name, target, num(m.eventsPerSec), num(m.mbPerSec, 1),
     num(m.latencyMs.p50, 2), num(m.latencyMs.p99, 2), num(m.latencyMs.p999, 2),
     num(m.serverCpuPercent), num(m.serverNsPerEvent), num(m.serverRssBytes / 2 ** 20),
-    num(m.generatorCpuPercent), ratio, m.generatorSaturated ? 'GEN SATURATED' : '',
+    num(m.generatorCpuPercent), ratio, vsNaive, m.generatorSaturated ? 'GEN SATURATED' : '',
   ];
 }
 
-const HEADER = ['scenario', 'target', 'events/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'CPU %', 'ns/event', 'RSS MiB', 'gen CPU %', 'ratio', 'flag'];
-const NUMERIC = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+function percent(r: number | null | undefined): string {
+  return r === null || r === undefined ? '' : `${(r * 100).toFixed(0)} %`;
+}
+
+const HEADER = ['scenario', 'target', 'events/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'CPU %', 'ns/event', 'RSS MiB', 'gen CPU %', 'ratio', 'vs naive', 'flag'];
+const NUMERIC = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 
 export function table(scenarios: ScenarioResult[]): string {
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const s of scenarios) {
     if (s.status !== 'ok') {
-      rows.push([s.name, s.status, '', '', '', '', '', '', '', '', '', '', '']);
+      rows.push([s.name, s.status, '', '', '', '', '', '', '', '', '', '', '', '']);
       if (s.reason) notes.push(`${s.name}: ${s.reason}`);
       continue;
     }
     if (s.rows && s.rows.length) {
       s.rows.forEach((r, i) => rows.push(row(i === 0 ? s.name : '', r.label, r.measure, r.ratio ?? '')));
     } else if (s.engine === null && s.ceiling === null) {
-      rows.push([s.name, 'engine', '', '', '', '', '', '', '', '', '', '', 'see notes']);
+      rows.push([s.name, 'engine', '', '', '', '', '', '', '', '', '', '', '', 'see notes']);
     } else {
-      rows.push(row(s.name, 'engine', s.engine, s.ratio === null ? '' : `${(s.ratio * 100).toFixed(0)} %`));
+      const vsNaive = s.naiveRatio === null || s.naiveRatio === undefined ? '' : `${s.naiveRatio.toFixed(2)}x`;
+      rows.push(row(s.name, 'engine', s.engine, percent(s.ratio), vsNaive));
       if (s.ceiling) rows.push(row('', 'ceiling', s.ceiling, ''));
+      if (s.naive && s.ceiling) rows.push(row('', 'naive', s.naive, percent(ratioOf(s.naive, s.ceiling))));
     }
     for (const n of s.notes) notes.push(`${s.name}: ${n}`);
   }
@@ -59,8 +65,9 @@ export function table(scenarios: ScenarioResult[]): string {
   const fmt = (r: string[]): string => r.map((c, i) => (NUMERIC.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   const lines = [fmt(HEADER), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
   lines.push('', 'events/s: applied by the engine\'s workers (read from /healthz), or received by the ceiling. CPU %, ns/event, RSS: the',
-    'server process (all threads, /proc). ratio: engine events/s over ceiling events/s. GEN SATURATED: the load generator',
-    'used > 90 % of its core, so the rate is the generator\'s: compare ns/event instead.');
+    'server process (all threads, /proc). ratio: engine (or naive) events/s over ceiling events/s; vs naive: engine events/s',
+    'over the naive node:http + ws server\'s (bench/naive-server.ts). GEN SATURATED: the load generator used > 90 % of its',
+    'core, so the rate is the generator\'s: compare ns/event instead.');
   if (!PINNED) lines.push('NOT PINNED: taskset missing or fewer than 2 CPUs; server and generator share cores.');
   if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
   return lines.join('\n');

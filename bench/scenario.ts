@@ -1,12 +1,14 @@
 /**
  * What a scenario is and what it returns, and the two shapes most scenarios share: a WebSocket
- * load and an HTTP load, each measured against the engine and against its ceiling in the same
- * run, in alternating order (uWS's habit: the order a target runs in should not favour it).
+ * load and an HTTP load, each measured against the engine, against its ceiling (bare uWS) and
+ * against the naive server (node:http + ws + msgpackr + a Map: what a user would write instead)
+ * in the same run, in alternating order (uWS's habit: the order a target runs in should not
+ * favour it).
  */
 
 import { startHttpGen, startWsGen, WRK_INSTALL_HINT, type HttpLoad } from './loadgen';
-import { ceilingCounter, engineCounter, measurePhase, type BenchOptions, type Measure } from './measure';
-import { PINNED, WRK, engineWarnings, startCeiling, startEngine, type EngineOptions, type Server } from './proc';
+import { ceilingCounter, engineCounter, measurePhase, naiveCounter, type BenchOptions, type Counter, type Measure, type Target } from './measure';
+import { PINNED, WRK, engineWarnings, startCeiling, startEngine, startNaive, type EngineOptions, type Server } from './proc';
 import type { WsFrameKind } from './frames';
 
 export type ScenarioStatus = 'ok' | 'not yet available' | 'failed';
@@ -21,6 +23,9 @@ export interface ScenarioResult {
   ceiling: Measure | null;
   /** engine events/s over ceiling events/s */
   ratio: number | null;
+  /** the naive server's measure (ingest scenarios), and engine events/s over its events/s */
+  naive?: Measure | null;
+  naiveRatio?: number | null;
   generator: string;
   notes: string[];
   /** scenario-specific figures (query latencies, memory per series) */
@@ -46,11 +51,26 @@ export function notYetAvailable(name: string, description: string, reason: strin
   };
 }
 
-type Target = 'engine' | 'ceiling';
+/** Even scenarios measure the ceiling first, odd ones the engine first; the naive server runs in the middle. */
+export function orderWithNaive(index: number): Target[] {
+  return index % 2 === 0 ? ['ceiling', 'naive', 'engine'] : ['engine', 'naive', 'ceiling'];
+}
 
-/** Even scenarios measure the ceiling first, odd ones the engine first. */
-export function order(index: number): Target[] {
-  return index % 2 === 0 ? ['ceiling', 'engine'] : ['engine', 'ceiling'];
+function startTarget(target: Target, engine: EngineOptions): Promise<Server> {
+  switch (target) {
+    case 'engine': return startEngine(engine);
+    case 'ceiling': return startCeiling();
+    case 'naive': return startNaive();
+  }
+}
+
+/** What counts a target's events: the engine's applied events, the ceiling's units x events, the naive server's counted events. */
+function counterOf(target: Target, server: Server, unit: 'messages' | 'requests', eventsPerUnit: number): Counter {
+  switch (target) {
+    case 'engine': return engineCounter(server);
+    case 'ceiling': return ceilingCounter(server, unit, eventsPerUnit);
+    case 'naive': return naiveCounter(server);
+  }
 }
 
 /**
@@ -59,7 +79,7 @@ export function order(index: number): Target[] {
  */
 export async function withServer<T>(target: Target, f: (s: Server) => Promise<T>, engine: EngineOptions = {},
   warnings: string[] = [], label: string = target): Promise<T> {
-  const server = target === 'engine' ? await startEngine(engine) : await startCeiling();
+  const server = await startTarget(target, engine);
   let code: number | null = 0;
   try {
     return await f(server);
@@ -92,7 +112,7 @@ export async function measureWs(server: Server, target: Target, kind: WsFrameKin
     window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, eventsPerSec: 0, load: true,
   });
   try {
-    const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'messages', opts.eventsPerFrame);
+    const counter = counterOf(target, server, 'messages', opts.eventsPerFrame);
     return (await measurePhase({ label, target, server, gen, counter, eventsPerUnit: opts.eventsPerFrame, opts })).measure;
   } finally {
     await gen.stop();
@@ -104,7 +124,7 @@ export async function measureHttp(server: Server, target: Target, load: Omit<Htt
   opts: BenchOptions, label: string): Promise<Measure> {
   const gen = await startHttpGen({ ...load, port: server.port });
   try {
-    const counter = target === 'engine' ? engineCounter(server) : ceilingCounter(server, 'requests', eventsPerRequest);
+    const counter = counterOf(target, server, 'requests', eventsPerRequest);
     return (await measurePhase({ label, target, server, gen, counter, eventsPerUnit: eventsPerRequest, opts })).measure;
   } finally {
     await gen.stop();
@@ -115,14 +135,32 @@ export function ratioOf(engine: Measure, ceiling: Measure): number | null {
   return ceiling.eventsPerSec > 0 ? engine.eventsPerSec / ceiling.eventsPerSec : null;
 }
 
-function notesOf(r: Record<Target, Measure>): string[] {
+function notesOf(r: Partial<Record<Target, Measure>>): string[] {
   const notes: string[] = [];
   if (!PINNED) notes.push('not pinned: taskset missing or fewer than 2 CPUs, server and generator share cores');
-  for (const t of ['engine', 'ceiling'] as Target[]) {
-    if (r[t].generatorSaturated) notes.push(`${t}: the generator saturated its core (${r[t].generatorCpuPercent.toFixed(0)} %): the rate is the generator's, read ns/event`);
-    if (r[t].refused > 0) notes.push(`${t}: ${r[t].refused} frames/requests refused (backpressure or non-2xx) and resent/counted out`);
+  for (const t of ['engine', 'ceiling', 'naive'] as Target[]) {
+    if (r[t] === undefined) continue;
+    const m = r[t];
+    if (m.generatorSaturated) notes.push(`${t}: the generator saturated its core (${m.generatorCpuPercent.toFixed(0)} %): the rate is the generator's, read ns/event`);
+    if (m.refused > 0) notes.push(`${t}: ${m.refused} frames/requests refused (backpressure or non-2xx) and resent/counted out`);
+  }
+  const h = r.engine?.engineHealth;
+  if (h !== undefined && h.walAppends > 0 && h.walBatches > 0) {
+    notes.push(`engine: ${h.walBatches.toLocaleString('en-US')} batches in ${h.walAppends.toLocaleString('en-US')} WAL commits (${(h.walBatches / h.walAppends).toFixed(1)} per commit)`);
+  }
+  if (r.engine !== undefined && r.naive !== undefined && r.naive.eventsPerSec > 0) {
+    notes.push(`engine / naive: ${(r.engine.eventsPerSec / r.naive.eventsPerSec).toFixed(2)}x the events/s at ` +
+      `${(r.engine.serverNsPerEvent / r.naive.serverNsPerEvent).toFixed(2)}x the CPU per event (engine ${Math.round(r.engine.serverNsPerEvent).toLocaleString('en-US')} ns, naive ${Math.round(r.naive.serverNsPerEvent).toLocaleString('en-US')} ns)`);
   }
   return notes;
+}
+
+/** The fields of a result measured against all three targets. */
+function threeWay(measures: Record<Target, Measure>): Pick<ScenarioResult, 'engine' | 'ceiling' | 'ratio' | 'naive' | 'naiveRatio'> {
+  return {
+    engine: measures.engine, ceiling: measures.ceiling, ratio: ratioOf(measures.engine, measures.ceiling),
+    naive: measures.naive, naiveRatio: ratioOf(measures.engine, measures.naive),
+  };
 }
 
 export function wsScenario(name: string, description: string, kind: WsFrameKind): Scenario {
@@ -131,12 +169,11 @@ export function wsScenario(name: string, description: string, kind: WsFrameKind)
     async run(opts, index) {
       const measures = {} as Record<Target, Measure>;
       const warnings: string[] = [];
-      for (const target of order(index)) {
+      for (const target of orderWithNaive(index)) {
         measures[target] = await withServer(target, (server) => measureWs(server, target, kind, opts, `${name} ${target}`), {}, warnings);
       }
       return {
-        name, status: 'ok', description, engine: measures.engine, ceiling: measures.ceiling,
-        ratio: ratioOf(measures.engine, measures.ceiling),
+        name, status: 'ok', description, ...threeWay(measures),
         generator: `raw WebSocket generator, ${opts.connections} connections x ${opts.window} frames in flight`,
         notes: [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings],
       };
@@ -153,7 +190,7 @@ export function httpScenario(name: string, description: string, load: (port: num
       const measures = {} as Record<Target, Measure>;
       const warnings: string[] = [];
       let connections = 0;
-      for (const target of order(index)) {
+      for (const target of orderWithNaive(index)) {
         measures[target] = await withServer(target, async (server) => {
           const l = load(server.port);
           connections = l.connections;
@@ -163,8 +200,7 @@ export function httpScenario(name: string, description: string, load: (port: num
       const notes = [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings];
       if (WRK === null) notes.unshift(WRK_INSTALL_HINT);
       return {
-        name, status: 'ok', description, engine: measures.engine, ceiling: measures.ceiling,
-        ratio: ratioOf(measures.engine, measures.ceiling),
+        name, status: 'ok', description, ...threeWay(measures),
         generator: WRK !== null ? `wrk, 1 thread, ${connections} keep-alive connections` : `Node HTTP generator (fallback), ${connections} keep-alive connections`,
         notes,
       };

@@ -9,7 +9,7 @@
  */
 
 import { type EventScratch, type ColumnarRows, RecordBuilder, RingProducer } from '../protocol';
-import { encodeWalEntry } from '../storage';
+import type { RecordBytes } from '../storage';
 import { Dictionary, NOT_SENT, SENT, STAGED } from './dictionary';
 
 /** A batch that found a ring full, copied out to be retried (HTTP's bounded wait). */
@@ -162,9 +162,9 @@ export class BatchStager {
     return true;
   }
 
-  /** The reserved batch as a WAL entry (a copy). */
-  walEntry(): Buffer {
-    return encodeWalEntry(this.builders);
+  /** The reserved batch's records per shard (views of the stager's buffers, valid until the next begin()). */
+  get records(): readonly RecordBytes[] {
+    return this.builders;
   }
 
   /** Copies the refused batch out so the buffers can serve the next one. */
@@ -198,9 +198,9 @@ export class BatchStager {
     return true;
   }
 
-  /** A detached batch as a WAL entry. */
-  detachedWalEntry(d: DetachedBatch): Buffer {
-    return encodeWalEntry(d.records.map((r) => (r === null ? EMPTY : { buf: r, length: r.byteLength })));
+  /** A detached batch's records per shard. */
+  detachedRecords(d: DetachedBatch): RecordBytes[] {
+    return d.records.map((r) => (r === null ? EMPTY : { buf: r, length: r.byteLength }));
   }
 
   private rewind(): void {

@@ -33,19 +33,60 @@ function internalError(id: string): string {
   return JSON.stringify({ error: `internal error (request ${id}): the engine's log has the details`, code: SLUICE_E_INTERNAL, requestId: id });
 }
 
-/** guarded responses that may be answered from outside any uWS callback (a zlib callback) */
-const lateFaults = new WeakMap<HttpResponse, (err: unknown) => void>();
+/** A guarded route that can carry a body: its guard and what its log lines call it. */
+interface BodyRoute {
+  guard: FaultGuard;
+  where: string;
+}
 
 /**
- * For code that answers a guarded request from outside any uWS callback (a decompressed body
- * arrives from a zlib callback): reports the fault and answers 500 as the guard does. False when
- * the response is not one the guard knows (the caller answers itself).
+ * The body route whose handler is running (null outside a guarded handler): res.onData and
+ * lateFailure() read it. uWS requires onData to be attached inside the handler, so it is always
+ * set when they are called for a guarded request.
  */
-export function failGuardedResponse(res: HttpResponse, err: unknown): boolean {
-  const fail = lateFaults.get(res);
-  if (fail === undefined) return false;
-  fail(err);
-  return true;
+let activeBodyRoute: BodyRoute | null = null;
+/** HttpResponse prototypes whose onData runs body callbacks guarded (one per uWS app kind) */
+const guardedPrototypes = new WeakSet<object>();
+let lastGuardedPrototype: object | null = null;
+
+/**
+ * Makes onData of every response of res's prototype run its callback inside try/catch when it is
+ * attached by a guarded handler (responses of unguarded apps get the callback as it is). Done
+ * once per prototype: the per-request cost is one closure, where shadowing onData on each
+ * response (and remembering it in a WeakMap) cost ~4 % of the front-end thread on http-single
+ * (perf: WeakCollectionSet + ephemeron barriers, 2026-12-02).
+ */
+function guardOnData(res: HttpResponse): void {
+  const proto = Object.getPrototypeOf(res) as { onData: HttpResponse['onData'] };
+  if (proto === lastGuardedPrototype) return;
+  lastGuardedPrototype = proto;
+  if (guardedPrototypes.has(proto)) return;
+  guardedPrototypes.add(proto);
+  const onData = proto.onData;
+  proto.onData = function guardedOnData(this: HttpResponse, cb: DataHandler): HttpResponse {
+    const route = activeBodyRoute;
+    if (route === null) return onData.call(this, cb);
+    const res = this;
+    return onData.call(this, (chunk: ArrayBuffer, isLast: boolean) => {
+      try {
+        cb(chunk, isLast);
+      } catch (err) {
+        route.guard.failHttp(res, err, route.where);
+      }
+    });
+  };
+}
+
+/**
+ * For code that will answer a guarded request from outside any uWS callback (a decompressed body
+ * arrives from a zlib callback): call it in the handler; the function it returns reports a fault
+ * and answers 500 as the guard does. Null when the handler is not a guarded body route's (the
+ * caller answers itself).
+ */
+export function lateFailure(res: HttpResponse): ((err: unknown) => void) | null {
+  const route = activeBodyRoute;
+  if (route === null) return null;
+  return (err: unknown) => route.guard.failHttp(res, err, route.where);
 }
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'connect', 'trace', 'any']);
 
@@ -97,32 +138,27 @@ export class FaultGuard {
 
   private guardHttp(method: string, pattern: string, handler: HttpHandler): HttpHandler {
     const where = `${method.toUpperCase()} ${pattern}`;
-    const withBody = BODY_METHODS.has(method);
+    if (!BODY_METHODS.has(method)) {
+      return (res, req) => {
+        try {
+          handler(res, req);
+        } catch (err) {
+          this.failHttp(res, err, where);
+        }
+      };
+    }
+    const route: BodyRoute = { guard: this, where: `${where} (body)` };
     return (res, req) => {
+      guardOnData(res);
+      activeBodyRoute = route;
       try {
-        if (withBody) this.guardBody(res, where);
         handler(res, req);
       } catch (err) {
         this.failHttp(res, err, where);
+      } finally {
+        activeBodyRoute = null;
       }
     };
-  }
-
-  /**
-   * Shadows this response's onData with one that runs the body callback guarded, and lets code
-   * that answers it later from outside uWS (failGuardedResponse) do the same.
-   */
-  private guardBody(res: HttpResponse, where: string): void {
-    const fail = (err: unknown): void => this.failHttp(res, err, `${where} (body)`);
-    lateFaults.set(res, fail);
-    const onData = res.onData;
-    res.onData = (cb: DataHandler): HttpResponse => onData.call(res, (chunk: ArrayBuffer, isLast: boolean) => {
-      try {
-        cb(chunk, isLast);
-      } catch (err) {
-        fail(err);
-      }
-    });
   }
 
   private guardWs<U>(pattern: string, behavior: WebSocketBehavior<U>): WebSocketBehavior<U> {
@@ -154,7 +190,8 @@ export class FaultGuard {
 
   /**
    * The app with every route registered through it guarded. Registration only: the per-request
-   * cost is one try/catch, plus one shadowed onData for routes that can carry a body.
+   * cost is one try/catch, plus one wrapping closure of the body callback for routes that can
+   * carry a body (HttpResponse's onData is guarded once, on its prototype: guardOnData).
    */
   guardRoutes(app: TemplatedApp): TemplatedApp {
     const proxy: TemplatedApp = new Proxy(app, {

@@ -9,11 +9,13 @@
  * identity, gzip, x-gzip, deflate;
  * 503 with Retry-After when the rings stay full for --backpressure-wait, storage is full or
  * faulty, or the engine is stopping (nothing of the batch was kept). In durable mode (default)
- * the answer is sent after the WAL commit that holds the batch.
+ * the answer is sent after the WAL commit that holds the batch: the requests of one commit group
+ * (engine/commit-pipeline.ts) are answered one after the other when it resolves, each inside
+ * uWS cork() (one write per response).
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { contentKindOf } from '../protocol';
+import { contentKindOf, type ContentKind } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
 import { type Answerable, bodyEncodingParam, refuseOversized, errorBody, precisionParam, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
@@ -34,6 +36,18 @@ export function parseDeviceSeq(header: string): number | null {
   return /^\d{1,15}$/.test(header) ? Number(header) : NaN;
 }
 
+/** contentKindOf of the last Content-Type seen: a sender repeats its own (no string work per request) */
+let lastContentType = '';
+let lastKind: ContentKind | null = null;
+
+function kindOf(contentType: string): ContentKind | null {
+  if (contentType !== lastContentType) {
+    lastKind = contentKindOf(contentType);
+    lastContentType = contentType;
+  }
+  return lastKind;
+}
+
 export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: HttpIngestOptions): void {
   app.post('/v1/events', (res: HttpResponse, req: HttpRequest) => {
     const a: Answerable = { res, aborted: false };
@@ -41,8 +55,8 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
     const contentType = req.getHeader('content-type');
     const contentLength = Number(req.getHeader('content-length') || '0');
     const seqHeader = req.getHeader('sluice-device-seq');
-    const query = new URLSearchParams(req.getQuery() ?? '');
-    const kind = contentKindOf(contentType);
+    const queryString = req.getQuery();
+    const kind = kindOf(contentType);
     if (kind === null) {
       sendError(a, 415, 'SLUICE_E_UNSUPPORTED_MEDIA_TYPE',
         `Content-Type: ${JSON.stringify(contentType)} is not one of application/json, application/x-ndjson, application/msgpack`);
@@ -51,7 +65,8 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
     const encoding = bodyEncodingParam(a, req.getHeader('content-encoding'));
     if (encoding === false) return;
     if (refuseOversized(a, contentLength, opts.bodyBytesMax)) return;
-    const precision = precisionParam(a, query);
+    // most senders give no query string: no URLSearchParams then
+    const precision = queryString ? precisionParam(a, new URLSearchParams(queryString)) : null;
     if (precision === false) return;
     const deviceSeq = parseDeviceSeq(seqHeader);
     if (Number.isNaN(deviceSeq)) {

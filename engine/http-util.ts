@@ -13,7 +13,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { ERRORS, SluiceError, TIME_PRECISIONS, parsePrecision, type ErrorCode, type TimePrecision } from '../protocol';
 import type { IngestOutcome } from './ingest';
 import { BodyInflater, CONTENT_ENCODINGS, bodyEncodingOf, type BodyEncoding, type Inflated } from './body-decoder';
-import { failGuardedResponse } from './fault-guard';
+import { lateFailure } from './fault-guard';
 
 export const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
@@ -162,12 +162,13 @@ export function readBody(a: Answerable, contentLength: number, bytesMax: number,
 /**
  * A gzip or deflate body through a BodyInflater. The answer comes from a zlib callback, outside
  * uWS and outside the fault guard's try/catch: an exception there would end the process, so that
- * code catches everything and hands it to the route's guard (failGuardedResponse). The abort
+ * code catches everything and hands it to the route's guard (lateFailure). The abort
  * handler is replaced by one that also stops zlib.
  */
 function readEncodedBody(a: Answerable, bytesMax: number, encoding: 'gzip' | 'deflate',
   onBody: (body: Uint8Array) => void): void {
-  const inflater = new BodyInflater(encoding, bytesMax, (result) => answerInflated(a, result, onBody));
+  const fail = lateFailure(a.res);
+  const inflater = new BodyInflater(encoding, bytesMax, (result) => answerInflated(a, result, onBody, fail));
   a.res.onAborted(() => {
     a.aborted = true;
     inflater.destroy();
@@ -185,7 +186,8 @@ function readEncodedBody(a: Answerable, bytesMax: number, encoding: 'gzip' | 'de
   });
 }
 
-function answerInflated(a: Answerable, result: Inflated, onBody: (body: Uint8Array) => void): void {
+function answerInflated(a: Answerable, result: Inflated, onBody: (body: Uint8Array) => void,
+  fail: ((err: unknown) => void) | null): void {
   try {
     if (a.aborted) return;
     if (result.ok) onBody(result.body);
@@ -193,7 +195,10 @@ function answerInflated(a: Answerable, result: Inflated, onBody: (body: Uint8Arr
   } catch (err) {
     // a bug in the route's body handling, in a zlib callback: outside uWS, so the route's fault
     // guard is asked by hand (every route is guarded in the engine; a bare response is not)
-    if (failGuardedResponse(a.res, err)) return;
+    if (fail !== null) {
+      fail(err);
+      return;
+    }
     try {
       sendError(a, 500, 'SLUICE_E_INTERNAL', 'internal error handling the decompressed body');
     } catch {

@@ -4,8 +4,10 @@
  *
  * Front-end thread only. submit() decodes, checks the device sequence, validates every event into
  * a reused EventScratch, stages the valid ones per shard, reserves them in the rings under the
- * next batch sequence and hands them to the commit pipeline; `done` runs once with the outcome
- * (synchronously for refusals and fast acks, after the WAL commit for durable acks).
+ * batch sequence of the commit pipeline's open group (or the next sequence, which opens one) and
+ * joins them to that group: the batches of one group share one WAL entry and one commit. `done`
+ * runs once with the outcome (synchronously for refusals and fast acks, after the group's WAL
+ * commit for durable acks). A batch refused whole (ring full, storage) leaves the group as it was.
  *
  * Device sequences (exactly-once from the device): a batch may carry a per-device seq. The first
  * seq a device sends sets its start; then seq <= last is acknowledged as a duplicate and not
@@ -20,7 +22,7 @@ import {
   EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
   decodeJson, decodeMsgpack, decodeNdjson,
 } from '../protocol';
-import type { Store } from '../storage';
+import type { RecordBytes } from '../storage';
 import type { BatchStager, DetachedBatch } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
 import type { Dictionary } from './dictionary';
@@ -90,8 +92,7 @@ export class Ingest {
   readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
 
   constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
-    private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly store: Store,
-    private readonly guard: FaultGuard) {
+    private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly guard: FaultGuard) {
     this.scratch = new EventScratch(limits);
   }
 
@@ -260,8 +261,9 @@ export class Ingest {
     }
     const result = outcome(rejections.length === 0 ? 'accepted' : 'partial', null, '', label, accepted, rejections);
     this.counters.eventsRejected += total - accepted;
-    if (this.stager.tryReserve(this.nextSeq)) {
-      this.commit(this.stager.walEntry(), seqDevice, deviceSeq, result, done);
+    const seq = this.batchSeq();
+    if (this.stager.tryReserve(seq)) {
+      this.commit(seq, this.stager.records, seqDevice, deviceSeq, result, done);
       return;
     }
     this.counters.backpressure++;
@@ -272,11 +274,20 @@ export class Ingest {
     this.waitForRoom(this.stager.detach(), seqDevice, deviceSeq, result, Date.now() + waitMs, done);
   }
 
-  private commit(entry: Buffer, seqDevice: number, deviceSeq: number, result: IngestOutcome, done: IngestDone): void {
-    const seq = this.nextSeq++;
-    // the device's seq is written in the same event-loop turn as the WAL entry: one transaction
-    if (seqDevice >= 0) this.store.putDeviceSeq(seqDevice, deviceSeq);
-    this.pipeline.submit(seq, entry, this.stager.startCursors, this.stager.endCursors, (ok, reason) => {
+  /**
+   * The seq a batch is reserved under: the open group's (every batch of an event-loop turn shares
+   * one WAL entry), else the next one, which the batch's commit() takes.
+   */
+  private batchSeq(): number {
+    const open = this.pipeline.groupSeq;
+    return open >= 0 ? open : this.nextSeq;
+  }
+
+  /** Hands a batch reserved under seq to the open group (opening one under the next seq). */
+  private commit(seq: number, records: readonly RecordBytes[], seqDevice: number, deviceSeq: number, result: IngestOutcome, done: IngestDone): void {
+    if (seq === this.nextSeq) this.nextSeq++;
+    // the device's seq is stored with the group's WAL entry, in its transaction
+    this.pipeline.join(seq, records, this.stager.startCursors, this.stager.endCursors, seqDevice, deviceSeq, (ok, reason) => {
       if (ok) {
         this.counters.eventsAccepted += result.accepted;
         done(result);
@@ -290,8 +301,9 @@ export class Ingest {
   /** Retries a batch that found a ring full until the rings take it or the wait is over. */
   private waitForRoom(d: DetachedBatch, seqDevice: number, deviceSeq: number, result: IngestOutcome,
     deadline: number, done: IngestDone): void {
-    if (this.stager.tryReserveDetached(d, this.nextSeq)) {
-      this.commit(this.stager.detachedWalEntry(d), seqDevice, deviceSeq, result, done);
+    const seq = this.batchSeq();
+    if (this.stager.tryReserveDetached(d, seq)) {
+      this.commit(seq, this.stager.detachedRecords(d), seqDevice, deviceSeq, result, done);
       return;
     }
     if (!this.accepting || Date.now() >= deadline) {

@@ -64,7 +64,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   });
   const stager = new BatchStager(dict, shards.producers, config.metricsPerEventMax);
   const pipeline = new CommitPipeline(store, shards.producers, config.ackMode, config.maxDbBytes, log, guard);
-  const ingest = new Ingest(config, dict, stager, pipeline, store, guard);
+  const ingest = new Ingest(config, dict, stager, pipeline, guard);
   for (const { id, seq } of plan.deviceSeqs) ingest.restoreDeviceSeq(id, seq);
   if (plan.missingDeviceNames.length > 0) {
     log.warn({ ids: plan.missingDeviceNames.slice(0, 20), count: plan.missingDeviceNames.length },

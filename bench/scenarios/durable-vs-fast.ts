@@ -55,7 +55,10 @@ export const durableVsFast: Scenario = {
     notes.push(`ratio column = durable events/s / fast events/s; ack latency durable/fast: ws ${lat(ws.durable, ws.fast)}; http-batch ${lat(http.durable, http.fast)}`);
     for (const [label, m] of [['ws durable', ws.durable], ['ws fast', ws.fast], ['http-batch durable', http.durable], ['http-batch fast', http.fast]] as [string, Measure][]) {
       const h = m.engineHealth;
-      if (h && h.walAppends > 0) notes.push(`${label}: ${h.walAppends.toLocaleString('en-US')} WAL appends (batches; ${Math.round(m.events / h.walAppends).toLocaleString('en-US')} events each), ${m.refused.toLocaleString('en-US')} frames/requests refused`);
+      if (h && h.walAppends > 0) {
+        const batches = h.walBatches > 0 ? ` holding ${h.walBatches.toLocaleString('en-US')} batches` : '';
+        notes.push(`${label}: ${h.walAppends.toLocaleString('en-US')} WAL appends (commit groups${batches}; ${Math.round(m.events / h.walAppends).toLocaleString('en-US')} events each), ${m.refused.toLocaleString('en-US')} frames/requests refused`);
+      }
       notes.push(...healthNotes(label, m));
       if (m.generatorSaturated) notes.push(`${label}: the generator saturated its core (${m.generatorCpuPercent.toFixed(0)} %)`);
     }

@@ -1,7 +1,8 @@
 /**
  * The bench cannot rot: `node bench --quick --only ws-msgpack,http-single --json` runs once as a
- * child process, and its JSON must hold every field with plausible values. No timing assertions:
- * rates only have to be positive, ratios between 0 and 2.
+ * child process, and its JSON must hold every field with plausible values for the engine, the uWS
+ * ceiling and the naive node:http + ws server. No timing assertions: rates only have to be
+ * positive, ratios to the ceiling between 0 and 2, ratios to the naive server between 0 and 20.
  */
 
 import { execFile } from 'node:child_process';
@@ -38,7 +39,8 @@ t.test('bench --quick --only ws-msgpack,http-single --json', { timeout: TIMEOUT_
       t.type(s.generator, 'string');
       t.ok(Array.isArray(s.notes));
       t.ok(s.ratio > 0 && s.ratio < 2, `ratio ${s.ratio} in (0, 2)`);
-      for (const target of ['engine', 'ceiling']) {
+      t.ok(s.naiveRatio > 0 && s.naiveRatio < 20, `naiveRatio ${s.naiveRatio} in (0, 20)`);
+      for (const target of ['engine', 'ceiling', 'naive']) {
         const m = s[target];
         t.equal(m.target, target);
         for (const f of MEASURE_FIELDS) t.ok(Number.isFinite(m[f]) && m[f] > 0, `${target}.${f} = ${m[f]} is positive`);
