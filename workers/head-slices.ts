@@ -14,9 +14,10 @@
  *   before the watermark first moves, e.g. a first batch with a reading days old). readingsMax
  *   bounds the readings held (pages allocated) and throws when exceeded: nothing is silently
  *   dropped.
- * - seal(sliceNo, out) takes a slice out: its readings sorted by series id, stable (arrival order
- *   kept within a series), into `out`; its storage goes back to the pools. Sealing a slice that is
- *   not open answers false.
+ * - sort(sliceNo, out) copies a slice's readings sorted by series id, stable (arrival order kept
+ *   within a series), into `out`, and leaves the slice open and readable; drop(sliceNo) then
+ *   returns its storage to the pools (the sealer drops a slice once its blocks are committed);
+ *   seal() is both. A slice that is not open answers false.
  * - snapshotSince(marks) / HeadSlices.restore(): incremental checkpoints (see below).
  *
  * Layout:
@@ -51,9 +52,9 @@
  * column stores, then heads[series] load/store, counts[series] load/store, the prev store.
  * Allocation only when a page is taken from an empty pool or an index grows.
  *
- * Seal: dense slices: bucket starts from the counts (one pass over the ids up to the slice's
+ * Sort: dense slices: bucket starts from the counts (one pass over the ids up to the slice's
  * highest), then one pass over the columns in arrival order placing each reading at its series'
- * cursor (kept in the heads array): O(readings + highest id), stable. Map slices: the present ids
+ * cursor (a scratch array, so the index stays usable): O(readings + highest id), stable. Map slices: the present ids
  * are sorted (k log k), then each series' chain is walked and written back to front: O(readings +
  * k log k).
  *
@@ -685,11 +686,22 @@ export class HeadSlices {
   // ---------------------------------------------------------------- seal
 
   /**
-   * Takes the slice out of the head: its readings sorted by series id ascending, stable within a
-   * series, into out (n rows, seriesCount distinct series); its pages and index go back to the
-   * pools. Answers false (out.n = 0) when the slice is not open.
+   * Takes the slice out of the head: sort() then drop(). Answers false (out.n = 0) when the slice
+   * is not open.
    */
   seal(sliceNo: number, out: SealedSlice): boolean {
+    if (!this.sort(sliceNo, out)) return false;
+    this.drop(sliceNo);
+    return true;
+  }
+
+  /**
+   * Copies the slice's readings sorted by series id ascending, stable within a series, into out
+   * (n rows, seriesCount distinct series); the slice stays open and readable (a slice being
+   * sealed is queried from the head until its blocks are committed). Answers false (out.n = 0)
+   * when the slice is not open.
+   */
+  sort(sliceNo: number, out: SealedSlice): boolean {
     const sl = this.find(sliceNo);
     out.sliceNo = sliceNo;
     out.sliceStart = sliceNo * this.sliceMs;
@@ -697,25 +709,40 @@ export class HeadSlices {
     out.seriesCount = 0;
     if (sl === null) return false;
     out.reserve(sl.n);
-    if (sl.dense) this.sealDense(sl, out);
-    else this.sealMap(sl, out);
+    if (sl.dense) this.sortDense(sl, out);
+    else this.sortMap(sl, out);
     out.n = sl.n;
     out.seriesCount = sl.distinct;
+    return true;
+  }
+
+  /** Removes an open slice: its index is cleared and its pages go back to the pools. */
+  drop(sliceNo: number): boolean {
+    const sl = this.find(sliceNo);
+    if (sl === null) return false;
+    if (sl.dense) {
+      sl.heads.fill(EMPTY, 0, sl.maxSeries + 1);
+      sl.counts.fill(0, 0, sl.maxSeries + 1);
+    } else {
+      sl.map.fill(EMPTY);
+    }
     this.release(sl);
     return true;
   }
 
-  private sealDense(sl: Slice, out: SealedSlice): void {
+  private sortDense(sl: Slice, out: SealedSlice): void {
     const heads = sl.heads;
     const counts = sl.counts;
     const max = sl.maxSeries;
-    // bucket starts, kept in heads as each series' write cursor
+    // bucket starts, as each series' write cursor (a scratch array: the index stays for queries)
+    if (this.sortScratch.length < max + 1) this.sortScratch = new Int32Array(Math.max(max + 1, Math.ceil(this.sortScratch.length * 1.125)));
+    const cursor = this.sortScratch;
     let pos = 0;
     for (let s = 0; s <= max; s++) {
       let c = counts[s]!;
       if (c === 0) continue;
       if (c === COUNT_SATURATED) c = this.chainLength(sl, heads[s]!);
-      heads[s] = pos;
+      cursor[s] = pos;
       pos += c;
     }
     if (pos !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${pos}, the slice holds ${sl.n}`);
@@ -730,19 +757,17 @@ export class HeadSlices {
       const pv = page.value;
       for (let r = 0; r < rows; r++) {
         const s = ps[r]!;
-        const d = heads[s]!;
-        heads[s] = d + 1;
+        const d = cursor[s]!;
+        cursor[s] = d + 1;
         os[d] = s;
         oo[d] = po[r]!;
         ov[d] = pv[r]!;
       }
       left -= rows;
     }
-    heads.fill(EMPTY, 0, max + 1);
-    counts.fill(0, 0, max + 1);
   }
 
-  private sealMap(sl: Slice, out: SealedSlice): void {
+  private sortMap(sl: Slice, out: SealedSlice): void {
     const m = sl.map;
     const k = sl.distinct;
     if (this.sortScratch.length < k) this.sortScratch = new Int32Array(Math.max(k, Math.ceil(this.sortScratch.length * 1.125)));
@@ -776,10 +801,9 @@ export class HeadSlices {
       pos += count;
     }
     if (pos !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${pos}, the slice holds ${sl.n}`);
-    m.fill(EMPTY);
   }
 
-  /** returns a sealed slice's pages and the slice (index cleared by the seal) to the pools */
+  /** returns a dropped slice's pages and the slice (index cleared by drop) to the pools */
   private release(sl: Slice): void {
     for (const page of sl.pages) this.freePages.push(page);
     this.pagesInUse -= sl.pages.length;

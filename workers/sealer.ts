@@ -1,8 +1,8 @@
 /**
- * Sealing: the head hands a slice to storage once every pane of it is closed.
+ * Sealing: the head hands a slice to storage once it ended the seal delay before the newest event time (ShardState).
  *
- * Runs in the shard worker that owns the head. sealThrough(closedBeforeMs) takes every open slice
- * that ends at or before the closed-pane bound out of the head (HeadSlices.seal: its readings
+ * Runs in the shard worker that owns the head. sealThrough(sealBeforeMs) takes every open slice
+ * that ends at or before the bound out of the head (HeadSlices.seal: its readings
  * sorted by series), cuts it into chunks of chunkSeries consecutive series ids, encodes each as a
  * block (storage/block-codec.ts) and appends it, then the slice's summary (storage/slice-summary)
  * under SUMMARY_CHUNK: per (shard, slice) the keys go out in ascending order, so every put is an
@@ -77,11 +77,11 @@ export class Sealer {
     this.pending = Promise.all([this.pending, done]);
   }
 
-  /** Seals every open slice that ends at or before closedBeforeMs, oldest first. */
-  sealThrough(closedBeforeMs: number): void {
+  /** Seals every open slice that ends at or before sealBeforeMs, oldest first. */
+  sealThrough(sealBeforeMs: number): void {
     const sliceMs = this.opts.sliceMs;
     for (const sliceNo of this.head.openSlices()) {
-      if ((sliceNo + 1) * sliceMs > closedBeforeMs) break;
+      if ((sliceNo + 1) * sliceMs > sealBeforeMs) break;
       this.seal(sliceNo);
     }
   }

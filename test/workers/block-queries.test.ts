@@ -31,12 +31,16 @@ interface Built {
   close(): Promise<void>;
 }
 
-function open(chunkSeries: number): { state: ShardState; close(): Promise<void> } {
+/**
+ * sealDelayMs: 5 min (the lateness: slices sealed as the watermark passes them, so many stay open
+ * for the head's query paths) unless a test asks for the default (early sealing, ~2 open slices).
+ */
+function open(chunkSeries: number, sealDelayMs: number | undefined = 300_000): { state: ShardState; close(): Promise<void> } {
   const dir = tempDir('sluice-block-queries-');
   const blocks = BlockStore.open(dir);
   const rollups = RollupStore.open(dir);
   const state = new ShardState({
-    shard: 0, paneMs: PANE, latenessMs: 300_000, lateHorizonMs: 600_000, resolutions: RESOLUTIONS, histogram: HIST, lateLogSize: 1000, chunkSeries,
+    shard: 0, paneMs: PANE, latenessMs: 300_000, lateHorizonMs: 600_000, resolutions: RESOLUTIONS, histogram: HIST, lateLogSize: 1000, chunkSeries, sealDelayMs,
   }, blocks, rollups, (e) => { throw e; });
   return {
     state,
@@ -63,9 +67,10 @@ function nextSeq(): number {
   return ++seqs;
 }
 
-async function build(s: number, afterRecord?: (state: ShardState, readings: Reading[], records: number) => Promise<void>): Promise<Built> {
+async function build(s: number, afterRecord?: (state: ShardState, readings: Reading[], records: number) => Promise<void>,
+  sealDelayMs: number | undefined = 300_000): Promise<Built> {
   const rand = rng(s);
-  const { state, close } = open(8);
+  const { state, close } = open(8, sealDelayMs);
   const table = state.series;
   const ids = new Map<string, number>();
   [...DEVICES, 'quiet'].forEach((d, i) => {
@@ -211,187 +216,189 @@ function checkWindows(t: Asserts, got: WindowAggregateWire[], want: RefWin[], re
 
 // ---- the tests ---------------------------------------------------------------------------------
 
-t.test('queries over sealed blocks and the open head match the accepted readings', async (t) => {
-  const { state, readings, close } = await build(seed);
-  t.ok(state.deltaReadings > 0, `${state.deltaReadings} readings came after their slice was sealed: corrections in delta blocks`);
-  t.teardown(close);
-  const open = state.head.openSlices();
-  t.ok(open.length >= 4 && state.sealer.counters.slices >= 25, `${state.sealer.counters.slices} slices sealed, ${open.length} open`);
-  t.ok(state.sealer.counters.chunks >= 3 * state.sealer.counters.slices, 'several chunks per slice');
-  const sealEdge = open[0]! * state.sliceMs; // the first open slice: sealed before it, open from it
-  const rand = rng(seed ^ 0x5eed);
-  const ranges: [number, number][] = [
-    [BASE - HOUR, BASE + 2 * HOUR], [sealEdge - 90_000, sealEdge + 90_000], [sealEdge - 5_000, sealEdge + 1],
-    [DAY0 - 65_000, DAY0 + 35_001], [BASE + 95_000, BASE + 431_000], [sealEdge + 12_345, sealEdge + 12_345],
-    [BASE + SPAN_MS + HOUR, BASE + SPAN_MS + 2 * HOUR],
-  ];
-  for (let i = 0; i < 8; i++) {
-    const a = BASE - 2 * MIN + Math.floor(rand() * (SPAN_MS + 4 * MIN));
-    ranges.push([a, a + Math.floor(rand() * 15 * MIN)]);
-  }
-  const resolutions = [PANE, MIN, 30_000, 90_000, HOUR, DAY];
-  for (const mode of [undefined, true, false]) {
-    forceHeadScanForTests(mode);
-    t.test(`head scan: ${mode === undefined ? 'the cheaper' : mode ? 'columns' : 'chains'}`, async (t) => {
-      let ok = true;
-      for (const res of resolutions) {
-        for (const [from, to] of ranges) {
-          const where = `res=${res} [${from - BASE}, ${to - BASE})`;
-          for (const metric of METRICS) {
-            for (const device of [...DEVICES.slice(0, 8), 'quiet']) {
-              const r = deviceSeries(state, { kind: 'deviceSeries', deviceId: device, metric, from, to, resolutionMs: res });
-              if (!r.found) t.fail(`${device} not found`);
-              const want = refWindows(readings, from, to, res, (x) => x.device === device && x.metric === metric);
-              ok = checkWindows(t, r.windows, want, res, false, `device ${device}/${metric} ${where}`) && ok;
+for (const [how, sealDelayMs] of [['sealed at the watermark', 300_000], ['sealed early (the default delay)', undefined]] as const) {
+  t.test(`queries over sealed blocks and the open head match the accepted readings (${how})`, async (t) => {
+    const { state, readings, close } = await build(seed, undefined, sealDelayMs);
+    t.ok(state.deltaReadings > 0, `${state.deltaReadings} readings came after their slice was sealed: corrections in delta blocks`);
+    t.teardown(close);
+    const open = state.head.openSlices();
+    t.ok(open.length >= (sealDelayMs === undefined ? 1 : 4) && state.sealer.counters.slices >= 25, `${state.sealer.counters.slices} slices sealed, ${open.length} open`);
+    t.ok(state.sealer.counters.chunks >= 3 * state.sealer.counters.slices, 'several chunks per slice');
+    const sealEdge = open[0]! * state.sliceMs; // the first open slice: sealed before it, open from it
+    const rand = rng(seed ^ 0x5eed);
+    const ranges: [number, number][] = [
+      [BASE - HOUR, BASE + 2 * HOUR], [sealEdge - 90_000, sealEdge + 90_000], [sealEdge - 5_000, sealEdge + 1],
+      [DAY0 - 65_000, DAY0 + 35_001], [BASE + 95_000, BASE + 431_000], [sealEdge + 12_345, sealEdge + 12_345],
+      [BASE + SPAN_MS + HOUR, BASE + SPAN_MS + 2 * HOUR],
+    ];
+    for (let i = 0; i < 8; i++) {
+      const a = BASE - 2 * MIN + Math.floor(rand() * (SPAN_MS + 4 * MIN));
+      ranges.push([a, a + Math.floor(rand() * 15 * MIN)]);
+    }
+    const resolutions = [PANE, MIN, 30_000, 90_000, HOUR, DAY];
+    for (const mode of [undefined, true, false]) {
+      forceHeadScanForTests(mode);
+      t.test(`head scan: ${mode === undefined ? 'the cheaper' : mode ? 'columns' : 'chains'}`, async (t) => {
+        let ok = true;
+        for (const res of resolutions) {
+          for (const [from, to] of ranges) {
+            const where = `res=${res} [${from - BASE}, ${to - BASE})`;
+            for (const metric of METRICS) {
+              for (const device of [...DEVICES.slice(0, 8), 'quiet']) {
+                const r = deviceSeries(state, { kind: 'deviceSeries', deviceId: device, metric, from, to, resolutionMs: res });
+                if (!r.found) t.fail(`${device} not found`);
+                const want = refWindows(readings, from, to, res, (x) => x.device === device && x.metric === metric);
+                ok = checkWindows(t, r.windows, want, res, false, `device ${device}/${metric} ${where}`) && ok;
+                if (!ok) return;
+              }
+              const f = fleetSeries(state, { kind: 'fleetSeries', metric, from, to, resolutionMs: res });
+              const want = refWindows(readings, from, to, res, (x) => x.metric === metric);
+              ok = checkWindows(t, f.windows, want, res, true, `fleet ${metric} ${where}`) && ok;
+              const all = new Set(want.flatMap((w) => [...w.devices]));
+              if (f.devices !== all.size) t.equal(f.devices, all.size, `fleet ${metric} ${where}: distinct devices over the range`);
               if (!ok) return;
             }
-            const f = fleetSeries(state, { kind: 'fleetSeries', metric, from, to, resolutionMs: res });
-            const want = refWindows(readings, from, to, res, (x) => x.metric === metric);
-            ok = checkWindows(t, f.windows, want, res, true, `fleet ${metric} ${where}`) && ok;
-            const all = new Set(want.flatMap((w) => [...w.devices]));
-            if (f.devices !== all.size) t.equal(f.devices, all.size, `fleet ${metric} ${where}: distinct devices over the range`);
-            if (!ok) return;
-          }
-          for (const metrics of [['cpu'], ['cpu', 'temp'], ['rare', 'temp', 'mem', 'cpu'], ['rare'], ['mem', 'nope'], []]) {
-            const d = distinctDevices(state, { kind: 'distinctDevices', metrics, from, to, resolutionMs: res });
-            const want = new Set(refWindows(readings, from, to, res, (x) => metrics.includes(x.metric)).flatMap((w) => [...w.devices]));
-            if (d.devices !== want.size) {
-              t.equal(d.devices, want.size, `distinct ${metrics.join('+')} ${where} (seed=${seed})`);
-              return;
-            }
-          }
-        }
-      }
-      t.pass('every device, fleet and distinct query matches the reference');
-    });
-  }
-  forceHeadScanForTests(undefined);
-
-  t.test('sensorRange: exact to the second across sealed and open slices', async (t) => {
-    const cases: [number, number][] = [
-      [BASE - HOUR, BASE + 2 * HOUR], [sealEdge - 61_500, sealEdge + 4_200], [sealEdge - 999, sealEdge + 1], [sealEdge + 1, sealEdge + 999],
-      [DAY0 - 12_345, DAY0 + 6_789], [BASE + 1, BASE + 1], [sealEdge, sealEdge - 5000],
-    ];
-    for (let i = 0; i < 60; i++) {
-      const a = BASE - MIN + rand() * (SPAN_MS + 2 * MIN);
-      cases.push([a, a + rand() * (rand() < 0.5 ? 30_000 : 20 * MIN)]);
-    }
-    for (const mode of [undefined, true, false]) {
-      forceHeadScanForTests(mode);
-      for (const [from, to] of cases) {
-        for (const metric of METRICS) {
-          const a = Math.ceil(from / 1000) * 1000;
-          const b = Math.ceil(to / 1000) * 1000;
-          const vs = readings.filter((x) => x.metric === metric && x.ts >= a && x.ts < b).map((x) => x.v);
-          const want = vs.length === 0 ? { count: 0, sum: 0, min: 0, max: 0 }
-            : { count: vs.length, sum: vs.reduce((p, c) => p + c, 0), min: Math.min(...vs), max: Math.max(...vs) };
-          const got = sensorRange(state, { kind: 'sensorRange', metric, from, to });
-          if (JSON.stringify(got) !== JSON.stringify(want)) {
-            t.same(got, want, `${metric} [${from - BASE}, ${to - BASE}) scan ${String(mode)} (seed=${seed})`);
-            forceHeadScanForTests(undefined);
-            return;
-          }
-        }
-      }
-    }
-    forceHeadScanForTests(undefined);
-    t.same(sensorRange(state, { kind: 'sensorRange', metric: 'nope', from: BASE, to: BASE + HOUR }), { count: 0, sum: 0, min: 0, max: 0 });
-    t.throws(() => sensorRange(state, { kind: 'sensorRange', metric: 'cpu', from: BASE, to: Infinity }), RangeError);
-    t.pass('every range matches');
-  });
-
-  t.test('metricLatest: the newest pane of the metric, fleet and per device, open or sealed', async (t) => {
-    const newest = (pick: (r: Reading) => boolean): number | null => {
-      let m: number | null = null;
-      for (const r of readings) if (pick(r) && (m === null || r.ts > m)) m = r.ts;
-      return m === null ? null : Math.floor(m / PANE) * PANE;
-    };
-    for (const metric of METRICS) {
-      t.same(metricLatest(state, { kind: 'metricLatest', metric }), { start: newest((r) => r.metric === metric) }, metric);
-      for (const device of [...DEVICES, 'quiet']) {
-        t.same(metricLatest(state, { kind: 'metricLatest', metric, deviceId: device }),
-          { start: newest((r) => r.metric === metric && r.device === device) }, `${device}/${metric}`);
-      }
-    }
-    const quiet = newest((r) => r.device === 'quiet');
-    t.ok(quiet !== null && quiet < sealEdge, 'quiet: its newest pane is sealed (found by walking the summaries back)');
-    t.same(metricLatest(state, { kind: 'metricLatest', metric: 'nope' }), { start: null });
-    t.same(metricLatest(state, { kind: 'metricLatest', metric: 'cpu', deviceId: 'nobody' }), { start: null });
-    t.same(metricLatest(state, { kind: 'metricLatest', metric: 'cpu', deviceId: 'dev-05' }), { start: null }, 'a device without the metric');
-  });
-
-  t.test('topDevices by every `by`, at several resolutions, matches the raw readings', async (t) => {
-    const cases: [number, number, number | undefined][] = [
-      [BASE + 95_000, BASE + 431_000, undefined], [sealEdge - 95_000, sealEdge + 61_000, MIN], [BASE - HOUR, BASE + 2 * HOUR, HOUR],
-      [sealEdge - 1, sealEdge + 1, undefined], [BASE + 12 * MIN, BASE + 13 * MIN, DAY],
-    ];
-    for (const mode of [undefined, true, false]) {
-      forceHeadScanForTests(mode);
-      for (const [from, to, res] of cases) {
-        const r = res ?? PANE;
-        const [a, b] = [Math.floor(from / r) * r, Math.ceil(to / r) * r];
-        for (const metric of ['temp', 'cpu', 'rare']) {
-          const per = new Map<string, number[]>();
-          for (const x of readings) {
-            if (x.metric !== metric || x.ts < a || x.ts >= b) continue;
-            const list = per.get(x.device);
-            if (list === undefined) per.set(x.device, [x.v]);
-            else list.push(x.v);
-          }
-          const stats = [...per].map(([deviceId, vs]) => {
-            const sum = vs.reduce((p, c) => p + c, 0);
-            return { deviceId, vs, count: vs.length, sum, min: Math.min(...vs), max: Math.max(...vs), mean: sum / vs.length };
-          });
-          for (const by of ['count', 'sum', 'min', 'max', 'mean', 'p50', 'p90', 'p99'] as TopBy[]) {
-            const q = by === 'p50' ? 0.5 : by === 'p90' ? 0.9 : by === 'p99' ? 0.99 : 0;
-            for (const n of [1, 3, 100]) {
-              const got = topDevices(state, { kind: 'top', metric, from, to, by, n, ...(res === undefined ? {} : { resolutionMs: res }) });
-              const want = stats.map((s) => ({
-                deviceId: s.deviceId, value: q > 0 ? exactQuantile(s.vs, q) : s[by as 'count'], count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean,
-              })).sort((x, y) => (y.value - x.value) || (x.deviceId < y.deviceId ? -1 : 1)).slice(0, n);
-              if (JSON.stringify(got.rows) !== JSON.stringify(want)) {
-                t.same(got.rows, want, `${metric} by=${by} n=${n} res=${String(res)} [${from - BASE}, ${to - BASE}) scan ${String(mode)} (seed=${seed})`);
-                forceHeadScanForTests(undefined);
+            for (const metrics of [['cpu'], ['cpu', 'temp'], ['rare', 'temp', 'mem', 'cpu'], ['rare'], ['mem', 'nope'], []]) {
+              const d = distinctDevices(state, { kind: 'distinctDevices', metrics, from, to, resolutionMs: res });
+              const want = new Set(refWindows(readings, from, to, res, (x) => metrics.includes(x.metric)).flatMap((w) => [...w.devices]));
+              if (d.devices !== want.size) {
+                t.equal(d.devices, want.size, `distinct ${metrics.join('+')} ${where} (seed=${seed})`);
                 return;
               }
             }
           }
         }
-      }
+        t.pass('every device, fleet and distinct query matches the reference');
+      });
     }
     forceHeadScanForTests(undefined);
-    t.same(topDevices(state, { kind: 'top', metric: 'nope', from: BASE, to: BASE + HOUR, by: 'max', n: 3 }), { rows: [] });
-    t.same(topDevices(state, { kind: 'top', metric: 'cpu', from: BASE, to: BASE + HOUR, by: 'max', n: 0 }), { rows: [] });
-    t.throws(() => topDevices(state, { kind: 'top', metric: 'cpu', from: BASE, to: BASE + HOUR, by: 'max', n: 3, resolutionMs: 15_000 }), /multiple of paneMs/);
-    t.pass('every top matches');
-  });
 
-  t.test('unknown names, a device silent in the range, bad ranges and resolutions', async (t) => {
-    const q = { kind: 'deviceSeries' as const, from: BASE, to: BASE + HOUR, resolutionMs: MIN };
-    t.same(deviceSeries(state, { ...q, deviceId: 'nobody', metric: 'cpu' }), { found: false, windows: [] });
-    t.same(deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'nope' }), { found: true, windows: [] });
-    t.same(deviceSeries(state, { ...q, deviceId: 'dev-05', metric: 'cpu' }), { found: true, windows: [] }, 'a device without the metric');
-    t.same(deviceSeries(state, { ...q, deviceId: 'quiet', metric: 'temp', from: BASE + 10 * MIN }), { found: true, windows: [] }, 'no readings in the range');
-    t.same(fleetSeries(state, { kind: 'fleetSeries', metric: 'nope', from: BASE, to: BASE + HOUR, resolutionMs: MIN }), { windows: [], devices: 0 });
-    t.same(fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: 0, to: BASE - DAY, resolutionMs: MIN }), { windows: [], devices: 0 }, 'before the data');
-    t.throws(() => deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'cpu', resolutionMs: 15_000 }), /multiple of paneMs/);
-    t.throws(() => fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: BASE, to: BASE + HOUR, resolutionMs: 0 }), /multiple of paneMs/);
-    t.throws(() => distinctDevices(state, { kind: 'distinctDevices', metrics: ['cpu'], from: NaN, to: BASE, resolutionMs: MIN }), /finite/);
-    t.throws(() => deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'cpu', from: -Infinity }), /finite/);
-  });
+    t.test('sensorRange: exact to the second across sealed and open slices', async (t) => {
+      const cases: [number, number][] = [
+        [BASE - HOUR, BASE + 2 * HOUR], [sealEdge - 61_500, sealEdge + 4_200], [sealEdge - 999, sealEdge + 1], [sealEdge + 1, sealEdge + 999],
+        [DAY0 - 12_345, DAY0 + 6_789], [BASE + 1, BASE + 1], [sealEdge, sealEdge - 5000],
+      ];
+      for (let i = 0; i < 60; i++) {
+        const a = BASE - MIN + rand() * (SPAN_MS + 2 * MIN);
+        cases.push([a, a + rand() * (rand() < 0.5 ? 30_000 : 20 * MIN)]);
+      }
+      for (const mode of [undefined, true, false]) {
+        forceHeadScanForTests(mode);
+        for (const [from, to] of cases) {
+          for (const metric of METRICS) {
+            const a = Math.ceil(from / 1000) * 1000;
+            const b = Math.ceil(to / 1000) * 1000;
+            const vs = readings.filter((x) => x.metric === metric && x.ts >= a && x.ts < b).map((x) => x.v);
+            const want = vs.length === 0 ? { count: 0, sum: 0, min: 0, max: 0 }
+              : { count: vs.length, sum: vs.reduce((p, c) => p + c, 0), min: Math.min(...vs), max: Math.max(...vs) };
+            const got = sensorRange(state, { kind: 'sensorRange', metric, from, to });
+            if (JSON.stringify(got) !== JSON.stringify(want)) {
+              t.same(got, want, `${metric} [${from - BASE}, ${to - BASE}) scan ${String(mode)} (seed=${seed})`);
+              forceHeadScanForTests(undefined);
+              return;
+            }
+          }
+        }
+      }
+      forceHeadScanForTests(undefined);
+      t.same(sensorRange(state, { kind: 'sensorRange', metric: 'nope', from: BASE, to: BASE + HOUR }), { count: 0, sum: 0, min: 0, max: 0 });
+      t.throws(() => sensorRange(state, { kind: 'sensorRange', metric: 'cpu', from: BASE, to: Infinity }), RangeError);
+      t.pass('every range matches');
+    });
 
-  t.test('listDevices and shardStats read the series table and the head', async (t) => {
-    t.same(listDevices(state, { kind: 'devices', prefix: 'dev-0', limit: 3 }).devices.map((d) => d.deviceId), ['dev-00', 'dev-01', 'dev-02']);
-    t.same(listDevices(state, { kind: 'devices', prefix: 'dev-00', limit: 10 }).devices, [{ deviceId: 'dev-00', metrics: ['cpu', 'mem', 'rare', 'temp'] }]);
-    t.same(listDevices(state, { kind: 'devices', prefix: 'q', limit: 10 }).devices, [{ deviceId: 'quiet', metrics: ['temp'] }]);
-    t.same(listDevices(state, { kind: 'devices', prefix: 'zzz', limit: 10 }).devices, []);
-    const st = shardStats(state, 7, 3);
-    t.match(st, { shard: 0, devices: DEVICES.length + 1, series: state.series.seriesCount, panes: state.head.readingsHeld, eventsApplied: readings.length, recordsApplied: 7, lateEvents: 3 });
-    t.equal(st.maxEventTime, Math.max(...readings.map((r) => r.ts)));
-    t.equal(st.watermark, st.maxEventTime! - 300_000);
-    t.ok(st.paneStoreBytes > 0);
+    t.test('metricLatest: the newest pane of the metric, fleet and per device, open or sealed', async (t) => {
+      const newest = (pick: (r: Reading) => boolean): number | null => {
+        let m: number | null = null;
+        for (const r of readings) if (pick(r) && (m === null || r.ts > m)) m = r.ts;
+        return m === null ? null : Math.floor(m / PANE) * PANE;
+      };
+      for (const metric of METRICS) {
+        t.same(metricLatest(state, { kind: 'metricLatest', metric }), { start: newest((r) => r.metric === metric) }, metric);
+        for (const device of [...DEVICES, 'quiet']) {
+          t.same(metricLatest(state, { kind: 'metricLatest', metric, deviceId: device }),
+            { start: newest((r) => r.metric === metric && r.device === device) }, `${device}/${metric}`);
+        }
+      }
+      const quiet = newest((r) => r.device === 'quiet');
+      t.ok(quiet !== null && quiet < sealEdge, 'quiet: its newest pane is sealed (found by walking the summaries back)');
+      t.same(metricLatest(state, { kind: 'metricLatest', metric: 'nope' }), { start: null });
+      t.same(metricLatest(state, { kind: 'metricLatest', metric: 'cpu', deviceId: 'nobody' }), { start: null });
+      t.same(metricLatest(state, { kind: 'metricLatest', metric: 'cpu', deviceId: 'dev-05' }), { start: null }, 'a device without the metric');
+    });
+
+    t.test('topDevices by every `by`, at several resolutions, matches the raw readings', async (t) => {
+      const cases: [number, number, number | undefined][] = [
+        [BASE + 95_000, BASE + 431_000, undefined], [sealEdge - 95_000, sealEdge + 61_000, MIN], [BASE - HOUR, BASE + 2 * HOUR, HOUR],
+        [sealEdge - 1, sealEdge + 1, undefined], [BASE + 12 * MIN, BASE + 13 * MIN, DAY],
+      ];
+      for (const mode of [undefined, true, false]) {
+        forceHeadScanForTests(mode);
+        for (const [from, to, res] of cases) {
+          const r = res ?? PANE;
+          const [a, b] = [Math.floor(from / r) * r, Math.ceil(to / r) * r];
+          for (const metric of ['temp', 'cpu', 'rare']) {
+            const per = new Map<string, number[]>();
+            for (const x of readings) {
+              if (x.metric !== metric || x.ts < a || x.ts >= b) continue;
+              const list = per.get(x.device);
+              if (list === undefined) per.set(x.device, [x.v]);
+              else list.push(x.v);
+            }
+            const stats = [...per].map(([deviceId, vs]) => {
+              const sum = vs.reduce((p, c) => p + c, 0);
+              return { deviceId, vs, count: vs.length, sum, min: Math.min(...vs), max: Math.max(...vs), mean: sum / vs.length };
+            });
+            for (const by of ['count', 'sum', 'min', 'max', 'mean', 'p50', 'p90', 'p99'] as TopBy[]) {
+              const q = by === 'p50' ? 0.5 : by === 'p90' ? 0.9 : by === 'p99' ? 0.99 : 0;
+              for (const n of [1, 3, 100]) {
+                const got = topDevices(state, { kind: 'top', metric, from, to, by, n, ...(res === undefined ? {} : { resolutionMs: res }) });
+                const want = stats.map((s) => ({
+                  deviceId: s.deviceId, value: q > 0 ? exactQuantile(s.vs, q) : s[by as 'count'], count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean,
+                })).sort((x, y) => (y.value - x.value) || (x.deviceId < y.deviceId ? -1 : 1)).slice(0, n);
+                if (JSON.stringify(got.rows) !== JSON.stringify(want)) {
+                  t.same(got.rows, want, `${metric} by=${by} n=${n} res=${String(res)} [${from - BASE}, ${to - BASE}) scan ${String(mode)} (seed=${seed})`);
+                  forceHeadScanForTests(undefined);
+                  return;
+                }
+              }
+            }
+          }
+        }
+      }
+      forceHeadScanForTests(undefined);
+      t.same(topDevices(state, { kind: 'top', metric: 'nope', from: BASE, to: BASE + HOUR, by: 'max', n: 3 }), { rows: [] });
+      t.same(topDevices(state, { kind: 'top', metric: 'cpu', from: BASE, to: BASE + HOUR, by: 'max', n: 0 }), { rows: [] });
+      t.throws(() => topDevices(state, { kind: 'top', metric: 'cpu', from: BASE, to: BASE + HOUR, by: 'max', n: 3, resolutionMs: 15_000 }), /multiple of paneMs/);
+      t.pass('every top matches');
+    });
+
+    t.test('unknown names, a device silent in the range, bad ranges and resolutions', async (t) => {
+      const q = { kind: 'deviceSeries' as const, from: BASE, to: BASE + HOUR, resolutionMs: MIN };
+      t.same(deviceSeries(state, { ...q, deviceId: 'nobody', metric: 'cpu' }), { found: false, windows: [] });
+      t.same(deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'nope' }), { found: true, windows: [] });
+      t.same(deviceSeries(state, { ...q, deviceId: 'dev-05', metric: 'cpu' }), { found: true, windows: [] }, 'a device without the metric');
+      t.same(deviceSeries(state, { ...q, deviceId: 'quiet', metric: 'temp', from: BASE + 10 * MIN }), { found: true, windows: [] }, 'no readings in the range');
+      t.same(fleetSeries(state, { kind: 'fleetSeries', metric: 'nope', from: BASE, to: BASE + HOUR, resolutionMs: MIN }), { windows: [], devices: 0 });
+      t.same(fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: 0, to: BASE - DAY, resolutionMs: MIN }), { windows: [], devices: 0 }, 'before the data');
+      t.throws(() => deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'cpu', resolutionMs: 15_000 }), /multiple of paneMs/);
+      t.throws(() => fleetSeries(state, { kind: 'fleetSeries', metric: 'cpu', from: BASE, to: BASE + HOUR, resolutionMs: 0 }), /multiple of paneMs/);
+      t.throws(() => distinctDevices(state, { kind: 'distinctDevices', metrics: ['cpu'], from: NaN, to: BASE, resolutionMs: MIN }), /finite/);
+      t.throws(() => deviceSeries(state, { ...q, deviceId: 'dev-01', metric: 'cpu', from: -Infinity }), /finite/);
+    });
+
+    t.test('listDevices and shardStats read the series table and the head', async (t) => {
+      t.same(listDevices(state, { kind: 'devices', prefix: 'dev-0', limit: 3 }).devices.map((d) => d.deviceId), ['dev-00', 'dev-01', 'dev-02']);
+      t.same(listDevices(state, { kind: 'devices', prefix: 'dev-00', limit: 10 }).devices, [{ deviceId: 'dev-00', metrics: ['cpu', 'mem', 'rare', 'temp'] }]);
+      t.same(listDevices(state, { kind: 'devices', prefix: 'q', limit: 10 }).devices, [{ deviceId: 'quiet', metrics: ['temp'] }]);
+      t.same(listDevices(state, { kind: 'devices', prefix: 'zzz', limit: 10 }).devices, []);
+      const st = shardStats(state, 7, 3);
+      t.match(st, { shard: 0, devices: DEVICES.length + 1, series: state.series.seriesCount, panes: state.head.readingsHeld, eventsApplied: readings.length, recordsApplied: 7, lateEvents: 3 });
+      t.equal(st.maxEventTime, Math.max(...readings.map((r) => r.ts)));
+      t.equal(st.watermark, st.maxEventTime! - 300_000);
+      t.ok(st.paneStoreBytes > 0);
+    });
   });
-});
+}
 
 /**
  * The fleet queries over the head (and across the seal edge) against the readings so far; '' or
