@@ -143,6 +143,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       retention.stop();
       await pipeline.idle();
       const drained = await shards.drain(DRAIN_TIMEOUT_MS);
+      // seals in progress finish (their slices leave the head): a smaller final checkpoint, and the
+      // blocks are on disk for whoever opens the data dir next
+      await shards.runAll({ kind: 'sync' }).catch((err: Error) => log.warn({ err: err.message }, 'shutdown: shards did not settle their writes'));
       reporter.stop();
       await reporter.flush();
       reportRoutes.close();

@@ -56,7 +56,9 @@ export class ShardPool {
         // 'disabled': piscina must not block the worker in Atomics.wait between tasks, the
         // worker's event loop also drains the ring
         atomics: 'disabled',
-        concurrentTasksPerWorker: 1,
+        // tasks interleave at their awaits (a query waiting for its shard's writes, a drain
+        // yielding between ring slices): /healthz's stats task is not queued behind them
+        concurrentTasksPerWorker: 16,
         workerData: {
           shard,
           ring: sab,

@@ -131,4 +131,6 @@ export interface ShardStats {
   paneStoreBytes: number;
   /** V8 heap in use by the shard's worker thread */
   heapUsedBytes: number;
+  /** sealing: slices sealed, slices queued or in progress, the longest step any seal ran between yields, the last seal's wall time */
+  seal?: { slices: number; queued: number; stepMaxMs: number; lastSealMs: number };
 }

@@ -1109,6 +1109,7 @@ export function listDevices(state: ShardState, task: DevicesTask): DevicesResult
 export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0): ShardStats {
   const clock = state.clock;
   const none = clock.maxTs === -Infinity;
+  const c = state.sealer.counters;
   return {
     shard: state.shard,
     devices: state.series.deviceCount,
@@ -1122,6 +1123,7 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
     rollupWriteErrors: 0,
     paneStoreBytes: state.head.bytes() + state.series.typedArrayBytes(),
     heapUsedBytes: process.memoryUsage().heapUsed,
+    seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, lastSealMs: c.lastSealMs },
   };
 }
 

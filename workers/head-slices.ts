@@ -623,6 +623,87 @@ export class HeadSlices {
   }
 
   /**
+   * The ids of the series present in an open slice, ascending (a new array: one per seal, not
+   * per reading); null when the slice is not open.
+   */
+  presentSeries(sliceNo: number): Int32Array | null {
+    const sl = this.find(sliceNo);
+    if (sl === null) return null;
+    const ids = new Int32Array(sl.distinct);
+    let found = 0;
+    if (sl.dense) {
+      const counts = sl.counts;
+      for (let s = 0; s <= sl.maxSeries; s++) if (counts[s] !== 0) ids[found++] = s;
+    } else {
+      const m = sl.map;
+      for (let b = 0; b < m.length; b += MAP_STRIDE) if (m[b] !== EMPTY) ids[found++] = m[b]!;
+      ids.sort();
+    }
+    if (found !== sl.distinct) throw new Error(`HeadSlices: BUG: slice ${sl.no}: index holds ${found} series, the slice counts ${sl.distinct}`);
+    return ids;
+  }
+
+  /**
+   * The readings of series ids[a..b) (ascending, present in the slice) into out, sorted by series
+   * and in arrival order within one: what sort() gives for those series, walked from their chains
+   * one chunk at a time, so sealing needs no copy of the whole slice. out.n = the rows.
+   */
+  gather(sliceNo: number, ids: Int32Array, a: number, b: number, out: SealedSlice): void {
+    const sl = this.find(sliceNo);
+    out.sliceNo = sliceNo;
+    out.sliceStart = sliceNo * this.sliceMs;
+    out.n = 0;
+    out.seriesCount = 0;
+    if (sl === null) throw new Error(`HeadSlices.gather: slice ${sliceNo} is not open`);
+    let total = 0;
+    for (let x = a; x < b; x++) total += this.countIn(sl, ids[x]!);
+    out.reserve(total);
+    const os = out.series;
+    const oo = out.offset;
+    const ov = out.value;
+    const pages = sl.pages;
+    const shift = this.pageShift;
+    const mask = this.pageMask;
+    let pos = 0;
+    for (let x = a; x < b; x++) {
+      const s = ids[x]!;
+      const count = this.countIn(sl, s);
+      let w = pos + count;
+      for (let i = this.chainHead(sl, s); i !== EMPTY;) {
+        const page = pages[i >>> shift]!;
+        const row = i & mask;
+        w--;
+        os[w] = s;
+        oo[w] = page.offset[row]!;
+        ov[w] = page.value[row]!;
+        i = page.prev[row]!;
+      }
+      if (w !== pos) throw new Error(`HeadSlices: BUG: series ${s} in slice ${sl.no}: chain and count disagree`);
+      pos += count;
+    }
+    out.n = pos;
+    out.seriesCount = b - a;
+  }
+
+  /** a series' readings in a slice (0 when absent) */
+  private countIn(sl: Slice, series: number): number {
+    if (sl.dense) {
+      if (series >= sl.heads.length) return 0;
+      const c = sl.counts[series]!;
+      return c === COUNT_SATURATED ? this.chainLength(sl, sl.heads[series]!) : c;
+    }
+    const b = this.mapFind(sl, series);
+    return b < 0 ? 0 : sl.map[b + 2]!;
+  }
+
+  /** the index of a series' newest reading in a slice, EMPTY when absent */
+  private chainHead(sl: Slice, series: number): number {
+    if (sl.dense) return series < sl.heads.length && sl.counts[series] !== 0 ? sl.heads[series]! : EMPTY;
+    const b = this.mapFind(sl, series);
+    return b < 0 ? EMPTY : sl.map[b + 1]!;
+  }
+
+  /**
    * Copies the slice's rows [from, from + k) in arrival order, k = what fits in the outputs and
    * the slice; answers k. An allocation-free scan of a slice's columns in batches (fleet queries).
    */

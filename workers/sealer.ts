@@ -9,14 +9,26 @@
  * LMDB append. A device query reads one chunk per slice (its series' chunk), a fleet query the
  * summary.
  *
- * Consistency: the slice leaves the head at once and is in storage once `pending` resolves;
- * queries and checkpoints wait for it (the shard worker's consistent()), so a slice is read from
- * exactly one place and a checkpoint never drops a slice whose blocks are not committed.
+ * In steps: a slice of 1M series holds 6M readings, ~0.6 s of encoding, so a seal is a job that
+ * lists the slice's series (HeadSlices.presentSeries), then per chunk of chunkSeries ids gathers
+ * their readings from the head's chains (HeadSlices.gather: sorted by series, no copy of the whole
+ * slice), encodes and appends it, for at most STEP_MS before it yields the event loop (the worker goes on applying
+ * the ring and answering queries between steps), and drops the slice from the head only once
+ * every block of it is committed. Jobs run one at a time in slice order, so the keys of a
+ * (shard, resolution) still go out in ascending order.
+ *
+ * Consistency: until the drop, queries read the slice from the head and ignore its blocks
+ * (block-queries treats a slice open in the head as open), so a slice is read from exactly one
+ * place without waiting for its seal; a checkpoint taken meanwhile still holds the slice (it is in
+ * the head), so it never loses a slice whose blocks are not committed. Corrections of a slice
+ * being sealed are delta blocks that a head read does not see: ShardState makes queries wait for
+ * the seal in that (rare) case. `pending` is every write in flight, seals included.
  * Determinism: sealing is decided by the watermark in ring order, so a replay after a crash
  * seals the same readings into the same keys (BlockStore rewrites them in place).
- * Failure policy: a block that cannot be written fails the shard (onFatal): the head no longer
- * holds the slice, so carrying on would lose it; recovery rebuilds it from the last checkpoint and
- * the WAL, and seals it again.
+ * Failure policy: a block that cannot be written fails the shard (onFatal): the slice's blocks are
+ * incomplete and it can never be dropped from the head, so carrying on would grow the head and
+ * leave a half-written slice; recovery rebuilds it from the last checkpoint and the WAL, and seals
+ * it again (the same keys, rewritten).
  */
 
 import type { HistogramSpec } from '../storage';
@@ -36,10 +48,32 @@ export interface SealerOptions {
   histogram: HistogramSpec;
 }
 
+/** encoding time a seal step may take before it yields the event loop */
+export const STEP_MS = 8;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export class Sealer {
-  /** the last seal's writes: queries and checkpoints wait for them */
-  pending: Promise<unknown> = Promise.resolve();
-  readonly counters = { slices: 0, chunks: 0, deltas: 0, readings: 0, bytes: 0, lastSealMs: 0 };
+  /** resolves once every seal queued so far has committed its blocks and left the head */
+  sealsDone: Promise<unknown> = Promise.resolve();
+  /** delta blocks in flight */
+  deltasDone: Promise<unknown> = Promise.resolve();
+  readonly counters = {
+    slices: 0, chunks: 0, deltas: 0, readings: 0, bytes: 0,
+    /** the last seal: wall time from its start to the drop; its longest step */
+    lastSealMs: 0, lastStepMaxMs: 0,
+    /** the last seal's parts: the series ids, the longest chunk (gather + encode), the summary at the end */
+    lastIdsMs: 0, lastChunkMaxMs: 0, lastSummaryMs: 0,
+    /** the last seal's time on the thread (its steps added up) */
+    lastBusyMs: 0,
+    /** the longest step of any seal */
+    stepMaxMs: 0,
+  };
+  /** the newest slice queued for sealing (slices stay open while they are sealed) */
+  private lastQueued = -Infinity;
+  private queued = 0;
   private readonly out = new SealedSlice();
   private readonly encoder: BlockEncoder;
   private readonly shape: BlockShape;
@@ -74,39 +108,65 @@ export class Sealer {
     const done = this.blocks.putDelta(this.opts.shard, this.opts.sliceMs, start, seq, k, bytes).then(undefined, (err: Error) => {
       this.onFatal(new Error(`writing corrections of slice ${start} of shard ${this.opts.shard} failed: ${err.message}`));
     });
-    this.pending = Promise.all([this.pending, done]);
+    this.deltasDone = Promise.all([this.deltasDone, done]);
   }
 
-  /** Seals every open slice that ends at or before sealBeforeMs, oldest first. */
+  /** every write in flight: queued seals and delta blocks */
+  get pending(): Promise<unknown> {
+    return Promise.all([this.sealsDone, this.deltasDone]);
+  }
+
+  /** Slices queued or being sealed (still open in the head). */
+  get sealing(): number {
+    return this.queued;
+  }
+
+  /** Queues every open slice that ends at or before sealBeforeMs for sealing, oldest first. */
   sealThrough(sealBeforeMs: number): void {
     const sliceMs = this.opts.sliceMs;
     for (const sliceNo of this.head.openSlices()) {
       if ((sliceNo + 1) * sliceMs > sealBeforeMs) break;
-      this.seal(sliceNo);
+      if (sliceNo <= this.lastQueued) continue;
+      this.lastQueued = sliceNo;
+      this.queued++;
+      this.sealsDone = this.sealsDone.then(() => this.seal(sliceNo));
     }
   }
 
-  /** Takes one slice out of the head and writes it (see the header). */
-  seal(sliceNo: number): void {
+  /** One seal job (see the header): sort, encode and append in steps, drop once committed. */
+  private async seal(sliceNo: number): Promise<void> {
     const t0 = performance.now();
     const out = this.out;
-    if (!this.head.seal(sliceNo, out)) return;
+    const ids = this.head.presentSeries(sliceNo);
+    if (ids === null) {
+      this.queued--;
+      return;
+    }
+    this.counters.lastIdsMs = performance.now() - t0;
+    let readings = 0;
+    let chunkMax = 0;
     const { shard, sliceMs, paneMs } = this.opts;
-    const start = out.sliceStart;
+    const start = sliceNo * sliceMs;
     const summary = new SliceSummaryBuilder(start, sliceMs, paneMs, this.opts.histogram.divisions);
     const writes: Promise<unknown>[] = [];
     const chunk = this.chunk;
     chunk.sliceStart = start;
     let i = 0;
-    while (i < out.n) {
-      const c = this.chunkOf(out.series[i]!);
+    let stepStart = t0;
+    let stepMax = 0;
+    let busy = 0;
+    while (i < ids.length) {
+      const c = this.chunkOf(ids[i]!);
       const end = (c + 1) * this.opts.chunkSeries;
       let j = i + 1;
-      while (j < out.n && out.series[j]! < end) j++;
-      chunk.n = j - i;
-      chunk.series = out.series.subarray(i, j);
-      chunk.offset = out.offset.subarray(i, j);
-      chunk.value = out.value.subarray(i, j);
+      while (j < ids.length && ids[j]! < end) j++;
+      const tChunk = performance.now();
+      this.head.gather(sliceNo, ids, i, j, out);
+      readings += out.n;
+      chunk.n = out.n;
+      chunk.series = out.series.subarray(0, out.n);
+      chunk.offset = out.offset.subarray(0, out.n);
+      chunk.value = out.value.subarray(0, out.n);
       // the encoder's scratch is valid until the next encode, and lmdb-js's async put reads the
       // value when its batch commits, not when put() is called: the block is copied out
       const bytes = this.encoder.encode(chunk, this.shape).slice();
@@ -115,16 +175,38 @@ export class Sealer {
       this.counters.chunks++;
       this.counters.bytes += bytes.byteLength;
       i = j;
+      const now = performance.now();
+      if (now - tChunk > chunkMax) chunkMax = now - tChunk;
+      const step = now - stepStart;
+      if (step >= STEP_MS && i < ids.length) {
+        if (step > stepMax) stepMax = step;
+        busy += step;
+        await nextTurn();
+        stepStart = performance.now();
+      }
     }
+    this.counters.lastChunkMaxMs = chunkMax;
+    const tSummary = performance.now();
     const s = encodeSliceSummary(summary.build());
+    this.counters.lastSummaryMs = performance.now() - tSummary;
     writes.push(this.blocks.appendBlock(shard, sliceMs, start, SUMMARY_CHUNK, s));
     this.counters.bytes += s.byteLength;
+    const step = performance.now() - stepStart;
+    if (step > stepMax) stepMax = step;
+    this.counters.lastBusyMs = busy + step;
     this.counters.slices++;
-    this.counters.readings += out.n;
+    this.counters.readings += readings;
+    this.counters.lastStepMaxMs = stepMax;
+    if (stepMax > this.counters.stepMaxMs) this.counters.stepMaxMs = stepMax;
+    try {
+      await Promise.all(writes);
+    } catch (err) {
+      // the slice stays in the head; the shard stops and recovery seals it again
+      this.onFatal(new Error(`sealing slice ${start} of shard ${shard} failed: ${(err as Error).message}`));
+      return;
+    }
+    this.head.drop(sliceNo);
+    this.queued--;
     this.counters.lastSealMs = performance.now() - t0;
-    const done = Promise.all(writes).then(undefined, (err: Error) => {
-      this.onFatal(new Error(`sealing slice ${start} of shard ${shard} failed: ${err.message}`));
-    });
-    this.pending = Promise.all([this.pending, done]);
   }
 }

@@ -90,6 +90,8 @@ export class ShardState {
   /** this record's corrections, by slice number (rare: a JS structure is fine) */
   private readonly corrections = new Map<number, { series: number[]; offset: number[]; value: number[] }>();
   private correctionSeq = -1;
+  /** the seals a query must wait for (see queryPending) */
+  private sealWait: Promise<unknown> = Promise.resolve();
   private correctionK = 0;
   /** per resolution (ms), the retention's bound: windows starting before it are expired */
   private readonly expiredBefore = new Map<number, number>();
@@ -118,9 +120,18 @@ export class ShardState {
     return this.opts.shard;
   }
 
-  /** every write in flight (sealed slices, late readings) */
+  /** every write in flight (seals, corrections, late readings) */
   get pending(): Promise<unknown> {
     return Promise.all([this.sealer.pending, this.late.pending]);
+  }
+
+  /**
+   * What a query or a checkpoint waits for: corrections and the late log, not seals (a slice is
+   * read from the head until its seal drops it, see sealer.ts), except when a correction went to a
+   * slice still being sealed: a head read would miss its delta block, so then the seal too.
+   */
+  get queryPending(): Promise<unknown> {
+    return Promise.all([this.sealer.deltasDone, this.late.pending, this.sealWait]);
   }
 
   /** Slices that end at or before this are sealed (or were never opened): a reading for them is a correction. */
@@ -195,6 +206,7 @@ export class ShardState {
     }
     const k = this.correctionK++;
     for (const [sliceNo, c] of this.corrections) {
+      if (this.head.isOpen(sliceNo)) this.sealWait = this.sealer.sealsDone;
       // sorted by series, stable: the block codec's order
       const order = c.series.map((_, i) => i).sort((a, b) => c.series[a]! - c.series[b]! || a - b);
       this.sealer.writeDelta(sliceNo * this.sliceMs, seq, k, {
@@ -260,5 +272,7 @@ export class ShardState {
     const closed = this.clock.closedBeforeMs;
     // a checkpoint from before early sealing: slices were sealed up to the closed panes' slice
     this.sealedBefore = r.state.sealedBeforeMs ?? (closed === -Infinity ? closed : Math.floor(closed / this.sliceMs) * this.sliceMs);
+    // slices the checkpoint caught while they were being sealed: sealed again (the same keys)
+    this.sealer.sealThrough(this.sealedBefore);
   }
 }

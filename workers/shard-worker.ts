@@ -6,8 +6,9 @@
  * POLL_BUDGET_BYTES, yielding between slices so queries are not starved), and answer piscina
  * tasks. A task that reads state first applies every record published before it arrived (a query
  * sees every event acknowledged before it was sent), then pauses the ring while it waits for the
- * shard's pending writes (sealed slices, the late log), so it reads the head and LMDB at one
- * consistent point: every slice is in exactly one of them.
+ * writes it depends on (corrections, the late log; a slice being sealed is still read from the
+ * head), so it reads the head and LMDB at one consistent point: every slice is in exactly one of
+ * them.
  *
  * Failure policy: a write the state cannot do without (a sealed slice's blocks) fails the shard:
  * the error is thrown on the event loop, the thread ends, the engine stops (ShardPool's onFatal),
@@ -125,22 +126,37 @@ function onWake(): void {
 
 pump();
 
-/** Applies the records published when the call starts (not the ones that keep arriving). */
-function drain(): void {
+/**
+ * Applies the records published when the call starts (not the ones that keep arriving), a slice
+ * of POLL_BUDGET_BYTES at a time, yielding between slices: a full ring (16 MiB, ~500k events) is
+ * hundreds of ms of work that must not hold back other tasks (stats, other queries).
+ */
+async function drain(): Promise<void> {
   let left = ring.usedBytes();
   while (left > 0) {
     const n = pollOnce();
     if (n === 0) break;
     left -= n;
+    if (left > 0) await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
-/** Runs fn on a consistent state: ring applied up to now, pending writes committed, ring paused. */
-async function consistent<T>(fn: () => T): Promise<T> {
+/**
+ * Runs fn on a consistent state: ring applied up to now, the writes a read depends on committed
+ * (ShardState.queryPending: not seals in progress, whose slices are still read from the head),
+ * ring paused. `everything` waits for every write, seals included.
+ */
+async function consistent<T>(fn: () => T, everything = false): Promise<T> {
   paused++;
   try {
-    drain();
-    await state.pending;
+    await drain();
+    // another task's drain may apply records (and issue writes) while this one waits: wait again
+    // until a wait ends with nothing applied meanwhile, then fn() runs at once (no await between)
+    let applied: number;
+    do {
+      applied = applier.records;
+      await (everything ? state.pending : state.queryPending);
+    } while (applier.records !== applied);
     return fn();
   } finally {
     if (--paused === 0) setImmediate(pump);
@@ -160,7 +176,7 @@ export default function handle(task: ShardTask): unknown {
     case 'metricLatest': return consistent(() => metricLatest(state, task));
     case 'checkpoint': return consistent(() => checkpoint(task.full));
     case 'retention': return consistent(() => state.retain(task.cutoffs));
-    case 'sync': return consistent(() => null);
+    case 'sync': return consistent(() => null, true);
     case 'report': return consistent(() => report.collect());
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { startWsGen, type GenReport } from '../loadgen';
 import type { BenchOptions, Measure } from '../measure';
 import { deviceId } from '../frames';
+import { startProber, describeLatency, type Responsiveness } from '../responsiveness';
 import {
   PINNED, cpuNs, rssParts, sleep, startEngine, tempDir,
   type CheckpointSummary, type EngineHealth, type Server,
@@ -66,6 +67,9 @@ interface HealthFigures {
   /** the shards' head and series table (typed arrays, capacity) and their V8 heaps */
   headBytes: number;
   workerHeapBytes: number;
+  /** sealing, over the shards: the longest step between yields, the longest last seal (wall) */
+  sealStepMaxMs: number;
+  sealLastMs: number;
 }
 
 export interface EventTimeSample {
@@ -100,8 +104,14 @@ async function health(port: number): Promise<HealthFigures | null> {
     let errors = 0;
     let headBytes = 0;
     let workerHeapBytes = 0;
+    let sealStepMaxMs = 0;
+    let sealLastMs = 0;
     let watermark: number | null = null;
     for (const s of h.shards) {
+      // sealing figures of a shard (ShardStats.seal), absent from engines before steps
+      const seal = (s as { seal?: { stepMaxMs: number; lastSealMs: number } | null }).seal;
+      sealStepMaxMs = Math.max(sealStepMaxMs, seal?.stepMaxMs ?? 0);
+      sealLastMs = Math.max(sealLastMs, seal?.lastSealMs ?? 0);
       headBytes += s.paneStoreBytes ?? 0;
       workerHeapBytes += s.heapUsedBytes ?? 0;
       applied += s.eventsApplied;
@@ -115,7 +125,7 @@ async function health(port: number): Promise<HealthFigures | null> {
     return {
       atMs, status: r.status, applied, series: ok ? series : null, panes: ok ? panes : null, watermark, lateEvents: late,
       rollupWriteErrors: errors, walBytes: h.storage?.walBytes ?? null, lastCheckpoint: h.storage?.lastCheckpoint ?? null, ringUsedBytes: ring,
-      headBytes, workerHeapBytes,
+      headBytes, workerHeapBytes, sealStepMaxMs, sealLastMs,
     };
   } catch {
     return null;
@@ -225,6 +235,8 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     let healthChain: Promise<void> = Promise.resolve();
     let partial = false;
     let failure: string | null = null;
+    let prober: ReturnType<typeof startProber> | null = null;
+    let responsiveness: Responsiveness | null = null;
     const fromMs = Math.floor((Date.now() - (minutes + HEAD_START_MIN) * 60_000) / 60_000) * 60_000;
     try {
       const mark = (atMs: number, events: number): PhaseMark => ({ atMs, events, engineCpu: cpuNs(engine.pid), genCpu: gen.cpuNs() });
@@ -270,6 +282,13 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       loadStart = Date.now();
       prev = { atMs: loadStart, events: 0, cpu: cpuNs(engine.pid) };
       marks.push(mark(loadStart, 0));
+      // during the load: the past 10 simulated minutes of one device and of the fleet, at 1m
+      prober = startProber(engine.port, () => {
+        const now = fromMs + last.stepsAcked * STEP_MS;
+        if (last.stepsAcked < STEPS_PER_MINUTE) return [];
+        const from = Math.max(fromMs, now - 10 * 60_000);
+        return [`/v1/devices/${deviceId(12_345 % devices)}/metrics/cpu?resolution=1m&from=${from}&to=${now}`, `/v1/metrics/cpu?resolution=1m&from=${from}&to=${now}`];
+      });
       opts.progress(`${NAME}: ${n0(devices)} devices x ${minutes} simulated minutes (${n0(devices * steps)} events), event time from ${new Date(fromMs).toISOString()}, limit ${limitS} s`);
       const finished = gen.waitFor('steps-done', (limitS + 60) * 1000);
       gen.send({ cmd: 'steps', steps: { devices, fromMs, stepMs: STEP_MS, steps, spreadMs: SPREAD_MS, eventsPerFrame: EVENTS_PER_FRAME } });
@@ -289,6 +308,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       failure = (e as Error).message;
       opts.progress(`${NAME}: the load stopped: ${failure}`);
     } finally {
+      if (prober !== null) responsiveness = await prober.stop();
       await gen.stop();
     }
     const loadSeconds = (marks.length > 1 ? marks[marks.length - 1].atMs - marks[0].atMs : Date.now() - loadStart) / 1000;
@@ -400,6 +420,10 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `${CONNECTIONS} connections x ${WINDOW} frames of ${EVENTS_PER_FRAME} in flight, engine defaults (pane 10 s, lateness 5 min, durable acks); rows: events/s = acked, RSS = anon + file at the phase's end`);
     if (partial) notes.push(`PARTIAL: stopped at the ${limitS} s limit after ${(last.stepsAcked / STEPS_PER_MINUTE).toFixed(1)} of ${minutes} simulated minutes (${n0(last.eventsAcked)} events acked in whole steps)`);
     if (failure) notes.push(`the load failed: ${failure}`);
+    if (responsiveness !== null) {
+      notes.push(`responsiveness during the load (one request at a time): ${describeLatency('/healthz every 250 ms', responsiveness.health)}; ` +
+        `${describeLatency('queries every 1 s (a device and the fleet, past 10 simulated minutes at 1m)', responsiveness.queries)}`);
+    }
     notes.push(`load ${n0(loadSeconds)} s for ${(last.stepsAcked / STEPS_PER_MINUTE).toFixed(1)} simulated minutes (${(last.stepsAcked * STEP_MS / 1000 / Math.max(loadSeconds, 1e-9)).toFixed(1)}x real time); drain ${drainSeconds.toFixed(1)} s${drained ? '' : ' (NOT drained within the limit)'}`);
     notes.push(`acked rate, first ${PRE_CLOSE_MIN} simulated minutes: ${n0(preRate)} events/s; after: ${n0(postRate)} events/s` +
       (Number.isFinite(preRate) && Number.isFinite(postRate) && preRate > 0 ? ` (after/before ${(postRate / preRate).toFixed(2)})` : '') +
@@ -414,7 +438,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `peak ${mib(peakAnon)} MiB anon / ${mib(peakFile)} MiB file; final anon per series ${n0((final.anonBytes - baseline.anonBytes) / devices)} B`);
     if (finalHealth) notes.push(`at the end: ${finalHealth.series == null ? '?' : n0(finalHealth.series)} series, ${finalHealth.panes == null ? '?' : n0(finalHealth.panes)} panes held (${finalHealth.panes == null ? '?' : (finalHealth.panes / devices).toFixed(1)} per series), ` +
       `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB, ` +
-      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB`);
+      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms, the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop`);
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
         (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +

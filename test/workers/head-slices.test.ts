@@ -92,6 +92,25 @@ function sealDiff(head: HeadSlices, ref: Ref, order: number[], out = new SealedS
   for (const no of order) {
     const want = ref.sealed(no);
     const wantSeries = new Set(want.map((r) => r.series)).size;
+    // the sealer's path: the present series, then their readings gathered a few series at a time
+    const ids = head.presentSeries(no);
+    if (ids === null) return `presentSeries(${no}) answered null`;
+    const wantIds = [...new Set(want.map((r) => r.series))].sort((a, b) => a - b);
+    if (ids.join() !== wantIds.join()) return `presentSeries(${no}): ${ids.length} ids, expected ${wantIds.length}`;
+    const part = new SealedSlice();
+    let row = 0;
+    for (let a = 0, step = 1; a < ids.length; a += step, step = (step % 5) + 1) {
+      const b = Math.min(ids.length, a + step);
+      head.gather(no, ids, a, b, part);
+      if (part.seriesCount !== b - a) return `gather(${no}, ${a}, ${b}): ${part.seriesCount} series`;
+      for (let i = 0; i < part.n; i++, row++) {
+        const r = want[row];
+        if (r === undefined || part.series[i] !== r.series || part.offset[i] !== r.offset || !Object.is(part.value[i], r.value)) {
+          return `gather(${no}) row ${row}: (${part.series[i]}, ${part.offset[i]}, ${part.value[i]}) differs from the stable sort`;
+        }
+      }
+    }
+    if (row !== want.length) return `gather(${no}): ${row} rows, expected ${want.length}`;
     if (!head.seal(no, out)) return `seal(${no}) answered false`;
     if (out.n !== want.length || out.seriesCount !== wantSeries || out.sliceNo !== no || out.sliceStart !== no * SLICE_MS) {
       return `seal(${no}): n ${out.n} series ${out.seriesCount}, expected ${want.length} and ${wantSeries}`;

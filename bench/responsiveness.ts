@@ -1,0 +1,85 @@
+/**
+ * Responsiveness under load: while a scenario's load runs, GET /healthz every HEALTH_EVERY_MS and
+ * one query of a rotating list every QUERY_EVERY_MS, one request at a time, and keep every answer's
+ * time. The figures are what a dashboard and a monitor would see during the run (issue #11 target
+ * 5: p99 at most 100 ms). Requests go to 127.0.0.1 only and stop with stop().
+ */
+
+const HEALTH_EVERY_MS = 250;
+const QUERY_EVERY_MS = 1000;
+const TIMEOUT_MS = 30_000;
+const SLOW_MS = 100;
+
+export interface LatencyFigures {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** answers over SLOW_MS */
+  slow: number;
+  /** no answer, or a status other than 200 */
+  failed: number;
+}
+
+export interface Responsiveness {
+  health: LatencyFigures;
+  queries: LatencyFigures;
+}
+
+function figures(ms: number[], failed: number): LatencyFigures {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number): number => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!);
+  return { samples: s.length, p50: at(0.5), p99: at(0.99), max: s.length === 0 ? NaN : s[s.length - 1]!, slow: s.filter((x) => x > SLOW_MS).length, failed };
+}
+
+async function timed(url: string): Promise<number | null> {
+  const t = performance.now();
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    await r.arrayBuffer();
+    return r.status === 200 ? performance.now() - t : null;
+  } catch {
+    return null;
+  }
+}
+
+/** paths(): the query paths to rotate through, asked anew each time (time ranges move with the load) */
+export function startProber(port: number, paths: () => string[]): { stop(): Promise<Responsiveness> } {
+  const health: number[] = [];
+  const queries: number[] = [];
+  let healthFailed = 0;
+  let queriesFailed = 0;
+  let running = true;
+  let turn = 0;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const healthLoop = (async () => {
+    while (running) {
+      const ms = await timed(`http://127.0.0.1:${port}/healthz`);
+      if (ms === null) healthFailed++;
+      else health.push(ms);
+      await sleep(HEALTH_EVERY_MS);
+    }
+  })();
+  const queryLoop = (async () => {
+    while (running) {
+      await sleep(QUERY_EVERY_MS);
+      const list = paths();
+      if (list.length === 0) continue;
+      const ms = await timed(`http://127.0.0.1:${port}${list[turn++ % list.length]}`);
+      if (ms === null) queriesFailed++;
+      else queries.push(ms);
+    }
+  })();
+  return {
+    async stop(): Promise<Responsiveness> {
+      running = false;
+      await Promise.all([healthLoop, queryLoop]);
+      return { health: figures(health, healthFailed), queries: figures(queries, queriesFailed) };
+    },
+  };
+}
+
+export function describeLatency(name: string, f: LatencyFigures): string {
+  const n = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
+  return `${name}: ${f.samples} answers, p50 ${n(f.p50)} ms, p99 ${n(f.p99)} ms, max ${n(f.max)} ms, ${f.slow} over ${SLOW_MS} ms, ${f.failed} failed`;
+}
