@@ -24,6 +24,15 @@ export interface LatencyFigures {
 export interface Responsiveness {
   health: LatencyFigures;
   queries: LatencyFigures;
+  /** per /healthz answer, the longest event-loop block of any shard worker since the previous one */
+  workerLoopMax: LatencyFigures;
+  /** the same for its longest ring slice and its longest task body (query, checkpoint take) */
+  workerPollMax: LatencyFigures;
+  workerTaskMax: LatencyFigures;
+}
+
+export function latencyOf(ms: number[], failed: number): LatencyFigures {
+  return figures(ms, failed);
 }
 
 function figures(ms: number[], failed: number): LatencyFigures {
@@ -32,12 +41,36 @@ function figures(ms: number[], failed: number): LatencyFigures {
   return { samples: s.length, p50: at(0.5), p99: at(0.99), max: s.length === 0 ? NaN : s[s.length - 1]!, slow: s.filter((x) => x > SLOW_MS).length, failed };
 }
 
-async function timed(url: string): Promise<number | null> {
+async function timed(url: string, onBody?: (text: string) => void): Promise<number | null> {
   const t = performance.now();
   try {
     const r = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
-    await r.arrayBuffer();
-    return r.status === 200 ? performance.now() - t : null;
+    const text = await r.text();
+    const ms = performance.now() - t;
+    if (onBody !== undefined) onBody(text);
+    return r.status === 200 ? ms : null;
+  } catch {
+    return null;
+  }
+}
+
+type LoopFigures = { maxMs: number; pollMaxMs: number; taskMaxMs: number };
+
+/** the longest loop block, ring slice and task body over the shards in a /healthz body, or null */
+function workerLoopOf(text: string): LoopFigures | null {
+  try {
+    const h = JSON.parse(text) as { shards?: { loopDelay?: LoopFigures | null }[] };
+    let seen = false;
+    const max: LoopFigures = { maxMs: 0, pollMaxMs: 0, taskMaxMs: 0 };
+    for (const s of h.shards ?? []) {
+      const l = s.loopDelay;
+      if (!l) continue;
+      seen = true;
+      max.maxMs = Math.max(max.maxMs, l.maxMs);
+      max.pollMaxMs = Math.max(max.pollMaxMs, l.pollMaxMs ?? 0);
+      max.taskMaxMs = Math.max(max.taskMaxMs, l.taskMaxMs ?? 0);
+    }
+    return seen ? max : null;
   } catch {
     return null;
   }
@@ -47,6 +80,9 @@ async function timed(url: string): Promise<number | null> {
 export function startProber(port: number, paths: () => string[]): { stop(): Promise<Responsiveness> } {
   const health: number[] = [];
   const queries: number[] = [];
+  const loopMax: number[] = [];
+  const pollMax: number[] = [];
+  const taskMax: number[] = [];
   let healthFailed = 0;
   let queriesFailed = 0;
   let running = true;
@@ -54,7 +90,13 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const healthLoop = (async () => {
     while (running) {
-      const ms = await timed(`http://127.0.0.1:${port}/healthz`);
+      const ms = await timed(`http://127.0.0.1:${port}/healthz`, (text) => {
+        const m = workerLoopOf(text);
+        if (m === null) return;
+        loopMax.push(m.maxMs);
+        pollMax.push(m.pollMaxMs);
+        taskMax.push(m.taskMaxMs);
+      });
       if (ms === null) healthFailed++;
       else health.push(ms);
       await sleep(HEALTH_EVERY_MS);
@@ -74,7 +116,8 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
     async stop(): Promise<Responsiveness> {
       running = false;
       await Promise.all([healthLoop, queryLoop]);
-      return { health: figures(health, healthFailed), queries: figures(queries, queriesFailed) };
+      return { health: figures(health, healthFailed), queries: figures(queries, queriesFailed), workerLoopMax: figures(loopMax, 0),
+        workerPollMax: figures(pollMax, 0), workerTaskMax: figures(taskMax, 0) };
     },
   };
 }

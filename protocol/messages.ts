@@ -131,6 +131,11 @@ export interface ShardStats {
   paneStoreBytes: number;
   /** V8 heap in use by the shard's worker thread */
   heapUsedBytes: number;
-  /** sealing: slices sealed, slices queued or in progress, the longest step any seal ran between yields, the last seal's wall time */
-  seal?: { slices: number; queued: number; stepMaxMs: number; lastSealMs: number };
+  /**
+   * sealing: slices sealed, slices queued or in progress, the longest step a seal ran between
+   * yields (the first seal apart: it runs before the JIT optimised its code), the last seal's wall time
+   */
+  seal?: { slices: number; queued: number; stepMaxMs: number; firstStepMaxMs: number; lastSealMs: number };
+  /** the worker's event-loop delay since the previous stats (what a task may wait behind): p99 and max, ms */
+  loopDelay?: { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number };
 }

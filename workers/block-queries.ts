@@ -1123,7 +1123,7 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
     rollupWriteErrors: 0,
     paneStoreBytes: state.head.bytes() + state.series.typedArrayBytes(),
     heapUsedBytes: process.memoryUsage().heapUsed,
-    seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, lastSealMs: c.lastSealMs },
+    seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, firstStepMaxMs: c.firstStepMaxMs, lastSealMs: c.lastSealMs },
   };
 }
 

@@ -25,9 +25,9 @@ import path from 'node:path';
 import { startWsGen, type GenReport } from '../loadgen';
 import type { BenchOptions, Measure } from '../measure';
 import { deviceId } from '../frames';
-import { startProber, describeLatency, type Responsiveness } from '../responsiveness';
+import { startProber, describeLatency, latencyOf, type LatencyFigures, type Responsiveness } from '../responsiveness';
 import {
-  PINNED, cpuNs, rssParts, sleep, startEngine, tempDir,
+  PINNED, cpuNs, killHard, rssParts, sleep, startEngine, tempDir,
   type CheckpointSummary, type EngineHealth, type Server,
 } from '../proc';
 import type { LabelledRow, Scenario, ScenarioResult } from '../scenario';
@@ -47,6 +47,7 @@ const PRE_CLOSE_MIN = 6;
 const HEALTH_TIMEOUT_MS = 15_000;
 const DRAIN_LIMIT_MS = 180_000;
 const QUERY_TIMEOUT_MS = 60_000;
+const STORED_QUERY_ROUNDS = 30;
 const MiB = 2 ** 20;
 
 interface StepMsg { stepsAcked: number; eventsAcked: number; resends: number; atMs: number }
@@ -69,6 +70,7 @@ interface HealthFigures {
   workerHeapBytes: number;
   /** sealing, over the shards: the longest step between yields, the longest last seal (wall) */
   sealStepMaxMs: number;
+  sealFirstStepMaxMs: number;
   sealLastMs: number;
 }
 
@@ -106,10 +108,12 @@ async function health(port: number): Promise<HealthFigures | null> {
     let workerHeapBytes = 0;
     let sealStepMaxMs = 0;
     let sealLastMs = 0;
+    let sealFirstStepMaxMs = 0;
     let watermark: number | null = null;
     for (const s of h.shards) {
       // sealing figures of a shard (ShardStats.seal), absent from engines before steps
-      const seal = (s as { seal?: { stepMaxMs: number; lastSealMs: number } | null }).seal;
+      const seal = (s as { seal?: { stepMaxMs: number; firstStepMaxMs?: number; lastSealMs: number } | null }).seal;
+      sealFirstStepMaxMs = Math.max(sealFirstStepMaxMs, seal?.firstStepMaxMs ?? 0);
       sealStepMaxMs = Math.max(sealStepMaxMs, seal?.stepMaxMs ?? 0);
       sealLastMs = Math.max(sealLastMs, seal?.lastSealMs ?? 0);
       headBytes += s.paneStoreBytes ?? 0;
@@ -125,7 +129,7 @@ async function health(port: number): Promise<HealthFigures | null> {
     return {
       atMs, status: r.status, applied, series: ok ? series : null, panes: ok ? panes : null, watermark, lateEvents: late,
       rollupWriteErrors: errors, walBytes: h.storage?.walBytes ?? null, lastCheckpoint: h.storage?.lastCheckpoint ?? null, ringUsedBytes: ring,
-      headBytes, workerHeapBytes, sealStepMaxMs, sealLastMs,
+      headBytes, workerHeapBytes, sealStepMaxMs, sealFirstStepMaxMs, sealLastMs,
     };
   } catch {
     return null;
@@ -213,6 +217,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
   const warnings = new Map<string, number>();
   let loadStart = Date.now();
   const engine = await startEngine({ dataDir, extraArgs: ['--log-level', 'debug'] });
+  let restarted: Server | null = null;
   watchLogs(engine, () => loadStart, checkpoints, warnings);
   let peakAnon = 0;
   let peakFile = 0;
@@ -387,6 +392,44 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       lmdbDiskBytes = st.blocks * 512;
     } catch { /* no file */ }
 
+    // queries on the stored data after the run, one at a time (issue #11 target 7)
+    const stored: { name: string; f: LatencyFigures }[] = [];
+    if (wholeMinutes > 0) {
+      const end = fromMs + wholeMinutes * 60_000;
+      const hourFrom = Math.max(fromMs, end - 60 * 60_000);
+      const dev = deviceId(Math.min(devices - 1, 12_345));
+      const kinds: [string, string][] = [
+        [`one device, the past hour at 1m`, `/v1/devices/${dev}/metrics/cpu?resolution=1m&from=${hourFrom}&to=${end}`],
+        [`the fleet, the past hour at 1m (exact distinct devices)`, `/v1/metrics/cpu?resolution=1m&from=${hourFrom}&to=${end}`],
+        [`the fleet, the whole run at 1h`, `/v1/metrics/cpu?resolution=1h&from=${fromMs}&to=${fromMs + minutes * 60_000}`],
+      ];
+      for (const [name, p] of kinds) {
+        const ms: number[] = [];
+        let failed = 0;
+        for (let i = 0; i < STORED_QUERY_ROUNDS; i++) {
+          const q = await timedGet(engine.port, p).catch(() => null);
+          if (q === null || q.status !== 200) failed++;
+          else ms.push(q.ms);
+        }
+        stored.push({ name, f: latencyOf(ms, failed) });
+      }
+    }
+
+    // kill -9 and restart on the data dir: the time to answer again (checkpoint + WAL replay), and
+    // the whole run's count after it (issue #11 target 4)
+    let recovery: { seconds: number; total: number; expected: number; ok: boolean } | null = null;
+    if (wholeMinutes > 0 && failure === null) {
+      await killHard(engine);
+      const t0 = Date.now();
+      restarted = await startEngine({ dataDir, extraArgs: ['--log-level', 'info'] });
+      const seconds = (Date.now() - t0) / 1000;
+      const allPath = `/v1/metrics/cpu?resolution=1h&from=${fromMs}&to=${fromMs + minutes * 60_000}`;
+      const q = await timedGet(restarted.port, allPath).catch(() => null);
+      const total = ((q?.body?.windows ?? []) as { count: number }[]).reduce((a, w) => a + w.count, 0);
+      const expected = drained?.applied ?? last.eventsAcked;
+      recovery = { seconds, total, expected, ok: q?.status === 200 && total === expected };
+    }
+
     // figures
     const byMinute = (m: number): EventTimeSample | undefined => samples.find((s) => s.minute === m);
     const pre = byMinute(PRE_CLOSE_MIN);
@@ -420,9 +463,16 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `${CONNECTIONS} connections x ${WINDOW} frames of ${EVENTS_PER_FRAME} in flight, engine defaults (pane 10 s, lateness 5 min, durable acks); rows: events/s = acked, RSS = anon + file at the phase's end`);
     if (partial) notes.push(`PARTIAL: stopped at the ${limitS} s limit after ${(last.stepsAcked / STEPS_PER_MINUTE).toFixed(1)} of ${minutes} simulated minutes (${n0(last.eventsAcked)} events acked in whole steps)`);
     if (failure) notes.push(`the load failed: ${failure}`);
+    for (const s of stored) notes.push(`stored data after the run, ${STORED_QUERY_ROUNDS} rounds one at a time: ${describeLatency(s.name, s.f)}`);
+    if (recovery !== null) {
+      notes.push(`kill -9 after the run, restart on the data dir: answering again after ${recovery.seconds.toFixed(1)} s (checkpoint + WAL replay); ` +
+        `the whole run then counts ${n0(recovery.total)} events (expected ${n0(recovery.expected)}): ${recovery.ok ? 'exact' : 'NOT EXACT'}`);
+    }
     if (responsiveness !== null) {
       notes.push(`responsiveness during the load (one request at a time): ${describeLatency('/healthz every 250 ms', responsiveness.health)}; ` +
-        `${describeLatency('queries every 1 s (a device and the fleet, past 10 simulated minutes at 1m)', responsiveness.queries)}`);
+        `${describeLatency('queries every 1 s (a device and the fleet, past 10 simulated minutes at 1m)', responsiveness.queries)}; ` +
+        `${describeLatency('the shard workers\' longest event-loop block between two /healthz', responsiveness.workerLoopMax)}; ` +
+        `${describeLatency('their longest ring slice', responsiveness.workerPollMax)}; ${describeLatency('their longest task body', responsiveness.workerTaskMax)}`);
     }
     notes.push(`load ${n0(loadSeconds)} s for ${(last.stepsAcked / STEPS_PER_MINUTE).toFixed(1)} simulated minutes (${(last.stepsAcked * STEP_MS / 1000 / Math.max(loadSeconds, 1e-9)).toFixed(1)}x real time); drain ${drainSeconds.toFixed(1)} s${drained ? '' : ' (NOT drained within the limit)'}`);
     notes.push(`acked rate, first ${PRE_CLOSE_MIN} simulated minutes: ${n0(preRate)} events/s; after: ${n0(postRate)} events/s` +
@@ -438,7 +488,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `peak ${mib(peakAnon)} MiB anon / ${mib(peakFile)} MiB file; final anon per series ${n0((final.anonBytes - baseline.anonBytes) / devices)} B`);
     if (finalHealth) notes.push(`at the end: ${finalHealth.series == null ? '?' : n0(finalHealth.series)} series, ${finalHealth.panes == null ? '?' : n0(finalHealth.panes)} panes held (${finalHealth.panes == null ? '?' : (finalHealth.panes / devices).toFixed(1)} per series), ` +
       `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB, ` +
-      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms, the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop`);
+      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms (the first seal's, before the JIT: ${finalHealth.sealFirstStepMaxMs.toFixed(1)} ms), the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop`);
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
         (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +
@@ -459,12 +509,14 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
         baselineRss: baseline, finalRss: final, peakAnonBytes: peakAnon, peakFileBytes: peakFile,
         final: finalHealth, samples,
         checkpoints: ck.map((c) => ({ atS: Math.round(c.atS * 10) / 10, bytes: c.bytes, written: c.written, full: c.full, durationMs: c.durationMs, pauseMsMax: c.pauseMsMax, walDeleted: c.walDeleted })),
-        lmdbBytes, lmdbDiskBytes, queries: checks,
+        lmdbBytes, lmdbDiskBytes, queries: checks, storedQueries: stored, recovery, responsiveness,
       },
     };
   } finally {
     clearInterval(rssTimer);
-    await engine.stop();
+    // the first engine was killed when a restart was measured
+    if (restarted !== null) await restarted.stop();
+    else await engine.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
