@@ -8,7 +8,9 @@
  * Volume: a shard's checkpoint holds the readings applied since its previous one, so under a
  * high rate (a backlog, a replay, a load test in simulated time) the interval alone would make
  * cycles of hundreds of MB. A cycle also starts as soon as a shard applied READINGS_PER_CYCLE
- * events since the last cycle began (~10 MB of head readings): cycles stay small and short.
+ * events since the last cycle began (~10 MB of head readings), or made SERIES_PER_CYCLE new
+ * series (~23 B each in the series groups, names included: a fleet of 1M devices connecting
+ * makes series faster than readings fill the head): cycles stay small and short.
  *
  * Front-end thread. A cycle first puts a MARK record (the last admitted seq) into every ring, in
  * order with the batches, so each shard's checkpoint covers exactly the batches up to a known seq
@@ -26,6 +28,8 @@ import type { ShardPool } from './shard-pool';
 const TRUNCATE_KEYS_PER_TXN = 5000;
 /** events a shard applies before a cycle starts whatever the interval: ~10 MB of head readings */
 export const READINGS_PER_CYCLE = 500_000;
+/** new series a shard makes before a cycle starts whatever the interval: ~6 MB of series groups */
+export const SERIES_PER_CYCLE = 250_000;
 const VOLUME_CHECK_MS = 100;
 const MARK_WAIT_MS = 5000;
 
@@ -49,6 +53,8 @@ export class Checkpointer {
   private volumeTimer: NodeJS.Timeout | null = null;
   /** per shard, its applied events when the last cycle began */
   private appliedAtCycle: number[] = [];
+  /** per shard, its series when the last cycle began */
+  private seriesAtCycle: number[] = [];
   last: CheckpointSummary | null = null;
   failures = 0;
   private nextFull = false;
@@ -63,7 +69,8 @@ export class Checkpointer {
     this.volumeTimer = setInterval(() => {
       if (this.running !== null) return;
       const states = this.shards.ringStates();
-      if (states.some((r, i) => r.eventsApplied - (this.appliedAtCycle[i] ?? 0) >= READINGS_PER_CYCLE)) this.runInBackground('volume');
+      if (states.some((r, i) => r.eventsApplied - (this.appliedAtCycle[i] ?? 0) >= READINGS_PER_CYCLE ||
+        (Number.isFinite(r.series) ? r.series : 0) - (this.seriesAtCycle[i] ?? 0) >= SERIES_PER_CYCLE)) this.runInBackground('volume');
     }, VOLUME_CHECK_MS);
     this.volumeTimer.unref();
   }
@@ -104,7 +111,9 @@ export class Checkpointer {
     }
     const full = this.nextFull;
     this.nextFull = true; // until this cycle's writes are in
-    this.appliedAtCycle = this.shards.ringStates().map((r) => r.eventsApplied);
+    const states = this.shards.ringStates();
+    this.appliedAtCycle = states.map((r) => r.eventsApplied);
+    this.seriesAtCycle = states.map((r) => (Number.isFinite(r.series) ? r.series : 0));
     const results = await this.shards.runAll<CheckpointResult>({ kind: 'checkpoint', full });
     for (const r of results) {
       if (r.lastSeq < seq) throw new Error(`shard ${r.shard} checkpointed seq ${r.lastSeq} after a mark at ${seq}`);
