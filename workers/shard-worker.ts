@@ -68,10 +68,14 @@ const state = new ShardState({
 const report = new ReportCounter({ metrics: data.reportMetrics, divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax });
 const applier = new RecordApplier(ring, state, report);
 const checkpoints = new ShardCheckpoints(data.shard);
+/** how long the start from the checkpoint took (for /healthz): decoding, the series table, the head */
+let restoreTimes: { decodeMs: number; seriesMs: number; headMs: number } | null = null;
 if (data.checkpoint !== null) {
   // a checkpoint that does not restore must stop the engine: starting empty would be silently wrong
+  const t0 = performance.now();
   const restored = decodeCheckpoint(data.checkpoint.base, data.checkpoint.groups);
-  state.restore(restored);
+  const decodeMs = performance.now() - t0;
+  restoreTimes = { decodeMs, ...state.restore(restored) };
   checkpoints.resume(state, restored.ids);
   applier.lastSeq = restored.lastSeq;
   applier.skipUpTo = restored.lastSeq;
@@ -188,7 +192,7 @@ async function consistent<T>(fn: () => T, everything = false): Promise<T> {
 
 export default function handle(task: ShardTask): unknown {
   switch (task.kind) {
-    case 'stats': return { ...shardStats(state, applier.records, applier.lateEvents), correctedEvents: applier.correctedEvents, loopDelay: loopDelay() };
+    case 'stats': return { ...shardStats(state, applier.records, applier.lateEvents), correctedEvents: applier.correctedEvents, loopDelay: loopDelay(), restore: restoreTimes };
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
     case 'deviceSeries': return consistent(() => deviceSeries(state, task));
     case 'fleetSeries': return consistent(() => fleetSeries(state, task));

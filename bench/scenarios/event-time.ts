@@ -417,7 +417,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
 
     // kill -9 and restart on the data dir: the time to answer again (checkpoint + WAL replay), and
     // the whole run's count after it (issue #11 target 4)
-    let recovery: { seconds: number; total: number; expected: number; ok: boolean } | null = null;
+    let recovery: { seconds: number; total: number; expected: number; ok: boolean; detail: string } | null = null;
     if (wholeMinutes > 0 && failure === null) {
       await killHard(engine);
       const t0 = Date.now();
@@ -427,7 +427,23 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       const q = await timedGet(restarted.port, allPath).catch(() => null);
       const total = ((q?.body?.windows ?? []) as { count: number }[]).reduce((a, w) => a + w.count, 0);
       const expected = drained?.applied ?? last.eventsAcked;
-      recovery = { seconds, total, expected, ok: q?.status === 200 && total === expected };
+      // where the time went: the front-end's recovery line, the workers' restore figures
+      let detail = '';
+      for (const line of restarted.logs) {
+        if (!line.includes('"recovery:')) continue;
+        try {
+          const j = JSON.parse(line) as { durationMs?: number; walEntriesReplayed?: number };
+          detail += `front-end recovery ${n0(j.durationMs ?? NaN)} ms (${n0(j.walEntriesReplayed ?? NaN)} WAL entries)`;
+        } catch { /* a partial line */ }
+      }
+      try {
+        const h = ((await timedGet(restarted.port, '/healthz')).body ?? {}) as
+          { shards?: { restore?: { decodeMs: number; seriesMs: number; headMs: number } | null }[] };
+        for (const s of h.shards ?? []) {
+          if (s.restore) detail += `; a shard: decode ${n0(s.restore.decodeMs)} ms, series table ${n0(s.restore.seriesMs)} ms, head ${n0(s.restore.headMs)} ms`;
+        }
+      } catch { /* no figures */ }
+      recovery = { seconds, total, expected, ok: q?.status === 200 && total === expected, detail };
     }
 
     // figures
@@ -466,7 +482,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     for (const s of stored) notes.push(`stored data after the run, ${STORED_QUERY_ROUNDS} rounds one at a time: ${describeLatency(s.name, s.f)}`);
     if (recovery !== null) {
       notes.push(`kill -9 after the run, restart on the data dir: answering again after ${recovery.seconds.toFixed(1)} s (checkpoint + WAL replay); ` +
-        `the whole run then counts ${n0(recovery.total)} events (expected ${n0(recovery.expected)}): ${recovery.ok ? 'exact' : 'NOT EXACT'}`);
+        `the whole run then counts ${n0(recovery.total)} events (expected ${n0(recovery.expected)}): ${recovery.ok ? 'exact' : 'NOT EXACT'}; ${recovery.detail}`);
     }
     if (responsiveness !== null) {
       notes.push(`responsiveness during the load (one request at a time): ${describeLatency('/healthz every 250 ms', responsiveness.health)}; ` +
