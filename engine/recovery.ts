@@ -29,6 +29,8 @@ export interface RecoveryPlan {
   missingDeviceNames: number[];
   /** the last admitted sequence of each device that sent one */
   deviceSeqs: { id: number; seq: number }[];
+  /** where planning spent its time (ms): reading the checkpoints, the names into the dictionary, the device seqs */
+  timings: { checkpointsMs: number; namesMs: number; deviceSeqsMs: number };
 }
 
 export interface ReplaySummary {
@@ -42,7 +44,14 @@ export interface ReplaySummary {
 
 const DEFINE_FLUSH_BYTES = 256 * 1024;
 
-export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionary): RecoveryPlan {
+/** The shards' checkpoints, read first: the workers start restoring them while the names load. */
+export interface CheckpointsRead {
+  checkpoints: (StoredCheckpoint | null)[];
+  checkpointSeqs: number[];
+  checkpointsMs: number;
+}
+
+export function readCheckpoints(store: Store, config: SluiceConfig): CheckpointsRead {
   const stored = store.getMeta<number>('shards');
   const hasState = store.walCount() > 0 || store.checkpointShards().length > 0;
   if (stored !== undefined && stored !== config.shards && hasState) {
@@ -50,6 +59,7 @@ export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionar
       '(re-sharding a data dir is not supported: each device\'s state lives in its shard\'s checkpoint)');
   }
   store.putMetaSync('shards', config.shards);
+  const t0 = performance.now();
   const checkpoints: (StoredCheckpoint | null)[] = [];
   const checkpointSeqs: number[] = [];
   for (let s = 0; s < config.shards; s++) {
@@ -67,12 +77,22 @@ export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionar
     checkpoints.push(stored);
     checkpointSeqs.push(seq);
   }
+  return { checkpoints, checkpointSeqs, checkpointsMs: Math.round(performance.now() - t0) };
+}
+
+/** The recovery plan: the checkpoints (read before, see readCheckpoints), the names into the dictionary, the device seqs. */
+export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionary, read = readCheckpoints(store, config)): RecoveryPlan {
+  const { checkpoints, checkpointSeqs } = read;
+  const t1 = performance.now();
   const devices = store.loadNames('d');
   const metrics = store.loadNames('m');
   const missing = dict.restore(devices, metrics);
+  const t2 = performance.now();
+  const deviceSeqs = store.loadDeviceSeqs();
+  const t3 = performance.now();
   return {
-    checkpoints, checkpointSeqs, devices: devices.length, metrics: metrics.length, missingDeviceNames: missing,
-    deviceSeqs: store.loadDeviceSeqs(),
+    checkpoints, checkpointSeqs, devices: devices.length, metrics: metrics.length, missingDeviceNames: missing, deviceSeqs,
+    timings: { checkpointsMs: read.checkpointsMs, namesMs: Math.round(t2 - t1), deviceSeqsMs: Math.round(t3 - t2) },
   };
 }
 

@@ -15,7 +15,7 @@ import { BatchStager } from './batch-stager';
 import { CommitPipeline } from './commit-pipeline';
 import { Checkpointer } from './checkpointer';
 import { Ingest } from './ingest';
-import { planRecovery, replayWal } from './recovery';
+import { planRecovery, readCheckpoints, replayWal } from './recovery';
 import { ShardPool } from './shard-pool';
 import { registerHttpIngest } from './http-ingest';
 import { registerWsStream, type StreamUser } from './ws-stream';
@@ -55,13 +55,14 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const dict = new Dictionary(config.shards, config.devicesMax);
   const guard = new FaultGuard(log);
 
-  // the workers start from their checkpoints, so plan (read them) before the pools exist
-  const plan = planRecovery(store, config, dict);
-
-  const shards = new ShardPool(config, plan.checkpoints, (shard, err) => {
+  // the workers start from their checkpoints: read them first, start the pools (each worker
+  // restores its checkpoint on its thread), and load the names meanwhile
+  const read = readCheckpoints(store, config);
+  const shards = new ShardPool(config, read.checkpoints, (shard, err) => {
     log.fatal({ shard, err }, 'shard worker failed');
     onFatal(err);
   });
+  const plan = planRecovery(store, config, dict, read);
   const stager = new BatchStager(dict, shards.producers, config.metricsPerEventMax);
   const pipeline = new CommitPipeline(store, shards.producers, config.ackMode, config.maxDbBytes, log, guard);
   const ingest = new Ingest(config, dict, stager, pipeline, guard);
@@ -71,8 +72,11 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       'device names lost in an earlier storage fault: those devices are listed under placeholder names');
   }
 
+  const tPlanned = Date.now();
   const replay = await replayWal(store, plan, dict, stager, shards.producers, pipeline, ingest);
+  const tReplayed = Date.now();
   await shards.drain(DRAIN_TIMEOUT_MS);
+  const tDrained = Date.now();
   for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = storedCheckpointBytes(plan.checkpoints[s] ?? null);
   dict.onNewDevice = (id, name) => store.putDeviceName(id, name);
   dict.onNewMetric = (id, name) => store.putMetricName(id, name);
@@ -81,7 +85,12 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     for (let id = 0; id < dict.deviceCount; id++) store.putDeviceName(id, dict.deviceNames[id]);
     for (let id = 0; id < dict.metricNames.length; id++) store.putMetricName(id, dict.metricNames[id]);
   };
-  log.info({ ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics },
+  log.info({
+    ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics,
+    // planning (checkpoints read, names, device seqs), the WAL read into the rings, the workers
+    // starting from their checkpoints and applying it
+    timings: { ...plan.timings, planMs: tPlanned - t0, replayMs: tReplayed - tPlanned, workersMs: tDrained - tReplayed },
+  },
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 
   // the late log ('l' and 'c' keys): read by GET /v1/late

@@ -432,8 +432,9 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       for (const line of restarted.logs) {
         if (!line.includes('"recovery:')) continue;
         try {
-          const j = JSON.parse(line) as { durationMs?: number; walEntriesReplayed?: number };
-          detail += `front-end recovery ${n0(j.durationMs ?? NaN)} ms (${n0(j.walEntriesReplayed ?? NaN)} WAL entries)`;
+          const j = JSON.parse(line) as { durationMs?: number; walEntriesReplayed?: number; timings?: Record<string, number> };
+          detail += `front-end recovery ${n0(j.durationMs ?? NaN)} ms (${n0(j.walEntriesReplayed ?? NaN)} WAL entries; ` +
+            `${Object.entries(j.timings ?? {}).map(([k, v]) => `${k} ${n0(v)}`).join(', ')})`;
         } catch { /* a partial line */ }
       }
       try {
