@@ -7,13 +7,15 @@
  *
  * msgpack payloads are the envelope {deviceId, events:[{timestamp, metrics:{cpu}}]} whose events
  * are msgpackr records (`new Packr({useRecords:true})`): the server decodes records faster than
- * maps. JSON payloads are the same envelope as text. Columnar payloads are the protocol's columnar
+ * maps. 'msgpack-maps' payloads are the same envelope with every event a plain msgpack map (what
+ * most clients send: msgpack libraries other than msgpackr have no records). JSON payloads are the
+ * same envelope as text. Columnar payloads are the protocol's columnar
  * batch {deviceId, timestamps: bin f64 LE, metrics: {cpu: bin f64 LE}}.
  */
 
 import { Packr } from 'msgpackr';
 
-export type WsFrameKind = 'msgpack' | 'json' | 'columnar';
+export type WsFrameKind = 'msgpack' | 'msgpack-maps' | 'json' | 'columnar';
 
 export interface FrameSet {
   kind: WsFrameKind;
@@ -88,6 +90,8 @@ function bodyOf(kind: WsFrameKind, rows: Reading[]): Buffer {
   switch (kind) {
     case 'msgpack':
       return recordPackr().pack(rows.map((x) => ({ timestamp: x.timestamp, metrics: { cpu: x.cpu } })));
+    case 'msgpack-maps':
+      return new Packr({ useRecords: false }).pack(rows.map((x) => ({ timestamp: x.timestamp, metrics: { cpu: x.cpu } })));
     case 'json':
       return Buffer.from(`${JSON.stringify(rows.map((x) => ({ timestamp: x.timestamp, metrics: { cpu: x.cpu } })))}}`, 'utf8');
     case 'columnar': {
@@ -104,7 +108,8 @@ function bodyOf(kind: WsFrameKind, rows: Reading[]): Buffer {
 
 function devicePartOf(kind: WsFrameKind, id: string): Buffer {
   switch (kind) {
-    case 'msgpack': return Buffer.concat([Buffer.from([0x82]), fixstr('deviceId'), fixstr(id), fixstr('events')]);
+    case 'msgpack':
+    case 'msgpack-maps': return Buffer.concat([Buffer.from([0x82]), fixstr('deviceId'), fixstr(id), fixstr('events')]);
     case 'json': return Buffer.from(`{"deviceId":"${id}","events":`, 'utf8');
     case 'columnar': return Buffer.concat([Buffer.from([0x83]), fixstr('deviceId'), fixstr(id)]);
   }

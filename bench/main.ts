@@ -6,12 +6,13 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BenchOptions } from './measure';
+import type { BenchOptions, Target } from './measure';
 import { machine, table, type BenchReport } from './report';
 import type { Scenario, ScenarioResult } from './scenario';
 import { pinSelf, LOAD_CPU, PINNED, WRK } from './proc';
 import { WRK_INSTALL_HINT } from './loadgen';
 import { wsMsgpack } from './scenarios/ws-msgpack';
+import { wsMsgpackMaps } from './scenarios/ws-msgpack-maps';
 import { wsJson } from './scenarios/ws-json';
 import { wsColumnar } from './scenarios/ws-columnar';
 import { httpSingle } from './scenarios/http-single';
@@ -22,7 +23,7 @@ import { durableVsFast } from './scenarios/durable-vs-fast';
 import { recovery } from './scenarios/recovery';
 import { eventTime } from './scenarios/event-time';
 
-const SCENARIOS: Scenario[] = [wsMsgpack, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery, eventTime];
+const SCENARIOS: Scenario[] = [wsMsgpack, wsMsgpackMaps, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery, eventTime];
 
 const RESULTS_DIR = path.join(__dirname, '..', '..', 'bench', 'results');
 
@@ -42,6 +43,8 @@ Options:
   --et-minutes M    event-time: simulated minutes (default 30; --quick: 10)
   --et-limit S      event-time: seconds of load before it stops and reports a partial result
                     (default 1200; --quick: 180)
+  --targets a,b     ingest scenarios: measure only these of engine, ceiling, naive (default: all
+                    three; e.g. --targets engine for a quick before/after of one change)
   --json            print the JSON report on stdout instead of the table
   --no-save         do not write bench/results/<ISO time>.json
   --help            this text
@@ -51,12 +54,12 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(17)} ${s.description}`).join('\n')}
 `;
 
 interface Cli {
-  only: string[] | null; durationS: number | null; warmupS: number | null; quick: boolean; json: boolean; save: boolean; connections: number; window: number;
+  only: string[] | null; targets: Target[] | undefined; durationS: number | null; warmupS: number | null; quick: boolean; json: boolean; save: boolean; connections: number; window: number;
   eventTime: { devices?: number; minutes?: number; limitS?: number };
 }
 
 function parse(argv: string[]): Cli {
-  const cli: Cli = { only: null, durationS: null, warmupS: null, quick: false, json: false, save: true, connections: 16, window: 4, eventTime: {} };
+  const cli: Cli = { only: null, targets: undefined, durationS: null, warmupS: null, quick: false, json: false, save: true, connections: 16, window: 4, eventTime: {} };
   const positive = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${v ?? 'nothing'}`);
@@ -75,6 +78,13 @@ function parse(argv: string[]): Cli {
         const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
         if (names.length === 0 || unknown.length) throw new Error(`--only: unknown scenario ${unknown.join(', ') || '(none given)'}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
         cli.only = names;
+        break;
+      }
+      case '--targets': {
+        const names = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const unknown = names.filter((n) => n !== 'engine' && n !== 'ceiling' && n !== 'naive');
+        if (names.length === 0 || unknown.length) throw new Error(`--targets: expected some of engine, ceiling, naive, got ${unknown.join(', ') || '(none)'}`);
+        cli.targets = names as Target[];
         break;
       }
       case '--duration': cli.durationS = positive(a, argv[++i]); break;
@@ -108,6 +118,7 @@ async function main(): Promise<void> {
     devices: 10_000,
     eventsPerFrame: 1000,
     eventTime: cli.eventTime,
+    targets: cli.targets,
     progress: (line) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`),
   };
   const selected = cli.only ? SCENARIOS.filter((s) => cli.only!.includes(s.name)) : SCENARIOS;

@@ -7,7 +7,7 @@
 
 import type { Percentiles } from './histogram';
 import type { GenReport, LoadGen } from './loadgen';
-import { ceilingCount, cpuNs, engineApplied, naiveCount, rssBytes, sleep, type EngineHealth, type IngestCounters, type Server } from './proc';
+import { ceilingCount, cpuNs, threadCpuNs, engineApplied, naiveCount, rssBytes, sleep, type EngineHealth, type IngestCounters, type Server } from './proc';
 
 export interface BenchOptions {
   durationS: number;
@@ -18,6 +18,8 @@ export interface BenchOptions {
   devices: number;
   eventsPerFrame: number;
   progress: (line: string) => void;
+  /** --targets: the ingest scenarios run only these (unset: engine, ceiling and naive) */
+  targets?: Target[];
   /** the event-time scenario's --et-devices, --et-minutes, --et-limit (unset: its defaults) */
   eventTime?: { devices?: number; minutes?: number; limitS?: number };
 }
@@ -37,6 +39,12 @@ export interface Measure {
   /** server CPU time (all threads, from /proc) per event, ns */
   serverNsPerEvent: number;
   serverRssBytes: number;
+  /**
+   * the server's CPU per event by thread (ns): its main thread (the engine's front-end), the
+   * busiest other thread (with one shard, the shard worker) and all the others (libuv's pool with
+   * LMDB's writes, V8's GC helpers)
+   */
+  threadNsPerEvent?: { main: number; busiest: number; others: number };
   generatorCpuPercent: number;
   generatorSaturated: boolean;
   /** frames resent after backpressure / non-2xx answers during the measured phase */
@@ -127,7 +135,7 @@ export interface PhaseOptions {
   during?: (untilMs: number) => Promise<void>;
 }
 
-interface Snapshot { t: number; count: number; serverCpu: number; genCpu: number }
+interface Snapshot { t: number; count: number; serverCpu: number; genCpu: number; threads: Map<number, number> }
 
 /**
  * Time and CPU are read just before the counter request is sent: the engine reads its ring
@@ -137,9 +145,24 @@ interface Snapshot { t: number; count: number; serverCpu: number; genCpu: number
 async function snapshot(p: PhaseOptions): Promise<Snapshot> {
   const t = performance.now();
   const serverCpu = cpuNs(p.server.pid);
+  const threads = threadCpuNs(p.server.pid);
   const genCpu = p.gen.cpuNs();
   const count = await p.counter();
-  return { t, count, serverCpu, genCpu };
+  return { t, count, serverCpu, genCpu, threads };
+}
+
+/** The CPU of the phase per event, split into the main thread, the busiest other one and the rest. */
+function threadSplit(pid: number, t0: Map<number, number>, t1: Map<number, number>, events: number): { main: number; busiest: number; others: number } {
+  let main = 0;
+  let busiest = 0;
+  let total = 0;
+  for (const [tid, ns] of t1) {
+    const d = ns - (t0.get(tid) ?? 0);
+    total += d;
+    if (tid === pid) main = d;
+    else if (d > busiest) busiest = d;
+  }
+  return { main: main / events, busiest: busiest / events, others: (total - main - busiest) / events };
 }
 
 /** Runs warm-up + measured phase and returns the figures; the caller stops the processes. */
@@ -191,6 +214,7 @@ export async function measurePhase(p: PhaseOptions): Promise<{ measure: Measure;
     generatorSaturated: generatorCpuPercent > SATURATED_PERCENT,
     refused: report.refused,
   };
+  if (events > 0) measure.threadNsPerEvent = threadSplit(p.server.pid, s0.threads, s1.threads, events);
   if (ec && h0 && h1) measure.engineHealth = healthDelta(h0, h1, ec.healthz503 - n503);
   opts.progress(`${p.label}: ${Math.round(eventsPerSec).toLocaleString('en-US')} events/s, generator CPU ${generatorCpuPercent.toFixed(0)} %`);
   return { measure, gen: report };

@@ -65,6 +65,25 @@ export function cpuNs(pid: number): number {
   }
 }
 
+/** CPU time (utime + stime) of each thread of pid, by thread id, in ns; empty when the process is gone. */
+export function threadCpuNs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(Number(tid), (Number(fields[11]) + Number(fields[12])) * (1e9 / CLK_TCK));
+      } catch {
+        // the thread ended between the listing and the read
+      }
+    }
+  } catch {
+    // the process is gone
+  }
+  return out;
+}
+
 /** VmRSS of pid in bytes; NaN when the process is gone. */
 export function rssBytes(pid: number): number {
   try {

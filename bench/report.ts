@@ -55,9 +55,11 @@ export function table(scenarios: ScenarioResult[]): string {
       rows.push([s.name, 'engine', '', '', '', '', '', '', '', '', '', '', '', 'see notes']);
     } else {
       const vsNaive = s.naiveRatio === null || s.naiveRatio === undefined ? '' : `${s.naiveRatio.toFixed(2)}x`;
-      rows.push(row(s.name, 'engine', s.engine, percent(s.ratio), vsNaive));
-      if (s.ceiling) rows.push(row('', 'ceiling', s.ceiling, ''));
-      if (s.naive && s.ceiling) rows.push(row('', 'naive', s.naive, percent(ratioOf(s.naive, s.ceiling))));
+      // --targets may leave any of the three out
+      let first = s.name;
+      if (s.engine) { rows.push(row(first, 'engine', s.engine, percent(s.ratio), vsNaive)); first = ''; }
+      if (s.ceiling) { rows.push(row(first, 'ceiling', s.ceiling, '')); first = ''; }
+      if (s.naive) rows.push(row(first, 'naive', s.naive, s.ceiling ? percent(ratioOf(s.naive, s.ceiling)) : ''));
     }
     for (const n of s.notes) notes.push(`${s.name}: ${n}`);
   }

@@ -52,8 +52,9 @@ export function notYetAvailable(name: string, description: string, reason: strin
 }
 
 /** Even scenarios measure the ceiling first, odd ones the engine first; the naive server runs in the middle. */
-export function orderWithNaive(index: number): Target[] {
-  return index % 2 === 0 ? ['ceiling', 'naive', 'engine'] : ['engine', 'naive', 'ceiling'];
+export function orderWithNaive(index: number, only?: Target[]): Target[] {
+  const order: Target[] = index % 2 === 0 ? ['ceiling', 'naive', 'engine'] : ['engine', 'naive', 'ceiling'];
+  return only === undefined ? order : order.filter((t) => only.includes(t));
 }
 
 function startTarget(target: Target, engine: EngineOptions): Promise<Server> {
@@ -144,6 +145,10 @@ function notesOf(r: Partial<Record<Target, Measure>>): string[] {
     if (m.generatorSaturated) notes.push(`${t}: the generator saturated its core (${m.generatorCpuPercent.toFixed(0)} %): the rate is the generator's, read ns/event`);
     if (m.refused > 0) notes.push(`${t}: ${m.refused} frames/requests refused (backpressure or non-2xx) and resent/counted out`);
   }
+  const th = r.engine?.threadNsPerEvent;
+  if (th !== undefined) {
+    notes.push(`engine CPU per event by thread: front-end ${Math.round(th.main)} ns, busiest other thread (the shard worker) ${Math.round(th.busiest)} ns, all others (LMDB writes on libuv's pool, GC helpers) ${Math.round(th.others)} ns`);
+  }
   const h = r.engine?.engineHealth;
   if (h !== undefined && h.walAppends > 0 && h.walBatches > 0) {
     notes.push(`engine: ${h.walBatches.toLocaleString('en-US')} batches in ${h.walAppends.toLocaleString('en-US')} WAL commits (${(h.walBatches / h.walAppends).toFixed(1)} per commit)`);
@@ -156,10 +161,11 @@ function notesOf(r: Partial<Record<Target, Measure>>): string[] {
 }
 
 /** The fields of a result measured against all three targets. */
-function threeWay(measures: Record<Target, Measure>): Pick<ScenarioResult, 'engine' | 'ceiling' | 'ratio' | 'naive' | 'naiveRatio'> {
+function threeWay(measures: Partial<Record<Target, Measure>>): Pick<ScenarioResult, 'engine' | 'ceiling' | 'ratio' | 'naive' | 'naiveRatio'> {
+  const { engine, ceiling, naive } = measures;
   return {
-    engine: measures.engine, ceiling: measures.ceiling, ratio: ratioOf(measures.engine, measures.ceiling),
-    naive: measures.naive, naiveRatio: ratioOf(measures.engine, measures.naive),
+    engine: engine ?? null, ceiling: ceiling ?? null, ratio: engine && ceiling ? ratioOf(engine, ceiling) : null,
+    naive: naive ?? null, naiveRatio: engine && naive ? ratioOf(engine, naive) : null,
   };
 }
 
@@ -167,15 +173,15 @@ export function wsScenario(name: string, description: string, kind: WsFrameKind)
   return {
     name, description,
     async run(opts, index) {
-      const measures = {} as Record<Target, Measure>;
+      const measures: Partial<Record<Target, Measure>> = {};
       const warnings: string[] = [];
-      for (const target of orderWithNaive(index)) {
+      for (const target of orderWithNaive(index, opts.targets)) {
         measures[target] = await withServer(target, (server) => measureWs(server, target, kind, opts, `${name} ${target}`), {}, warnings);
       }
       return {
         name, status: 'ok', description, ...threeWay(measures),
         generator: `raw WebSocket generator, ${opts.connections} connections x ${opts.window} frames in flight`,
-        notes: [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings],
+        notes: [...notesOf(measures), ...(measures.engine ? healthNotes('engine', measures.engine) : []), ...warnings],
       };
     },
   };
@@ -187,17 +193,17 @@ export function httpScenario(name: string, description: string, load: (port: num
     name, description,
     async run(opts, index) {
       if (WRK === null) opts.progress(WRK_INSTALL_HINT);
-      const measures = {} as Record<Target, Measure>;
+      const measures: Partial<Record<Target, Measure>> = {};
       const warnings: string[] = [];
       let connections = 0;
-      for (const target of orderWithNaive(index)) {
+      for (const target of orderWithNaive(index, opts.targets)) {
         measures[target] = await withServer(target, async (server) => {
           const l = load(server.port);
           connections = l.connections;
           return measureHttp(server, target, l, eventsPerRequest, opts, `${name} ${target}`);
         }, {}, warnings);
       }
-      const notes = [...notesOf(measures), ...healthNotes('engine', measures.engine), ...warnings];
+      const notes = [...notesOf(measures), ...(measures.engine ? healthNotes('engine', measures.engine) : []), ...warnings];
       if (WRK === null) notes.unshift(WRK_INSTALL_HINT);
       return {
         name, status: 'ok', description, ...threeWay(measures),

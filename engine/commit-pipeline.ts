@@ -23,8 +23,11 @@
  * joins; its group is published and written at the end of the turn.
  *
  * Storage budget: the bytes of WAL entries (the open group's included) plus the latest
- * checkpoints are counted; a batch that would take them over --max-db-size is refused before it is
- * reserved (StorageFull).
+ * checkpoints are counted, and for each event of an entry the checkpoint has not covered yet the
+ * bytes its reading will take in that checkpoint (READING_RESERVE_BYTES): an entry of COLUMNAR
+ * records is half the size of the same events as rows, and without the reserve a run of them
+ * could be admitted into a checkpoint larger than the budget (ingest would then stay refused);
+ * a batch that would take them over --max-db-size is refused before it is reserved (StorageFull).
  *
  * A sender's callback that throws is a front-end bug: it is reported to the fault guard and the
  * release goes on, so one broken answer never holds back the acks of the batches behind it.
@@ -80,6 +83,11 @@ class PartBuffer implements RecordBytes {
 }
 
 const NONE: CommitCallback[] = [];
+/**
+ * what an admitted reading will take in the shard's next checkpoint (the head keeps a reading in
+ * ~20 bytes, bench/README.md): counted in the budget from admission until a checkpoint covers it
+ */
+const READING_RESERVE_BYTES = 20;
 const PROBE_INTERVAL_MS = 1000;
 /**
  * the open group is closed early once its records reach this many bytes (~128 WebSocket frames of
@@ -103,7 +111,9 @@ export class CommitPipeline {
   private fifoHead = 0;
   /** bytes of WAL entries not yet truncated */
   walBytes = 0;
-  /** (seq, bytes) of the WAL entries not yet truncated, in seq order, for the budget */
+  /** the readings of those entries, as READING_RESERVE_BYTES each, until a checkpoint covers them */
+  walReserve = 0;
+  /** (seq, bytes, reserve) of the WAL entries not yet truncated, in seq order, for the budget */
   private readonly walSizes: number[] = [];
   private walSizesHead = 0;
   /** bytes of the latest checkpoint of each shard */
@@ -120,6 +130,7 @@ export class CommitPipeline {
   private group: OpenGroup | null = null;
   private readonly parts: PartBuffer[];
   private groupBytes = 0;
+  private groupReserve = 0;
   /** durable mode: WAL writes issued and not resolved yet (at most one, bar early closes) */
   private writing = 0;
   /** an endOfTurn immediate is queued */
@@ -159,10 +170,10 @@ export class CommitPipeline {
   }
 
   /** Why a batch of entryBytes cannot be taken now, or null when it can. */
-  refusal(entryBytes: number): string | null {
+  refusal(entryBytes: number, events = 0): string | null {
     if (this.faultReason !== null) return `storage fault: ${this.faultReason}`;
-    const kept = this.walBytes + this.groupBytes + this.checkpointBytes.reduce((a, b) => a + b, 0);
-    if (kept + entryBytes > this.maxDbBytes) {
+    const kept = this.walBytes + this.walReserve + this.groupBytes + this.groupReserve + this.checkpointBytes.reduce((a, b) => a + b, 0);
+    if (kept + entryBytes + events * READING_RESERVE_BYTES > this.maxDbBytes) {
       return `storage full: ${kept} bytes kept, --max-db-size is ${this.maxDbBytes}; space comes back as checkpoints let the WAL shrink`;
     }
     return null;
@@ -185,7 +196,7 @@ export class CommitPipeline {
    * done(false) if not; in fast mode done(true) now.
    */
   join(seq: number, parts: readonly RecordBytes[], start: Float64Array, end: Float64Array,
-    seqDevice: number, deviceSeq: number, done: CommitCallback): void {
+    seqDevice: number, deviceSeq: number, done: CommitCallback, events = 0): void {
     let g = this.group;
     if (g === null) {
       g = { seq, start: start.slice(), end: end.slice(), done: [], deviceSeqs: [], batches: 0 };
@@ -205,6 +216,7 @@ export class CommitPipeline {
       this.parts[s].append(p);
       this.groupBytes += p.length;
     }
+    this.groupReserve += events * READING_RESERVE_BYTES;
     if (seqDevice >= 0) g.deviceSeqs.push(seqDevice, deviceSeq);
     g.batches++;
     if (this.mode === 'fast') {
@@ -260,15 +272,17 @@ export class CommitPipeline {
       if (p.buf.byteLength > PART_BYTES_KEPT_MAX) p.buf = new Uint8Array(64 * 1024);
     }
     this.groupBytes = 0;
+    const reserve = this.groupReserve;
+    this.groupReserve = 0;
     // the device seqs are put in the same synchronous block as the WAL entry: one transaction
     for (let i = 0; i < g.deviceSeqs.length; i += 2) this.store.putDeviceSeq(g.deviceSeqs[i], g.deviceSeqs[i + 1]);
     this.counters.walBatches += g.batches;
-    this.submit(g.seq, entry, g.start, g.end, g.done);
+    this.submit(g.seq, entry, reserve, g.start, g.end, g.done);
   }
 
   /** Writes one WAL entry; its group is published (and answered) once it is durable. */
-  private submit(seq: number, entry: Buffer, start: Float64Array, end: Float64Array, done: CommitCallback[]): void {
-    this.countWal(seq, entry.byteLength);
+  private submit(seq: number, entry: Buffer, reserve: number, start: Float64Array, end: Float64Array, done: CommitCallback[]): void {
+    this.countWal(seq, entry.byteLength, reserve);
     this.counters.walAppends++;
     this.counters.walBytesWritten += entry.byteLength;
     let write: Promise<unknown>;
@@ -304,9 +318,10 @@ export class CommitPipeline {
   }
 
   /** Counts a WAL entry in the storage budget (recovery counts the entries it found). */
-  countWal(seq: number, bytes: number): void {
+  countWal(seq: number, bytes: number, reserve = 0): void {
     this.walBytes += bytes;
-    this.walSizes.push(seq, bytes);
+    this.walReserve += reserve;
+    this.walSizes.push(seq, bytes, reserve);
   }
 
   /** The WAL up to seq was deleted: its bytes leave the budget. */
@@ -315,7 +330,8 @@ export class CommitPipeline {
     let i = this.walSizesHead;
     while (i < sizes.length && sizes[i] <= upTo) {
       this.walBytes -= sizes[i + 1];
-      i += 2;
+      this.walReserve -= sizes[i + 2];
+      i += 3;
     }
     if (i >= sizes.length) {
       sizes.length = 0;
@@ -396,11 +412,13 @@ export class CommitPipeline {
   }
 
   private onWriteFailure(seq: number, bytes: number, err: Error): string {
-    // the entry is not in the WAL: it leaves the budget (its walSizes pair is dropped at truncation)
+    // the entry is not in the WAL: it leaves the budget (its walSizes triple is dropped at truncation)
     this.walBytes -= bytes;
-    for (let i = this.walSizes.length - 2; i >= this.walSizesHead; i -= 2) {
+    for (let i = this.walSizes.length - 3; i >= this.walSizesHead; i -= 3) {
       if (this.walSizes[i] === seq) {
+        this.walReserve -= this.walSizes[i + 2];
         this.walSizes[i + 1] = 0;
+        this.walSizes[i + 2] = 0;
         break;
       }
     }

@@ -15,13 +15,23 @@
  * the gap. A device has at most one seq'd batch in the pipeline: the next one waits (held, bytes
  * copied) until the previous is durable or failed, so the WAL holds each device's seqs without
  * holes and `last` is exact after a failure. A batch refused whole does not consume its seq.
+ *
+ * Two decoders, one outcome: msgpack and JSON bodies of the common shapes are scanned from their
+ * bytes (protocol/msgpack-events.ts, json-events.ts) and staged with no object per event
+ * (admitPacked); the others, and any body or event the scanners do not take, go through codecs.ts
+ * and EventScratch as before. Both give the same answers and the same readings, by construction
+ * (a scanner accepts an event only where the generic path would, with the same values) and by
+ * test (test/engine/ingest.test.ts runs both side by side on random bodies).
  */
 
 import {
   type ContentKind, type DecodedBatch, type TimePrecision, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
   EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
-  decodeJson, decodeMsgpack, decodeNdjson,
+  decodeJson, decodeMsgpack, decodeNdjson, epochMsMin, toEpochMs,
+  MsgpackEventReader, JsonEventReader, PackedEvent, SCAN_OK, SCAN_SLOW, SCAN_FRAME, SCAN_END, bytesEqual, asciiString,
+  type EventScanner,
 } from '../protocol';
+import { NameCache } from './name-cache';
 import type { RecordBytes } from '../storage';
 import type { BatchStager, DetachedBatch } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
@@ -64,12 +74,33 @@ interface Held {
 }
 
 const NO_REJECTIONS: Rejection[] = [];
+// protocol/index re-exports through getters (tsc's `export *`): a read of one costs a call. The
+// hot loop of admitPacked reads these module constants instead (the getter was 7.9 % of the
+// front-end thread on ws-msgpack when it read them through the index)
+const OK = SCAN_OK;
+const SLOW = SCAN_SLOW;
+const FRAME = SCAN_FRAME;
+const END = SCAN_END;
+const toMs = toEpochMs;
+const sameAscii = bytesEqual;
+const ascii = asciiString;
 const RETRY_INTERVAL_MS = 2;
 const HELD_PER_DEVICE_MAX = 256;
 
 function outcome(status: IngestStatus, code: ErrorCode | null, reason: string, label: number | null,
   accepted = 0, rejections = NO_REJECTIONS, expected: number | null = null): IngestOutcome {
   return { status, accepted, rejections, code, reason, label, expected };
+}
+
+/**
+ * A batch the byte scanners read the top of: its events are still bytes, scanned by admitPacked().
+ * scanner: the reader positioned at the first event, count: events in the array.
+ */
+interface PackedBatch {
+  seq: number | undefined;
+  deviceId: string | undefined;
+  count: number;
+  scanner: EventScanner;
 }
 
 export function decodeBody(kind: ContentKind, body: Uint8Array): DecodedBatch | { code: ErrorCode; reason: string } {
@@ -88,12 +119,33 @@ export class Ingest {
   private lastSeq = new Float64Array(1024).fill(-1);
   private pendingSeq = new Uint8Array(1024);
   private readonly held = new Map<number, Held[]>();
+  // the fast path (plain msgpack maps and records, JSON arrays and envelopes): one reader per codec,
+  // one scanned event and the byte-keyed id caches, all reused from frame to frame
+  private readonly msgpackReader = new MsgpackEventReader();
+  private readonly jsonReader = new JsonEventReader();
+  private readonly packed: PackedEvent;
+  private readonly metricIds: Int32Array;
+  private readonly deviceCache = new NameCache();
+  private readonly metricCache = new NameCache();
+  /**
+   * per metric slot, the frame offset of the name last resolved there and its id: a record's keys
+   * sit at one offset for every event of a frame, so most names resolve without a hash lookup
+   * (reset per frame; a map's keys miss and take the cache)
+   */
+  private readonly memoAt: Int32Array;
+  private readonly memoId: Int32Array;
   accepting = true;
+  /** false: every body takes the generic codecs (the equivalence tests run both paths side by side) */
+  scanners = true;
   readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
 
   constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
     private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly guard: FaultGuard) {
     this.scratch = new EventScratch(limits);
+    this.packed = new PackedEvent(limits.metricsPerEventMax);
+    this.metricIds = new Int32Array(limits.metricsPerEventMax);
+    this.memoAt = new Int32Array(limits.metricsPerEventMax);
+    this.memoId = new Int32Array(limits.metricsPerEventMax);
   }
 
   /** Device seqs as recovered from storage. */
@@ -108,21 +160,48 @@ export class Ingest {
       done(outcome('unavailable', 'SLUICE_E_SHUTTING_DOWN', 'the engine is shutting down: send again after it restarts', null));
       return;
     }
+    // the common frames are scanned from their bytes (admitPacked); the others, and every frame the
+    // scanners give up on, are decoded whole by codecs.ts as before
+    if (req.kind !== 'ndjson' && this.scanners) {
+      const scanner = req.kind === 'msgpack' ? this.msgpackReader : this.jsonReader;
+      const top = scanner.frame(req.body);
+      if (top !== null) {
+        this.submitBatch({ seq: top.seq, deviceId: top.deviceId, count: top.count, scanner }, req, done);
+        return;
+      }
+    }
+    this.submitSlow(req, done);
+  }
+
+  /** Decodes the whole body with codecs.ts (the generic path) and submits it. */
+  private submitSlow(req: IngestRequest, done: IngestDone): void {
     const batch = decodeBody(req.kind, req.body);
     if (isBodyError(batch)) {
       this.counters.batchesRefused++;
       done(outcome('refused', batch.code, batch.reason, null));
       return;
     }
+    this.submitBatch(batch, req, done);
+  }
+
+  /**
+   * The device and device-sequence checks of a decoded or scanned batch, then admission. A scanned
+   * batch that would be refused here is decoded whole first (submitSlow): a frame that does not
+   * parse is refused as a bad body before anything else, as the generic path does.
+   */
+  private submitBatch(batch: DecodedBatch | PackedBatch, req: IngestRequest, done: IngestDone): void {
+    const isPacked = (batch as PackedBatch).scanner !== undefined;
     const label = batch.seq ?? null;
     let pinned = req.pinned;
     if (batch.deviceId !== undefined) {
       const d = batch.deviceId;
       if (typeof d !== 'string' || !isValidDeviceId(d)) {
+        if (isPacked) return this.submitSlow(req, done);
         done(this.refuse('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(d) ?? String(d)}`, label));
         return;
       }
       if (pinned !== null && d !== pinned) {
+        if (isPacked) return this.submitSlow(req, done);
         done(this.refuse('SLUICE_E_DEVICE_MISMATCH', `deviceId: ${JSON.stringify(d)} on a connection pinned to ${JSON.stringify(pinned)}`, label));
         return;
       }
@@ -132,11 +211,14 @@ export class Ingest {
     let deviceSeq = req.deviceSeq;
     if (deviceSeq === null && label !== null && pinned !== null) deviceSeq = label;
     if (deviceSeq === null) {
-      this.admit(batch, pinned, label, -1, -1, req, done);
+      if (!this.admit(batch, pinned, label, -1, -1, req, done)) this.submitSlow(req, done);
       return;
     }
     if (pinned === null) {
-      const first = batch.events !== null && batch.events.length > 0 ? (batch.events[0] as { deviceId?: unknown } | null)?.deviceId : undefined;
+      // the first event's deviceId: read by the generic decoder (a seq'd batch without a pinned device is rare)
+      if (isPacked) return this.submitSlow(req, done);
+      const b = batch as DecodedBatch;
+      const first = b.events !== null && b.events.length > 0 ? (b.events[0] as { deviceId?: unknown } | null)?.deviceId : undefined;
       if (typeof first !== 'string' || !isValidDeviceId(first)) {
         done(this.refuse('SLUICE_E_BAD_SEQUENCE', 'Sluice-Device-Seq: a batch with a device sequence must name one device (every event the same deviceId)', label));
         return;
@@ -145,6 +227,7 @@ export class Ingest {
     }
     const dev = this.dict.device(pinned);
     if (dev < 0) {
+      if (isPacked) return this.submitSlow(req, done);
       done(this.refuse('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(pinned)} is a new device and the engine holds its maximum (--devices-max)`, label));
       return;
     }
@@ -154,6 +237,7 @@ export class Ingest {
       return;
     }
     const last = this.lastSeq[dev];
+    if (isPacked && last >= 0 && (deviceSeq <= last || deviceSeq > last + 1)) return this.submitSlow(req, done);
     if (last >= 0 && deviceSeq <= last) {
       this.counters.duplicates++;
       done(outcome('duplicate', null, `device sequence ${deviceSeq} was already admitted (last ${last})`, label ?? deviceSeq));
@@ -165,7 +249,7 @@ export class Ingest {
       return;
     }
     this.pendingSeq[dev] = 1;
-    this.admit(batch, pinned, label, dev, deviceSeq, req, (o) => {
+    const admitted = this.admit(batch, pinned, label, dev, deviceSeq, req, (o) => {
       this.pendingSeq[dev] = 0;
       if (o.status === 'accepted' || o.status === 'partial') {
         if (this.lastSeq[dev] < deviceSeq) this.lastSeq[dev] = deviceSeq;
@@ -173,6 +257,11 @@ export class Ingest {
       done(o);
       this.releaseHeld(dev);
     });
+    if (!admitted) {
+      // the scanner gave up before anything was decided: the generic path takes it from the top
+      this.pendingSeq[dev] = 0;
+      this.submitSlow(req, done);
+    }
   }
 
   private hold(dev: number, req: IngestRequest, done: IngestDone, label: number | null): void {
@@ -200,10 +289,132 @@ export class Ingest {
     if (q.length === 0 && this.held.get(dev) === q) this.held.delete(dev);
   }
 
+  /**
+   * Admits the batch. False only when a scanned batch was given up before anything was staged or
+   * answered (done not called): the caller submits it again through the generic path, from the
+   * top, since what the scanner read of the envelope may not be the whole of it (a JSON envelope
+   * with keys after "events").
+   */
+  private admit(batch: DecodedBatch | PackedBatch, pinned: string | null, label: number | null, seqDevice: number,
+    deviceSeq: number, req: IngestRequest, done: IngestDone): boolean {
+    if ((batch as PackedBatch).scanner !== undefined) return this.admitPacked(batch as PackedBatch, pinned, label, seqDevice, deviceSeq, req, done);
+    this.admitDecoded(batch as DecodedBatch, pinned, label, seqDevice, deviceSeq, req, done);
+    return true;
+  }
+
+  /**
+   * The fast path: scans the events from the frame's bytes, validates and stages each one with no
+   * object per event (ids through the byte-keyed caches). An event the scanner does not take is
+   * decoded alone and validated by EventScratch (same rejections, same wording). A frame it gives
+   * up on (malformed, unusual, empty, too large) is dropped from the stager and false returned,
+   * before anything is answered: the caller submits it again through the generic path.
+   */
+  private admitPacked(batch: PackedBatch, pinned: string | null, label: number | null, seqDevice: number,
+    deviceSeq: number, req: IngestRequest, done: IngestDone): boolean {
+    // an empty or oversized array: the generic path words it (and checks the bytes first)
+    const eventsMax = this.limits.batchEventsMax;
+    if (batch.count === 0 || batch.count > eventsMax) return false;
+    const r = batch.scanner;
+    const ev = this.packed;
+    const scratch = this.scratch;
+    const stager = this.stager;
+    const ids = this.metricIds;
+    const memoAt = this.memoAt;
+    const memoId = this.memoId;
+    memoAt.fill(-1);
+    const body = req.body;
+    const precision = req.precision;
+    stager.begin();
+    const now = Date.now();
+    const msMin = epochMsMin(precision);
+    const futureMax = now + this.limits.futureSkewMs;
+    scratch.precision = precision;
+    // the pinned device's id, interned with the first event that uses it (-2: not yet)
+    let pinnedId = -2;
+    let rejections = NO_REJECTIONS;
+    let i = 0;
+    for (;; i++) {
+      let st = r.next(ev);
+      if (st === END) break;
+      if (i === eventsMax) st = FRAME;
+      if (st === OK) {
+        const ts = precision === null ? ev.tsRaw : toMs(ev.tsRaw, precision);
+        let dev = -1;
+        // negated so that NaN fails too; a failing event is worded by the generic path
+        if (!(ts >= msMin && ts <= futureMax)) st = SLOW;
+        else if (pinned !== null) {
+          if (ev.deviceAt < 0 || sameAscii(body, ev.deviceAt, ev.deviceLen, pinned)) {
+            if (pinnedId === -2) pinnedId = this.dict.device(pinned);
+            dev = pinnedId;
+          }
+        } else if (ev.deviceAt >= 0) dev = this.deviceOf(body, ev);
+        if (dev < 0) st = SLOW;
+        else if (st === OK) {
+          const n = ev.metricCount;
+          for (let m = 0; m < n; m++) {
+            const at = ev.nameAt[m];
+            if (memoAt[m] === at) ids[m] = memoId[m];
+            else {
+              ids[m] = this.metricOf(body, ev, m);
+              memoAt[m] = at;
+              memoId[m] = ids[m];
+            }
+          }
+          stager.stagePacked(dev, ts, ids, ev.values, n);
+        }
+      }
+      if (st === SLOW) {
+        let raw: unknown;
+        try {
+          raw = r.slowEvent();
+        } catch {
+          st = FRAME;
+        }
+        if (st === SLOW) {
+          let ok = scratch.validate(raw, pinned, now);
+          if (ok && !stager.stageEvent(scratch)) ok = scratch.fail('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(scratch.deviceId)} is a new device and the engine holds its maximum (--devices-max)`);
+          if (!ok) {
+            if (rejections === NO_REJECTIONS) rejections = [];
+            rejections.push({ index: i, code: scratch.errorCode, reason: scratch.errorReason });
+          }
+        }
+      }
+      if (st === FRAME) {
+        stager.abandon();
+        return false;
+      }
+    }
+    if (i === 0 || !r.atEnd) {
+      stager.abandon();
+      return false;
+    }
+    this.reserve(i, rejections, label, seqDevice, deviceSeq, req, done);
+    return true;
+  }
+
+  /** A device id from the frame's bytes: the cache, else the dictionary (-1 at --devices-max). */
+  private deviceOf(body: Uint8Array, ev: PackedEvent): number {
+    const id = this.deviceCache.lookup(body, ev.deviceAt, ev.deviceLen, ev.deviceHash);
+    if (id >= 0) return id;
+    const interned = this.dict.device(ascii(body, ev.deviceAt, ev.deviceLen));
+    if (interned >= 0) this.deviceCache.insert(body, ev.deviceAt, ev.deviceLen, ev.deviceHash, interned);
+    return interned;
+  }
+
+  private metricOf(body: Uint8Array, ev: PackedEvent, m: number): number {
+    const at = ev.nameAt[m];
+    const len = ev.nameLen[m];
+    const h = ev.nameHash[m];
+    const id = this.metricCache.lookup(body, at, len, h);
+    if (id >= 0) return id;
+    const interned = this.dict.metric(ascii(body, at, len));
+    this.metricCache.insert(body, at, len, h, interned);
+    return interned;
+  }
+
   /** Validates and stages the batch, then reserves and submits it (or answers why not). */
-  private admit(batch: DecodedBatch, pinned: string | null, label: number | null, seqDevice: number,
+  private admitDecoded(batch: DecodedBatch, pinned: string | null, label: number | null, seqDevice: number,
     deviceSeq: number, req: IngestRequest, done: IngestDone): void {
-    const waitMs = req.waitMs;
     this.stager.begin();
     const now = Date.now();
     let rejections = NO_REJECTIONS;
@@ -245,6 +456,13 @@ export class Ingest {
         }
       }
     }
+    this.reserve(total, rejections, label, seqDevice, deviceSeq, req, done);
+  }
+
+  /** The staged batch: answered when nothing is valid or storage refuses it, else reserved and committed. */
+  private reserve(total: number, rejections: Rejection[], label: number | null, seqDevice: number,
+    deviceSeq: number, req: IngestRequest, done: IngestDone): void {
+    const waitMs = req.waitMs;
     const accepted = this.stager.eventsStaged;
     this.counters.batches++;
     if (accepted === 0) {
@@ -253,7 +471,7 @@ export class Ingest {
       done(outcome('none-valid', first?.code ?? 'SLUICE_E_NO_VALID_EVENT', first ? `no valid event: ${first.reason}` : 'no valid event', label, 0, rejections));
       return;
     }
-    const refusal = this.pipeline.refusal(this.stager.stagedBytes);
+    const refusal = this.pipeline.refusal(this.stager.stagedBytes, accepted);
     if (refusal !== null) {
       this.counters.unavailable++;
       done(outcome('unavailable', this.pipeline.faultReason !== null ? 'SLUICE_E_STORAGE_FAULT' : 'SLUICE_E_STORAGE_FULL', refusal, label));
@@ -295,7 +513,7 @@ export class Ingest {
         this.counters.unavailable++;
         done(outcome('unavailable', 'SLUICE_E_STORAGE_FAULT', reason, result.label, 0, result.rejections));
       }
-    });
+    }, result.accepted);
   }
 
   /** Retries a batch that found a ring full until the rings take it or the wait is over. */

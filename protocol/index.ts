@@ -11,3 +11,6 @@ export * from './units';
 export * from './aggregate';
 export * from './checkpoint-header';
 export * from './report';
+export * from './packed-event';
+export * from './msgpack-events';
+export * from './json-events';

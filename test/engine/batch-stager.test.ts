@@ -1,7 +1,7 @@
 import t from 'tap';
 import {
   createRingBuffer, EventScratch, RingConsumer, RingProducer, REC_DEFINE_DEVICE, REC_DEFINE_METRIC,
-  REC_EVENTS, type RecordHandler,
+  REC_EVENTS, REC_COLUMNAR, type RecordHandler,
 } from '../../protocol';
 import { Dictionary, shardOfDevice } from '../../engine/dictionary';
 import { BatchStager } from '../../engine/batch-stager';
@@ -104,4 +104,46 @@ t.test('devicesMax bounds the dictionary', async (t) => {
   t.equal(dict.device('b'), 1);
   t.equal(dict.device('c'), -1);
   t.equal(dict.device('a'), 0);
+});
+
+t.test('scanned runs of one device and the same metrics become COLUMNAR records, in order with row events', async (t) => {
+  const s = setup();
+  const [a, b] = devicesOnShards(2);
+  const da = s.dict.device(a);
+  const db = s.dict.device(b);
+  const cpu = s.dict.metric('cpu');
+  const mem = s.dict.metric('mem');
+  const ids = new Int32Array([cpu, mem]);
+  const values = new Float64Array([1, 2]);
+  s.stager.begin();
+  for (let i = 0; i < 6; i++) s.stager.stagePacked(da, NOW + i, ids, values, 2); // a run: COLUMNAR
+  s.stager.stagePacked(db, NOW, ids, values, 1); // another device, shorter: rows
+  for (let i = 0; i < 2; i++) s.stager.stagePacked(da, NOW + 10 + i, ids, values, 1); // a run too short: rows
+  stage(s, a, 1); // a generic event after them: the open run is written first
+  t.equal(s.stager.eventsStaged, 10);
+  t.equal(reserveAndPublish(s.stager, s.producers, 1), true);
+  const seen = [new TypeCounter(), new TypeCounter()];
+  s.consumers[0].poll(seen[0], 1 << 20);
+  s.consumers[1].poll(seen[1], 1 << 20);
+  const shardA = s.dict.shardOf(da);
+  t.same(seen[shardA].types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_DEFINE_METRIC, REC_COLUMNAR, REC_EVENTS]);
+  t.same(seen[1 - shardA].types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
+});
+
+t.test('an abandoned batch forgets its staged names and its open run', async (t) => {
+  const s = setup();
+  const [a] = devicesOnShards(2);
+  const da = s.dict.device(a);
+  const ids = new Int32Array([s.dict.metric('cpu')]);
+  s.stager.begin();
+  for (let i = 0; i < 5; i++) s.stager.stagePacked(da, NOW + i, ids, new Float64Array([i]), 1);
+  s.stager.abandon();
+  t.equal(s.stager.eventsStaged, 0);
+  t.equal(s.stager.stagedBytes, 0, 'nothing staged');
+  s.stager.begin();
+  s.stager.stagePacked(da, NOW, ids, new Float64Array([1]), 1);
+  t.equal(reserveAndPublish(s.stager, s.producers, 1), true);
+  const seen = new TypeCounter();
+  s.consumers[s.dict.shardOf(da)].poll(seen, 1 << 20);
+  t.same(seen.types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS], 'the names are defined again');
 });

@@ -1,0 +1,53 @@
+/**
+ * Shared by the byte scanners' tests (test/protocol/json-events.test.ts, msgpack-events.test.ts):
+ * scan() runs a reader over a whole frame and says what it read; the arbitraries generate events
+ * of every shape, valid or not.
+ */
+
+import fc from 'fast-check';
+import { PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString } from '../../protocol';
+
+/** what scan() needs of JsonEventReader and MsgpackEventReader */
+export interface EventReader {
+  frame(bytes: Uint8Array): unknown;
+  next(ev: PackedEvent): number;
+  slowEvent(): unknown;
+  readonly atEnd: boolean;
+}
+
+export const limits = { batchEventsMax: 1000, metricsPerEventMax: 8, futureSkewMs: 60_000 };
+export const NOW = 1_800_000_000_000;
+
+/** Scans a whole frame; the verdicts, and for OK events what the scanner read. */
+export function scan(r: EventReader, bytes: Uint8Array): { top: boolean; verdicts: number[]; read: unknown[]; atEnd: boolean } {
+  const ev = new PackedEvent(limits.metricsPerEventMax);
+  const top = r.frame(bytes);
+  const verdicts: number[] = [];
+  const read: unknown[] = [];
+  if (top === null) return { top: false, verdicts, read, atEnd: false };
+  for (let i = 0; i < 10_000; i++) {
+    const v = r.next(ev);
+    if (v === SCAN_END) break;
+    verdicts.push(v);
+    if (v === SCAN_FRAME) break;
+    if (v === SCAN_OK) {
+      const metrics: [string, number][] = [];
+      for (let m = 0; m < ev.metricCount; m++) metrics.push([asciiString(bytes, ev.nameAt[m], ev.nameLen[m]), ev.values[m]]);
+      read.push({ deviceId: ev.deviceAt < 0 ? undefined : asciiString(bytes, ev.deviceAt, ev.deviceLen), ts: ev.tsRaw, metrics });
+    } else {
+      try { r.slowEvent(); } catch { /* allowed: the caller falls back to the whole frame */ }
+      read.push(null);
+    }
+  }
+  return { top: true, verdicts, read, atEnd: r.atEnd };
+}
+
+export const name = fc.constantFrom('cpu', 'mem', 'a.b', 'x_1', '1a', '__proto__', 'bad name', 'é', 'deviceId', 'timestamp', 'metrics', 'tags', '');
+export const num = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(2 ** 40 + 0.5, -(2 ** 33), 2 ** 64, -0, NaN, Infinity, NOW));
+export const anyValue = fc.oneof({ weight: 4, arbitrary: num }, fc.string(), fc.constant(null), fc.boolean(), fc.constant(new Uint8Array([1, 2])), fc.array(num, { maxLength: 2 }));
+export const event = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ deviceId: fc.constantFrom('dev-1', 'a.b:c'), timestamp: fc.oneof(fc.integer({ min: NOW - 1e9, max: NOW }), fc.double({ min: NOW - 1e9, max: NOW })), metrics: fc.dictionary(fc.constantFrom('cpu', 'mem', 'x.y'), num, { minKeys: 1, maxKeys: 3 }) }, { requiredKeys: ['timestamp', 'metrics'] }) },
+  fc.record({ deviceId: fc.constantFrom('dev-1', 'd:2', '', 'bad id', 'x'.repeat(129)), timestamp: fc.oneof(num, fc.string()), metrics: fc.dictionary(name, anyValue, { maxKeys: 4 }) }, { requiredKeys: ['timestamp'] }),
+  fc.dictionary(name, anyValue, { maxKeys: 5 }),
+  anyValue,
+);

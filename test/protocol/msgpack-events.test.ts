@@ -1,0 +1,81 @@
+/**
+ * protocol/msgpack-events.ts: the byte scanner never throws outside slowEvent() (whatever the
+ * bytes: random, truncated, corrupted), and where it reads an event it reads what msgpackr reads:
+ * the same deviceId, timestamp and metrics in the same order as EventScratch.validate takes them
+ * from the generic decode. The engine-level equivalence (answers, ring contents) is in
+ * test/engine/ingest.test.ts.
+ */
+
+import t from 'tap';
+import fc from 'fast-check';
+import { Packr } from 'msgpackr';
+import { assertProperty } from '../helpers/property';
+import {
+  MsgpackEventReader, EventScratch, SCAN_OK, SCAN_SLOW, SCAN_FRAME,
+  decodeMsgpack, isBodyError,
+} from '../../protocol';
+
+import { scan as scanWith, limits, NOW, event } from '../helpers/event-frames';
+
+/** Scans a whole frame with a fresh reader (test/helpers/event-frames.ts). */
+function scan(bytes: Uint8Array): ReturnType<typeof scanWith> {
+  return scanWith(new MsgpackEventReader(), bytes);
+}
+const packers = [new Packr({ useRecords: false }), new Packr({ useRecords: true }), new Packr({ useRecords: false, useFloat32: 1 }), new Packr({ useRecords: false, int64AsType: 'number' } as object)];
+const frame = fc.tuple(fc.array(event, { maxLength: 6 }), fc.nat(3), fc.constantFrom('array', 'envelope', 'seq')).map(([evs, p, shape]) =>
+  packers[p].pack(shape === 'array' ? evs : shape === 'envelope' ? { deviceId: 'dev-1', events: evs } : { seq: 3, deviceId: 'dev-1', events: evs }) as Uint8Array);
+
+t.test('never throws: random bytes, truncated and corrupted frames', async (t) => {
+  assertProperty(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => { scan(b); return true; }), 20_000);
+  assertProperty(fc.property(frame, fc.nat(), fc.nat(255), (f, at, byte) => {
+    scan(f.subarray(0, at % (f.length + 1)));
+    const flipped = new Uint8Array(f);
+    if (flipped.length) flipped[at % flipped.length] = byte;
+    scan(flipped);
+    return true;
+  }), 5000);
+  t.pass('no throw');
+});
+
+t.test('an event read fast is the event msgpackr decodes, as EventScratch validates it', async (t) => {
+  let fastEvents = 0;
+  assertProperty(fc.property(frame, (f) => {
+    const s = scan(f);
+    const generic = decodeMsgpack(f);
+    if (!s.top) return true;
+    // a frame read to its end is a frame msgpackr reads too
+    if (s.atEnd && !s.verdicts.includes(SCAN_FRAME) && isBodyError(generic)) throw new Error(`scanned a frame msgpackr refuses: ${generic.reason}`);
+    if (isBodyError(generic)) return true;
+    const events = generic.events as unknown[];
+    const ev = new EventScratch(limits);
+    s.read.forEach((r, i) => {
+      if (r === null) return;
+      fastEvents++;
+      const got = r as { deviceId: string | undefined; ts: number; metrics: [string, number][] };
+      if (!ev.validate(events[i], got.deviceId === undefined ? 'pinned-dev' : null, NOW * 10)) {
+        // the scanner leaves the timestamp's range to the caller; anything else must validate
+        if (!ev.errorCode.includes('TIMESTAMP')) throw new Error(`read fast, refused by validate: ${ev.errorReason}`);
+        return;
+      }
+      const want = { deviceId: got.deviceId ?? 'pinned-dev', ts: ev.timestamp, metrics: ev.names.slice(0, ev.metricCount).map((n, m) => [n, ev.values[m]]) };
+      const have = { deviceId: got.deviceId ?? 'pinned-dev', ts: got.ts, metrics: got.metrics };
+      if (!Object.is(want.ts, have.ts) || JSON.stringify(want) !== JSON.stringify(have) || want.deviceId !== ev.deviceId) {
+        throw new Error(`event ${i}: scanner ${JSON.stringify(have)} vs generic ${JSON.stringify(want)}`);
+      }
+      for (let m = 0; m < ev.metricCount; m++) if (!Object.is(ev.values[m], got.metrics[m][1])) throw new Error(`event ${i}: value ${m} differs`);
+    });
+    return true;
+  }), 5000);
+  t.ok(fastEvents > 500, `${fastEvents} events read fast and compared`);
+});
+
+t.test('the common frames take the fast path', async (t) => {
+  const events = Array.from({ length: 50 }, (_, i) => ({ timestamp: NOW + i, metrics: { cpu: i / 3, mem: i } }));
+  for (const p of [packers[0], packers[1]]) {
+    const s = scan(p.pack({ deviceId: 'dev-1', events }));
+    t.ok(s.top && s.atEnd, 'envelope read to its end');
+    t.same(s.verdicts, events.map(() => SCAN_OK), 'every event fast');
+  }
+  const flat = scan(packers[0].pack([{ deviceId: 'd1', timestamp: NOW, cpu: 1.5, clientVersion: 'v1' }, { deviceId: 'd1', timestamp: NOW, cpu: 2 }]));
+  t.same(flat.verdicts, [SCAN_SLOW, SCAN_OK], 'a string field (a tag) goes to the generic path, the rest stays fast');
+});
