@@ -849,39 +849,10 @@ export class HeadSlices {
   }
 
   private sortMap(sl: Slice, out: SealedSlice): void {
-    const m = sl.map;
-    const k = sl.distinct;
-    if (this.sortScratch.length < k) this.sortScratch = new Int32Array(Math.max(k, Math.ceil(this.sortScratch.length * 1.125)));
-    const ids = this.sortScratch;
-    let found = 0;
-    for (let b = 0; b < m.length; b += MAP_STRIDE) if (m[b] !== EMPTY) ids[found++] = m[b]!;
-    if (found !== k) throw new Error(`HeadSlices: BUG: slice ${sl.no}: map holds ${found} series, the slice counts ${k}`);
-    ids.subarray(0, k).sort();
-    const os = out.series;
-    const oo = out.offset;
-    const ov = out.value;
-    const pages = sl.pages;
-    const shift = this.pageShift;
-    const mask = this.pageMask;
-    let pos = 0;
-    for (let x = 0; x < k; x++) {
-      const s = ids[x]!;
-      const b = this.mapFind(sl, s);
-      const count = m[b + 2]!;
-      let w = pos + count;
-      for (let i = m[b + 1]!; i !== EMPTY;) {
-        const page = pages[i >>> shift]!;
-        const row = i & mask;
-        w--;
-        os[w] = s;
-        oo[w] = page.offset[row]!;
-        ov[w] = page.value[row]!;
-        i = page.prev[row]!;
-      }
-      if (w !== pos) throw new Error(`HeadSlices: BUG: series ${s} in slice ${sl.no}: chain and count disagree`);
-      pos += count;
-    }
-    if (pos !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${pos}, the slice holds ${sl.n}`);
+    // the present ids sorted (k log k), then each series' chain walked back to front
+    const ids = this.presentSeries(sl.no)!;
+    this.gather(sl.no, ids, 0, ids.length, out);
+    if (out.n !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${out.n}, the slice holds ${sl.n}`);
   }
 
   /** returns a dropped slice's pages and the slice (index cleared by drop) to the pools */

@@ -22,7 +22,8 @@
  * place without waiting for its seal; a checkpoint taken meanwhile still holds the slice (it is in
  * the head), so it never loses a slice whose blocks are not committed. Corrections of a slice
  * being sealed are delta blocks that a head read does not see: ShardState makes queries wait for
- * the seal in that (rare) case. `pending` is every write in flight, seals included.
+ * the seal in that (rare) case. A delta written while seals are queued is put after them (keys
+ * stay in append order). `pending` is every write in flight, seals included.
  * Determinism: sealing is decided by the watermark in ring order, so a replay after a crash
  * seals the same readings into the same keys (BlockStore rewrites them in place).
  * Failure policy: a block that cannot be written fails the shard (onFatal): the slice's blocks are
@@ -105,7 +106,11 @@ export class Sealer {
     const bytes = this.encoder.encode(columns, this.shape).slice();
     this.counters.deltas++;
     this.counters.bytes += bytes.byteLength;
-    const done = this.blocks.putDelta(this.opts.shard, this.opts.sliceMs, start, seq, k, bytes).then(undefined, (err: Error) => {
+    const put = (): Promise<boolean> => this.blocks.putDelta(this.opts.shard, this.opts.sliceMs, start, seq, k, bytes);
+    // with seals queued, after them: a delta may be for a slice newer than a queued one, and a
+    // seal appends its keys after the newest key of the database (MDB_APPEND)
+    const written = this.queued > 0 ? this.sealsDone.then(put) : put();
+    const done = written.then(undefined, (err: Error) => {
       this.onFatal(new Error(`writing corrections of slice ${start} of shard ${this.opts.shard} failed: ${err.message}`));
     });
     this.deltasDone = Promise.all([this.deltasDone, done]);
