@@ -179,8 +179,10 @@ function deltaReaders(state: ShardState, start: number): BlockReader[] {
 
 /** a series' readings in one sealed slice, its chunk's and its corrections', into offs / vals; the count */
 function sealedSeries(state: ShardState, start: number, series: number, chunk: number): number {
-  const r = chunkReader(state, start, chunk);
+  // the deltas first (copies), then the chunk as a view, used up before any other read
   const deltas = deltaReaders(state, start);
+  const view = state.blocks.blockView(state.shard, state.sliceMs, start, chunk);
+  const r = view === undefined ? null : new BlockReader(view);
   let n = r === null ? 0 : r.seriesReadings(series);
   for (const d of deltas) n += d.seriesReadings(series);
   if (n === 0) return 0;
