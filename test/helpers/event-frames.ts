@@ -5,7 +5,7 @@
  */
 
 import fc from 'fast-check';
-import { PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString } from '../../protocol';
+import { EventScratch, PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString } from '../../protocol';
 
 /** what scan() needs of JsonEventReader and MsgpackEventReader */
 export interface EventReader {
@@ -51,3 +51,30 @@ export const event = fc.oneof(
   fc.dictionary(name, anyValue, { maxKeys: 5 }),
   anyValue,
 );
+
+/**
+ * Compares the events a scanner read (scan().read) with what the generic decoder and
+ * EventScratch.validate make of the same events; throws on the first difference. Answers how many
+ * events the scanner read itself.
+ */
+export function checkAgainstGeneric(read: unknown[], events: unknown[]): number {
+  const ev = new EventScratch(limits);
+  let fast = 0;
+  read.forEach((r, i) => {
+    if (r === null) return;
+    fast++;
+    const got = r as { deviceId: string | undefined; ts: number; metrics: [string, number][] };
+    if (!ev.validate(events[i], got.deviceId === undefined ? 'pinned-dev' : null, NOW * 10)) {
+      // the scanner leaves the timestamp's range to the caller; anything else must validate
+      if (!ev.errorCode.includes('TIMESTAMP')) throw new Error(`read fast, refused by validate: ${ev.errorReason}`);
+      return;
+    }
+    const want = { deviceId: got.deviceId ?? 'pinned-dev', ts: ev.timestamp, metrics: ev.names.slice(0, ev.metricCount).map((n, m) => [n, ev.values[m]]) };
+    const have = { deviceId: got.deviceId ?? 'pinned-dev', ts: got.ts, metrics: got.metrics };
+    if (!Object.is(want.ts, have.ts) || JSON.stringify(want) !== JSON.stringify(have) || want.deviceId !== ev.deviceId) {
+      throw new Error(`event ${i}: scanner ${JSON.stringify(have)} vs generic ${JSON.stringify(want)}`);
+    }
+    for (let m = 0; m < ev.metricCount; m++) if (!Object.is(ev.values[m], got.metrics[m][1])) throw new Error(`event ${i}: value ${m} differs`);
+  });
+  return fast;
+}

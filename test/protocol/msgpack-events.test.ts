@@ -11,11 +11,11 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { assertProperty } from '../helpers/property';
 import {
-  MsgpackEventReader, EventScratch, SCAN_OK, SCAN_SLOW, SCAN_FRAME,
+  MsgpackEventReader, SCAN_OK, SCAN_SLOW, SCAN_FRAME,
   decodeMsgpack, isBodyError,
 } from '../../protocol';
 
-import { scan as scanWith, limits, NOW, event } from '../helpers/event-frames';
+import { scan as scanWith, checkAgainstGeneric, NOW, event } from '../helpers/event-frames';
 
 /** Scans a whole frame with a fresh reader (test/helpers/event-frames.ts). */
 function scan(bytes: Uint8Array): ReturnType<typeof scanWith> {
@@ -47,23 +47,7 @@ t.test('an event read fast is the event msgpackr decodes, as EventScratch valida
     if (s.atEnd && !s.verdicts.includes(SCAN_FRAME) && isBodyError(generic)) throw new Error(`scanned a frame msgpackr refuses: ${generic.reason}`);
     if (isBodyError(generic)) return true;
     const events = generic.events as unknown[];
-    const ev = new EventScratch(limits);
-    s.read.forEach((r, i) => {
-      if (r === null) return;
-      fastEvents++;
-      const got = r as { deviceId: string | undefined; ts: number; metrics: [string, number][] };
-      if (!ev.validate(events[i], got.deviceId === undefined ? 'pinned-dev' : null, NOW * 10)) {
-        // the scanner leaves the timestamp's range to the caller; anything else must validate
-        if (!ev.errorCode.includes('TIMESTAMP')) throw new Error(`read fast, refused by validate: ${ev.errorReason}`);
-        return;
-      }
-      const want = { deviceId: got.deviceId ?? 'pinned-dev', ts: ev.timestamp, metrics: ev.names.slice(0, ev.metricCount).map((n, m) => [n, ev.values[m]]) };
-      const have = { deviceId: got.deviceId ?? 'pinned-dev', ts: got.ts, metrics: got.metrics };
-      if (!Object.is(want.ts, have.ts) || JSON.stringify(want) !== JSON.stringify(have) || want.deviceId !== ev.deviceId) {
-        throw new Error(`event ${i}: scanner ${JSON.stringify(have)} vs generic ${JSON.stringify(want)}`);
-      }
-      for (let m = 0; m < ev.metricCount; m++) if (!Object.is(ev.values[m], got.metrics[m][1])) throw new Error(`event ${i}: value ${m} differs`);
-    });
+    fastEvents += checkAgainstGeneric(s.read, events);
     return true;
   }), 5000);
   t.ok(fastEvents > 500, `${fastEvents} events read fast and compared`);
