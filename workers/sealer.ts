@@ -138,7 +138,7 @@ export class Sealer {
     }
   }
 
-  /** One seal job (see the header): sort, encode and append in steps, drop once committed. */
+  /** One seal job (see the header): gather, encode and append chunk by chunk in steps, drop once committed. */
   private async seal(sliceNo: number): Promise<void> {
     const t0 = performance.now();
     const out = this.out;
