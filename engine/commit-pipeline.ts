@@ -146,20 +146,11 @@ export class CommitPipeline {
   siblingsWaitMs = SIBLINGS_WAIT_MS;
   private readonly endOfTurn = (): void => {
     this.turnQueued = false;
-    // an immediate runs outside every uWS callback: a throw here would end the process
-    try {
-      this.closeIfDue();
-    } catch (err) {
-      this.guard.report(err, 'the group commit of a loop turn');
-    }
+    this.closeGuarded();
   };
   private readonly siblingsWaited = (): void => {
     this.siblingTimer = null;
-    try {
-      this.closeIfDue();
-    } catch (err) {
-      this.guard.report(err, 'the group commit of a loop turn');
-    }
+    this.closeGuarded();
   };
 
   constructor(private readonly store: Store, private readonly producers: RingProducer[],
@@ -238,6 +229,15 @@ export class CommitPipeline {
    * half would otherwise always miss the commit that just started, and every commit would carry
    * half of them. A group of senders that do not come back costs them at most that wait.
    */
+  /** closeIfDue() from a timer or an immediate: outside every uWS callback a throw would end the process */
+  private closeGuarded(): void {
+    try {
+      this.closeIfDue();
+    } catch (err) {
+      this.guard.report(err, 'the group commit of a loop turn');
+    }
+  }
+
   private closeIfDue(): void {
     if (this.group === null) return;
     if (this.mode === 'fast') {

@@ -14,10 +14,11 @@
  *   before the watermark first moves, e.g. a first batch with a reading days old). readingsMax
  *   bounds the readings held (pages allocated) and throws when exceeded: nothing is silently
  *   dropped.
- * - sort(sliceNo, out) copies a slice's readings sorted by series id, stable (arrival order kept
- *   within a series), into `out`, and leaves the slice open and readable; drop(sliceNo) then
- *   returns its storage to the pools (the sealer drops a slice once its blocks are committed);
- *   seal() is both. A slice that is not open answers false.
+ * - presentSeries(sliceNo) lists a slice's series ids ascending; gather(sliceNo, ids, a, b, out)
+ *   copies the readings of ids[a..b) sorted by series id, stable (arrival order kept within a
+ *   series), into `out`, and leaves the slice open and readable; drop(sliceNo) then returns its
+ *   storage to the pools (the sealer gathers a chunk at a time and drops a slice once its blocks
+ *   are committed); seal() is all of it at once. A slice that is not open answers null / false.
  * - snapshotSince(marks) / HeadSlices.restore(): incremental checkpoints (see below).
  *
  * Layout:
@@ -52,11 +53,9 @@
  * column stores, then heads[series] load/store, counts[series] load/store, the prev store.
  * Allocation only when a page is taken from an empty pool or an index grows.
  *
- * Sort: dense slices: bucket starts from the counts (one pass over the ids up to the slice's
- * highest), then one pass over the columns in arrival order placing each reading at its series'
- * cursor (a scratch array, so the index stays usable): O(readings + highest id), stable. Map slices: the present ids
- * are sorted (k log k), then each series' chain is walked and written back to front: O(readings +
- * k log k).
+ * Sorting by series: the present ids (a pass over the dense index up to the slice's highest id,
+ * or the map's ids sorted, k log k), then each series' chain walked and written back to front:
+ * O(readings + highest id) or O(readings + k log k), stable, the index untouched.
  *
  * Checkpoints: each slice is append-only, so the readings since the previous checkpoint are a
  * suffix of its columns. snapshotSince(marks) copies, per open slice, the rows from the mark to
@@ -74,7 +73,9 @@
  *   20 u32 sliceMs (a restore under another slice length is refused)
  *   24 f64 value x n, then u32 series x n, then u32 offset x n      (24 + 20 n bytes)
  *
- * Measured (Node 20, 2 vCPU shared with other work, so +-30% on times; two runs of
+ * Measured (Node 20, 2 vCPU shared with other work, so +-30% on times; the seal figures are of
+ * the counting sort this module used before seals walked the chains; bench/seal-bench.ts has
+ * those, encoding included; two runs of
  * `npx tsc -p tsconfig.json && node --expose-gc dist/bench/head-slices-bench.js`): N series x 1
  * reading per 10 s, 7 open slices of 1 min (42 readings per series), in-order stream.
  * - 100k series: bytes() 885 B/series (21.08 B a reading: 20 in the columns, ~1 in the dense
@@ -221,7 +222,7 @@ class Slice {
 const FREE = new Slice(true);
 
 /**
- * seal() output: a slice's readings sorted by series (stable), in parallel columns. The caller
+ * seal() and gather() output: readings sorted by series (stable), in parallel columns. The caller
  * keeps one and passes it to every seal; its arrays grow when a slice is bigger than any before.
  */
 export class SealedSlice {
@@ -267,8 +268,6 @@ export class HeadSlices {
   private epochs = 0;
   /** highest series id seen + 1 (sizes dense indexes) */
   private seriesHigh = 0;
-  /** map seal: the present ids, sorted */
-  private sortScratch = NO_I32;
 
   constructor(options: HeadSlicesOptions) {
     const { sliceMs, paneMs } = options;
@@ -562,13 +561,7 @@ export class HeadSlices {
   countOf(sliceNo: number, series: number): number {
     const sl = this.find(sliceNo);
     if (sl === null || !isSeriesId(series)) return 0;
-    if (sl.dense) {
-      if (series >= sl.counts.length) return 0;
-      const c = sl.counts[series]!;
-      return c === COUNT_SATURATED ? this.chainLength(sl, sl.heads[series]!) : c;
-    }
-    const b = this.mapFind(sl, series);
-    return b < 0 ? 0 : sl.map[b + 2]!;
+    return this.countIn(sl, series);
   }
 
   /** the index form of an open slice ('dense' or 'map'), null when not open (measurements, tests) */
@@ -645,8 +638,8 @@ export class HeadSlices {
 
   /**
    * The readings of series ids[a..b) (ascending, present in the slice) into out, sorted by series
-   * and in arrival order within one: what sort() gives for those series, walked from their chains
-   * one chunk at a time, so sealing needs no copy of the whole slice. out.n = the rows.
+   * and in arrival order within one, walked from their chains one chunk at a time, so sealing
+   * needs no copy of the whole slice. out.n = the rows.
    */
   gather(sliceNo: number, ids: Int32Array, a: number, b: number, out: SealedSlice): void {
     const sl = this.find(sliceNo);
@@ -745,11 +738,11 @@ export class HeadSlices {
 
   /**
    * Bytes held by all columns and indexes, capacity included: every page allocated (in use or
-   * pooled), every slice's index (open or pooled), the seal scratch. For /healthz and the memory
+   * pooled), every slice's index (open or pooled). For /healthz and the memory
    * target.
    */
   bytes(): number {
-    let b = this.pagesAllocated * this.pageReadings * READING_BYTES + this.sortScratch.byteLength;
+    let b = this.pagesAllocated * this.pageReadings * READING_BYTES;
     for (const sl of this.ring) if (sl !== FREE) b += sl.indexBytes();
     for (const sl of this.overflow.values()) b += sl.indexBytes();
     for (const sl of this.freeSlices) b += sl.indexBytes();
@@ -761,39 +754,26 @@ export class HeadSlices {
     this.pagesAllocated -= this.freePages.length;
     this.freePages.length = 0;
     this.freeSlices.length = 0;
-    this.sortScratch = NO_I32;
   }
 
   // ---------------------------------------------------------------- seal
 
   /**
-   * Takes the slice out of the head: sort() then drop(). Answers false (out.n = 0) when the slice
-   * is not open.
+   * Takes the slice out of the head: its readings sorted by series id ascending, stable within a
+   * series (presentSeries + gather, as the sealer does chunk by chunk), into out, then drop().
+   * Answers false (out.n = 0) when the slice is not open.
    */
   seal(sliceNo: number, out: SealedSlice): boolean {
-    if (!this.sort(sliceNo, out)) return false;
+    const ids = this.presentSeries(sliceNo);
+    if (ids === null) {
+      out.sliceNo = sliceNo;
+      out.sliceStart = sliceNo * this.sliceMs;
+      out.n = 0;
+      out.seriesCount = 0;
+      return false;
+    }
+    this.gather(sliceNo, ids, 0, ids.length, out);
     this.drop(sliceNo);
-    return true;
-  }
-
-  /**
-   * Copies the slice's readings sorted by series id ascending, stable within a series, into out
-   * (n rows, seriesCount distinct series); the slice stays open and readable (a slice being
-   * sealed is queried from the head until its blocks are committed). Answers false (out.n = 0)
-   * when the slice is not open.
-   */
-  sort(sliceNo: number, out: SealedSlice): boolean {
-    const sl = this.find(sliceNo);
-    out.sliceNo = sliceNo;
-    out.sliceStart = sliceNo * this.sliceMs;
-    out.n = 0;
-    out.seriesCount = 0;
-    if (sl === null) return false;
-    out.reserve(sl.n);
-    if (sl.dense) this.sortDense(sl, out);
-    else this.sortMap(sl, out);
-    out.n = sl.n;
-    out.seriesCount = sl.distinct;
     return true;
   }
 
@@ -809,50 +789,6 @@ export class HeadSlices {
     }
     this.release(sl);
     return true;
-  }
-
-  private sortDense(sl: Slice, out: SealedSlice): void {
-    const heads = sl.heads;
-    const counts = sl.counts;
-    const max = sl.maxSeries;
-    // bucket starts, as each series' write cursor (a scratch array: the index stays for queries)
-    if (this.sortScratch.length < max + 1) this.sortScratch = new Int32Array(Math.max(max + 1, Math.ceil(this.sortScratch.length * 1.125)));
-    const cursor = this.sortScratch;
-    let pos = 0;
-    for (let s = 0; s <= max; s++) {
-      let c = counts[s]!;
-      if (c === 0) continue;
-      if (c === COUNT_SATURATED) c = this.chainLength(sl, heads[s]!);
-      cursor[s] = pos;
-      pos += c;
-    }
-    if (pos !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${pos}, the slice holds ${sl.n}`);
-    const os = out.series;
-    const oo = out.offset;
-    const ov = out.value;
-    let left = sl.n;
-    for (const page of sl.pages) {
-      const rows = Math.min(left, this.pageReadings);
-      const ps = page.series;
-      const po = page.offset;
-      const pv = page.value;
-      for (let r = 0; r < rows; r++) {
-        const s = ps[r]!;
-        const d = cursor[s]!;
-        cursor[s] = d + 1;
-        os[d] = s;
-        oo[d] = po[r]!;
-        ov[d] = pv[r]!;
-      }
-      left -= rows;
-    }
-  }
-
-  private sortMap(sl: Slice, out: SealedSlice): void {
-    // the present ids sorted (k log k), then each series' chain walked back to front
-    const ids = this.presentSeries(sl.no)!;
-    this.gather(sl.no, ids, 0, ids.length, out);
-    if (out.n !== sl.n) throw new Error(`HeadSlices: BUG: slice ${sl.no}: counts add up to ${out.n}, the slice holds ${sl.n}`);
   }
 
   /** returns a dropped slice's pages and the slice (index cleared by drop) to the pools */

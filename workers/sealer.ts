@@ -20,10 +20,10 @@
  * Consistency: until the drop, queries read the slice from the head and ignore its blocks
  * (block-queries treats a slice open in the head as open), so a slice is read from exactly one
  * place without waiting for its seal; a checkpoint taken meanwhile still holds the slice (it is in
- * the head), so it never loses a slice whose blocks are not committed. Corrections of a slice
- * being sealed are delta blocks that a head read does not see: ShardState makes queries wait for
- * the seal in that (rare) case. A delta written while seals are queued is put after them (keys
- * stay in append order). `pending` is every write in flight, seals included.
+ * the head), so it never loses a slice whose blocks are not committed. A delta written while
+ * seals are queued is put after them: keys stay in append order, and a query, which waits for
+ * the deltas, then waits for those seals too (a head read would miss the delta block of a slice
+ * being sealed). `pending` is every write in flight, seals included.
  * Determinism: sealing is decided by the watermark in ring order, so a replay after a crash
  * seals the same readings into the same keys (BlockStore rewrites them in place).
  * Failure policy: a block that cannot be written fails the shard (onFatal): the slice's blocks are

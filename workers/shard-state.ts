@@ -90,8 +90,6 @@ export class ShardState {
   /** this record's corrections, by slice number (rare: a JS structure is fine) */
   private readonly corrections = new Map<number, { series: number[]; offset: number[]; value: number[] }>();
   private correctionSeq = -1;
-  /** the seals a query must wait for (see queryPending) */
-  private sealWait: Promise<unknown> = Promise.resolve();
   private correctionK = 0;
   /** per resolution (ms), the retention's bound: windows starting before it are expired */
   private readonly expiredBefore = new Map<number, number>();
@@ -127,11 +125,12 @@ export class ShardState {
 
   /**
    * What a query or a checkpoint waits for: corrections and the late log, not seals (a slice is
-   * read from the head until its seal drops it, see sealer.ts), except when a correction went to a
-   * slice still being sealed: a head read would miss its delta block, so then the seal too.
+   * read from the head until its seal drops it, see sealer.ts). A correction written while seals
+   * are queued is put after them (Sealer.writeDelta), so waiting for it waits for those seals too:
+   * a head read never misses the delta block of a slice being sealed.
    */
   get queryPending(): Promise<unknown> {
-    return Promise.all([this.sealer.deltasDone, this.late.pending, this.sealWait]);
+    return Promise.all([this.sealer.deltasDone, this.late.pending]);
   }
 
   /** Slices that end at or before this are sealed (or were never opened): a reading for them is a correction. */
@@ -206,7 +205,6 @@ export class ShardState {
     }
     const k = this.correctionK++;
     for (const [sliceNo, c] of this.corrections) {
-      if (this.head.isOpen(sliceNo)) this.sealWait = this.sealer.sealsDone;
       // sorted by series, stable: the block codec's order
       const order = c.series.map((_, i) => i).sort((a, b) => c.series[a]! - c.series[b]! || a - b);
       this.sealer.writeDelta(sliceNo * this.sliceMs, seq, k, {

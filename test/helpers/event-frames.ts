@@ -5,6 +5,7 @@
  */
 
 import fc from 'fast-check';
+import { assertProperty } from './property';
 import { EventScratch, PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString } from '../../protocol';
 
 /** what scan() needs of JsonEventReader and MsgpackEventReader */
@@ -77,4 +78,16 @@ export function checkAgainstGeneric(read: unknown[], events: unknown[]): number 
     for (let m = 0; m < ev.metricCount; m++) if (!Object.is(ev.values[m], got.metrics[m][1])) throw new Error(`event ${i}: value ${m} differs`);
   });
   return fast;
+}
+
+/** A scan never throws: random bytes, and valid frames truncated anywhere or with a byte changed. */
+export function assertScanNeverThrows(scanOne: (bytes: Uint8Array) => unknown, frame: fc.Arbitrary<Uint8Array>): void {
+  assertProperty(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => { scanOne(b); return true; }), 20_000);
+  assertProperty(fc.property(frame, fc.nat(), fc.nat(255), (f, at, byte) => {
+    scanOne(f.subarray(0, at % (f.length + 1)));
+    const flipped = new Uint8Array(f);
+    if (flipped.length) flipped[at % flipped.length] = byte;
+    scanOne(flipped);
+    return true;
+  }), 5000);
 }
