@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { BenchOptions, Target } from './measure';
 import { machine, table, type BenchReport } from './report';
 import type { Scenario, ScenarioResult } from './scenario';
-import { pinSelf, LOAD_CPU, PINNED, WRK } from './proc';
+import { pinSelf, LOAD_CPU, PINNED, WRK, ENGINE_EXTRA_ARGS } from './proc';
 import { WRK_INSTALL_HINT } from './loadgen';
 import { wsMsgpack } from './scenarios/ws-msgpack';
 import { wsMsgpackMaps } from './scenarios/ws-msgpack-maps';
@@ -45,6 +45,8 @@ Options:
                     (default 1200; --quick: 180)
   --targets a,b     ingest scenarios: measure only these of engine, ceiling, naive (default: all
                     three; e.g. --targets engine for a quick before/after of one change)
+  --engine-arg A    pass A to every engine started (repeat: --engine-arg --ring-size
+                    --engine-arg 4MiB), e.g. to compare a setting's effect
   --json            print the JSON report on stdout instead of the table
   --no-save         do not write bench/results/<ISO time>.json
   --help            this text
@@ -94,6 +96,12 @@ function parse(argv: string[]): Cli {
       case '--et-devices': cli.eventTime.devices = Math.floor(positive(a, argv[++i])); break;
       case '--et-minutes': cli.eventTime.minutes = Math.floor(positive(a, argv[++i])); break;
       case '--et-limit': cli.eventTime.limitS = positive(a, argv[++i]); break;
+      case '--engine-arg': {
+        const v = argv[++i];
+        if (v === undefined) throw new Error('--engine-arg: expected an engine option or its value');
+        ENGINE_EXTRA_ARGS.push(v);
+        break;
+      }
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
   }
@@ -125,6 +133,7 @@ async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
   opts.progress(PINNED ? `server pinned to CPU 0, load generators and bench to CPU ${LOAD_CPU}` : 'NOT PINNED: taskset missing or fewer than 2 CPUs');
   if (WRK === null) opts.progress(WRK_INSTALL_HINT);
+  if (ENGINE_EXTRA_ARGS.length > 0) opts.progress(`every engine started with ${ENGINE_EXTRA_ARGS.join(' ')}`);
   const results: ScenarioResult[] = [];
   for (let i = 0; i < selected.length; i++) {
     const s = selected[i];

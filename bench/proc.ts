@@ -181,12 +181,16 @@ export interface EngineOptions {
 export const ENGINE_NODE_ARGS = (process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 /** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop) unless o.dataDir is given. */
+/** bench --engine-arg: appended to every engine's arguments */
+export const ENGINE_EXTRA_ARGS: string[] = [];
+
 export async function startEngine(o: EngineOptions = {}): Promise<Server> {
   if (!fs.existsSync(ENGINE_MAIN)) throw new Error(`${ENGINE_MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
   const dataDir = o.dataDir ?? tempDir('sluice-bench-');
   const args = [...ENGINE_NODE_ARGS, ENGINE_MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info'];
   if (o.shards !== undefined) args.push('--shards', String(o.shards));
   if (o.extraArgs) args.push(...o.extraArgs);
+  args.push(...ENGINE_EXTRA_ARGS);
   const s = await startServer('engine', args, (l) => l.includes('"Sluice listening'));
   const stop = s.stop;
   s.stop = async () => {

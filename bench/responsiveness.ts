@@ -29,6 +29,18 @@ export interface Responsiveness {
   /** the same for its longest ring slice and its longest task body (query, checkpoint take) */
   workerPollMax: LatencyFigures;
   workerTaskMax: LatencyFigures;
+  /** per /healthz answer, the front-end thread's longest event-loop block since the previous one */
+  frontLoopMax: LatencyFigures;
+  /** per /healthz answer, how long the front-end waited for the shards' stats */
+  shardStatsWait: LatencyFigures;
+  /** the /healthz answers over SLOW_MS: when (s since the prober started) and what the body said */
+  slowHealth: string[];
+  /** the queries over SLOW_MS: when (s since the prober started), how long, which path (its index) */
+  slowQueries: string[];
+  /** queries by the index of their path in the list (e.g. [device, fleet]) */
+  queriesByPath: LatencyFigures[];
+  /** of the task bodies over SLOW_MS, how many of each kind ("fleetSeries": 3) */
+  slowTaskKinds: Record<string, number>;
 }
 
 export function latencyOf(ms: number[], failed: number): LatencyFigures {
@@ -54,21 +66,24 @@ async function timed(url: string, onBody?: (text: string) => void): Promise<numb
   }
 }
 
-type LoopFigures = { maxMs: number; pollMaxMs: number; taskMaxMs: number };
+type LoopFigures = { maxMs: number; pollMaxMs: number; taskMaxMs: number; taskMaxKind: string; frontLoopMaxMs: number; shardStatsMs: number };
 
 /** the longest loop block, ring slice and task body over the shards in a /healthz body, or null */
 function workerLoopOf(text: string): LoopFigures | null {
   try {
-    const h = JSON.parse(text) as { shards?: { loopDelay?: LoopFigures | null }[] };
+    const h = JSON.parse(text) as { shards?: { loopDelay?: LoopFigures | null }[]; frontEnd?: { loopMaxMs: number; shardStatsMs: number } };
     let seen = false;
-    const max: LoopFigures = { maxMs: 0, pollMaxMs: 0, taskMaxMs: 0 };
+    const max: LoopFigures = { maxMs: 0, pollMaxMs: 0, taskMaxMs: 0, taskMaxKind: '', frontLoopMaxMs: h.frontEnd?.loopMaxMs ?? NaN, shardStatsMs: h.frontEnd?.shardStatsMs ?? NaN };
     for (const s of h.shards ?? []) {
       const l = s.loopDelay;
       if (!l) continue;
       seen = true;
       max.maxMs = Math.max(max.maxMs, l.maxMs);
       max.pollMaxMs = Math.max(max.pollMaxMs, l.pollMaxMs ?? 0);
-      max.taskMaxMs = Math.max(max.taskMaxMs, l.taskMaxMs ?? 0);
+      if ((l.taskMaxMs ?? 0) > max.taskMaxMs) {
+        max.taskMaxMs = l.taskMaxMs;
+        max.taskMaxKind = l.taskMaxKind ?? '?';
+      }
     }
     return seen ? max : null;
   } catch {
@@ -83,6 +98,14 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
   const loopMax: number[] = [];
   const pollMax: number[] = [];
   const taskMax: number[] = [];
+  const frontLoopMax: number[] = [];
+  const statsWait: number[] = [];
+  const byPath: number[][] = [];
+  const failedByPath: number[] = [];
+  const slowTaskKinds: Record<string, number> = {};
+  const slowHealth: string[] = [];
+  const slowQueries: string[] = [];
+  const started = performance.now();
   let healthFailed = 0;
   let queriesFailed = 0;
   let running = true;
@@ -90,15 +113,25 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const healthLoop = (async () => {
     while (running) {
+      let seen: LoopFigures | null = null;
       const ms = await timed(`http://127.0.0.1:${port}/healthz`, (text) => {
-        const m = workerLoopOf(text);
+        const m = seen = workerLoopOf(text);
         if (m === null) return;
         loopMax.push(m.maxMs);
         pollMax.push(m.pollMaxMs);
         taskMax.push(m.taskMaxMs);
+        if (Number.isFinite(m.frontLoopMaxMs)) frontLoopMax.push(m.frontLoopMaxMs);
+        if (Number.isFinite(m.shardStatsMs)) statsWait.push(m.shardStatsMs);
+        if (m.taskMaxMs > SLOW_MS) slowTaskKinds[m.taskMaxKind] = (slowTaskKinds[m.taskMaxKind] ?? 0) + 1;
       });
       if (ms === null) healthFailed++;
       else health.push(ms);
+      if (ms !== null && ms > SLOW_MS) {
+        const m = seen as LoopFigures | null;
+        const f = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(0));
+        slowHealth.push(`${((performance.now() - started) / 1000).toFixed(1)} s: ${f(ms)} ms (front-end loop max ${f(m?.frontLoopMaxMs)}, ` +
+          `stats wait ${f(m?.shardStatsMs)}, worker loop max ${f(m?.maxMs)}, slice max ${f(m?.pollMaxMs)}, task max ${f(m?.taskMaxMs)} ${m?.taskMaxKind ?? ''})`);
+      }
       await sleep(HEALTH_EVERY_MS);
     }
   })();
@@ -107,9 +140,18 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
       await sleep(QUERY_EVERY_MS);
       const list = paths();
       if (list.length === 0) continue;
-      const ms = await timed(`http://127.0.0.1:${port}${list[turn++ % list.length]}`);
-      if (ms === null) queriesFailed++;
-      else queries.push(ms);
+      const at = turn++ % list.length;
+      const ms = await timed(`http://127.0.0.1:${port}${list[at]}`);
+      byPath[at] ??= [];
+      failedByPath[at] ??= 0;
+      if (ms === null) {
+        queriesFailed++;
+        failedByPath[at]++;
+      } else {
+        queries.push(ms);
+        byPath[at].push(ms);
+        if (ms > SLOW_MS) slowQueries.push(`${((performance.now() - started) / 1000).toFixed(1)} s: ${ms.toFixed(0)} ms (path ${at})`);
+      }
     }
   })();
   return {
@@ -117,7 +159,9 @@ export function startProber(port: number, paths: () => string[]): { stop(): Prom
       running = false;
       await Promise.all([healthLoop, queryLoop]);
       return { health: figures(health, healthFailed), queries: figures(queries, queriesFailed), workerLoopMax: figures(loopMax, 0),
-        workerPollMax: figures(pollMax, 0), workerTaskMax: figures(taskMax, 0) };
+        workerPollMax: figures(pollMax, 0), workerTaskMax: figures(taskMax, 0),
+        frontLoopMax: figures(frontLoopMax, 0), shardStatsWait: figures(statsWait, 0), slowHealth, slowQueries,
+        queriesByPath: Array.from(byPath, (ms, i) => figures(ms ?? [], failedByPath[i] ?? 0)), slowTaskKinds };
     },
   };
 }

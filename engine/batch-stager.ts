@@ -272,10 +272,15 @@ export class BatchStager {
     this.flushRun();
     const n = this.builders.length;
     for (let s = 0; s < n; s++) this.startCursors[s] = this.producers[s].reservedCursor;
+    for (let s = 0; s < n; s++) if (!this.builders[s].isEmpty) this.builders[s].seal(seq);
+    // a refused batch is detached and retried whole (sealed: detach() copies closed records)
+    if (!this.backlogRoom(this.builders)) {
+      this.forgetStaged(this.stagedDevices, this.stagedMetrics);
+      return false;
+    }
     for (let s = 0; s < n; s++) {
       const b = this.builders[s];
       if (b.isEmpty) continue;
-      b.seal(seq);
       if (!writeRecords(this.producers[s], b.buf, b.length)) {
         this.rewind();
         this.forgetStaged(this.stagedDevices, this.stagedMetrics);
@@ -308,6 +313,7 @@ export class BatchStager {
   tryReserveDetached(d: DetachedBatch, seq: number): boolean {
     const n = this.producers.length;
     for (let s = 0; s < n; s++) this.startCursors[s] = this.producers[s].reservedCursor;
+    if (!this.backlogRoom(d.records)) return false;
     for (let s = 0; s < n; s++) {
       const r = d.records[s];
       if (r === null) continue;
@@ -327,6 +333,16 @@ export class BatchStager {
   /** A detached batch's records per shard. */
   detachedRecords(d: DetachedBatch): RecordBytes[] {
     return d.records.map((r) => (r === null ? EMPTY : { buf: r, length: r.byteLength }));
+  }
+
+  /** whether every ring the batch touches is under its backlog bound (RingProducer.hasBacklogRoom) */
+  private backlogRoom(records: readonly (RecordBuilder | Uint8Array | null)[]): boolean {
+    for (let s = 0; s < this.producers.length; s++) {
+      const r = records[s];
+      if (r === null || (r instanceof RecordBuilder && r.isEmpty)) continue;
+      if (!this.producers[s].hasBacklogRoom()) return false;
+    }
+    return true;
   }
 
   private rewind(): void {

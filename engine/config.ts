@@ -27,6 +27,8 @@ export interface SluiceConfig {
   shards: number;
   /** Per-shard ring capacity in bytes, a power of two. */
   ringBytes: number;
+  /** Bytes a shard's ring holds unapplied before ingest waits: bounds how long a query waits for the ring. */
+  ringBacklogBytes: number;
   /** Base window (pane) resolution; divides one day evenly. */
   paneMs: number;
   /** Fixed histogram divisions per pane. */
@@ -347,6 +349,15 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     meaning: 'per-shard ring capacity',
     kind: size(64 * KIB, GIB, powerOfTwo, 'a power of two'),
     defaultValue: () => 16 * MIB,
+  },
+  ringBacklogBytes: {
+    flag: '--ring-backlog',
+    // ~1M events/s per shard at ~32 B per event: 1 MiB is ~30 ms of a shard's work, which a query
+    // waits for at most (it sees every event acknowledged before it); a batch of any size up to
+    // the ring still starts when the backlog is under this
+    meaning: 'unapplied bytes per shard ring past which ingest waits (how long a query may wait for the ring)',
+    kind: size(64 * KIB, GIB),
+    defaultValue: () => MIB,
   },
   paneMs: {
     flag: '--pane',

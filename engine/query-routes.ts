@@ -12,6 +12,7 @@
  * acknowledged before it was sent.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import {
   SluiceError, isValidDeviceId, isValidMetricName, mergeAggregate, toWindowJson, formatDuration,
@@ -140,7 +141,14 @@ const listDevices: Handler = async (_params, query, ctx) => {
   return [200, { devices: all.slice(0, limit), truncated: all.length > limit }];
 };
 
+/**
+ * The front-end thread's event-loop blocks since the previous /healthz (10 ms resolution): a slow
+ * answer is either this thread (decoding, a GC, a group commit's callbacks) or a shard's.
+ */
+const frontLoop = monitorEventLoopDelay({ resolution: 10 });
+
 const health: Handler = async (_params, _query, ctx) => {
+  const t0 = performance.now();
   const stats = await Promise.all(ctx.shards.shards.map((s) => withTimeout(
     ctx.shards.run<ShardStats>(s.shard, { kind: 'stats' }), HEALTH_TIMEOUT_MS)));
   const rings = ctx.shards.ringStates();
@@ -157,6 +165,8 @@ const health: Handler = async (_params, _query, ctx) => {
     };
   });
   const ok = shards.every((s) => s.state !== 'unresponsive');
+  const frontEnd = { loopP99Ms: frontLoop.percentile(99) / 1e6, loopMaxMs: frontLoop.max / 1e6, shardStatsMs: performance.now() - t0 };
+  frontLoop.reset();
   return [ok ? 200 : 503, {
     status: ok ? (ctx.isAccepting() ? 'ok' : 'stopping') : 'degraded',
     uptimeMs: Date.now() - ctx.startedAt,
@@ -167,6 +177,7 @@ const health: Handler = async (_params, _query, ctx) => {
     faults: { count: ctx.guard.faults, lastRequestId: ctx.guard.lastFaultId },
     // the process (all threads): rss; the front-end thread's V8 heap and the buffers outside it
     memory: frontEndMemory(),
+    frontEnd,
     storage: {
       ackMode: ctx.pipeline.mode,
       fault: ctx.pipeline.faultReason,
@@ -194,6 +205,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
 }
 
 export function registerQueryRoutes(app: TemplatedApp, ctx: QueryContext): void {
+  frontLoop.enable();
   route(app, '/v1/devices/:deviceId/metrics/:metric', 2, ctx, deviceSeries);
   route(app, '/v1/metrics/:metric/top', 1, ctx, topDevices);
   route(app, '/v1/metrics/:metric', 1, ctx, fleetSeries);

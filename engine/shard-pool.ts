@@ -76,7 +76,7 @@ export class ShardPool {
         },
       });
       pool.on('error', (err: Error) => onFatal(shard, err));
-      this.shards.push({ shard, ring: new RingProducer(sab), pool });
+      this.shards.push({ shard, ring: new RingProducer(sab, config.ringBacklogBytes), pool });
     }
   }
 

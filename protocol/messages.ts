@@ -137,7 +137,7 @@ export interface ShardStats {
    */
   seal?: { slices: number; queued: number; stepMaxMs: number; firstStepMaxMs: number; lastSealMs: number };
   /** the worker's event-loop delay since the previous stats (what a task may wait behind): p99 and max, ms */
-  loopDelay?: { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number };
+  loopDelay?: { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number; taskMaxKind: string };
   /** the worker's start from its checkpoint: decoding, the series table, the head (null: started empty) */
   restore?: { decodeMs: number; seriesMs: number; headMs: number } | null;
 }

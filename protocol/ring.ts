@@ -87,9 +87,16 @@ export class RingProducer extends RingSide {
   private head: number; // local, includes reserved but unpublished records
   private published: number;
   private cachedTail: number;
+  /**
+   * Bytes reserved and not yet consumed past which a new batch waits (hasBacklogRoom): how long
+   * a query waits for the ring to be applied is this backlog's work, while one batch of any size
+   * up to the capacity still fits an emptier ring. The capacity by default.
+   */
+  backlogMax: number;
 
-  constructor(sab: SharedArrayBuffer) {
+  constructor(sab: SharedArrayBuffer, backlogMax?: number) {
     super(sab);
+    this.backlogMax = backlogMax ?? this.capacity;
     this.head = Atomics.load(this.ctl, RING_HEAD) >>> 0;
     this.published = this.head;
     this.cachedTail = Atomics.load(this.ctl, RING_TAIL) >>> 0;
@@ -132,6 +139,13 @@ export class RingProducer extends RingSide {
     if (off < 0) return false;
     this.bytes.set(src.subarray(start + RECORD_HEADER_BYTES, start + totalBytes), off + RECORD_HEADER_BYTES);
     return true;
+  }
+
+  /** Whether a new batch may start reserving: the backlog (reserved, not consumed) is under backlogMax. */
+  hasBacklogRoom(): boolean {
+    if (((this.head - this.cachedTail) >>> 0) < this.backlogMax) return true;
+    this.cachedTail = Atomics.load(this.ctl, RING_TAIL) >>> 0;
+    return ((this.head - this.cachedTail) >>> 0) < this.backlogMax;
   }
 
   /** The producer's cursor after every reservation so far (published or not). */

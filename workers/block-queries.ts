@@ -584,6 +584,27 @@ export function headSummariesOf(state: ShardState): HeadSummaries {
   return c.cache;
 }
 
+/**
+ * Keeps the head summaries that queries asked for recently current (HeadSummaries.warm), by at
+ * most budgetRows rows; the shard worker calls it between ring slices. Nothing to do, and no
+ * cache made, before a query asked.
+ */
+export function warmHeadSummaries(state: ShardState, now: number, budgetRows: number): number {
+  const c = headCaches.get(state.head);
+  if (c === undefined || c.generation !== forcedGeneration) return 0;
+  return c.cache.warm(now, budgetRows);
+}
+
+/**
+ * One step of bringing the metric's head summaries current before a query that reads them
+ * (HeadSummaries.warmStep): true when they are (or the metric is unknown).
+ */
+export function warmHeadStep(state: ShardState, metricName: string, budgetRows: number): boolean {
+  const metric = state.series.metricIdOf(metricName);
+  if (metric < 0) return true;
+  return headSummariesOf(state).warmStep(metric, budgetRows);
+}
+
 /** the metric's summary of an open slice (extended to its rows now), null without a reading of it */
 function headSummary(heads: HeadSummaries, sliceNo: number, metric: number): HeadSummary | null {
   return heads.get(sliceNo, metric, forcedScan);

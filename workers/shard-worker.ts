@@ -27,7 +27,7 @@ import { ShardState } from './shard-state';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
 import {
-  deviceSeries, distinctDevices, sensorRange, fleetSeries, listDevices, metricLatest, shardStats, topDevices,
+  deviceSeries, distinctDevices, sensorRange, fleetSeries, listDevices, metricLatest, shardStats, topDevices, warmHeadStep, warmHeadSummaries,
 } from './block-queries';
 
 export interface ShardWorkerData {
@@ -50,6 +50,9 @@ export interface ShardWorkerData {
 // 256 KiB of records is ~8k events: ~2 ms at 100k series, ~20 ms at 1M (cache misses), so a
 // stats task or a query never waits long behind the ring (1 MiB was up to ~75 ms at 1M)
 const POLL_BUDGET_BYTES = 1 << 18;
+// head-summary rows (~50 ns each) added after a ring slice or per step before a query: ~3 ms, and
+// 8x a slice's events, so that warm summaries keep up with the ring and a cold one catches up
+const WARM_ROWS = 1 << 16;
 
 const data = workerData as ShardWorkerData;
 const ring = new RingConsumer(data.ring);
@@ -91,14 +94,17 @@ let paused = 0;
 // how long the loop is blocked at a time (a seal step, a ring slice, a checkpoint, a GC): 10 ms resolution
 const loopHistogram = monitorEventLoopDelay({ resolution: 10 });
 loopHistogram.enable();
-/** the longest ring slice and the longest task body (a query, a checkpoint's take) since the last stats */
+/** the longest ring slice (with the head summaries' warming after it) and the longest task body (a query, a checkpoint's take) since the last stats */
 let pollMaxMs = 0;
 let taskMaxMs = 0;
-function loopDelay(): { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number } {
-  const r = { p99Ms: loopHistogram.percentile(99) / 1e6, maxMs: loopHistogram.max / 1e6, pollMaxMs, taskMaxMs };
+/** the kind of that longest task ('' when none ran) */
+let taskMaxKind = '';
+function loopDelay(): { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number; taskMaxKind: string } {
+  const r = { p99Ms: loopHistogram.percentile(99) / 1e6, maxMs: loopHistogram.max / 1e6, pollMaxMs, taskMaxMs, taskMaxKind };
   loopHistogram.reset();
   pollMaxMs = 0;
   taskMaxMs = 0;
+  taskMaxKind = '';
   return r;
 }
 
@@ -107,6 +113,8 @@ function pollOnce(): number {
   const records = applier.records;
   const t0 = performance.now();
   const consumed = ring.poll(applier, POLL_BUDGET_BYTES);
+  // the fleet summaries a query asked for recently follow the slice (counted in its time)
+  if (consumed !== 0) warmHeadSummaries(state, Date.now(), WARM_ROWS);
   const ms = performance.now() - t0;
   if (ms > pollMaxMs) pollMaxMs = ms;
   if (consumed !== 0) {
@@ -169,7 +177,7 @@ async function drain(): Promise<void> {
  * (ShardState.queryPending: not seals in progress, whose slices are still read from the head),
  * ring paused. `everything` waits for every write, seals included.
  */
-async function consistent<T>(fn: () => T, everything = false): Promise<T> {
+async function consistent<T>(kind: ShardTask['kind'], fn: () => T, everything = false): Promise<T> {
   paused++;
   try {
     await drain();
@@ -183,10 +191,23 @@ async function consistent<T>(fn: () => T, everything = false): Promise<T> {
     const t0 = performance.now();
     const r = fn();
     const ms = performance.now() - t0;
-    if (ms > taskMaxMs) taskMaxMs = ms;
+    if (ms > taskMaxMs) {
+      taskMaxMs = ms;
+      taskMaxKind = kind;
+    }
     return r;
   } finally {
     if (--paused === 0) setImmediate(pump);
+  }
+}
+
+/**
+ * Brings the metric's head summaries current in steps, yielding between them (the ring goes on),
+ * so that the query's body under the paused ring only adds the last rows.
+ */
+async function warmed(metrics: readonly string[]): Promise<void> {
+  for (const metric of metrics) {
+    while (!warmHeadStep(state, metric, WARM_ROWS)) await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
@@ -194,17 +215,17 @@ export default function handle(task: ShardTask): unknown {
   switch (task.kind) {
     case 'stats': return { ...shardStats(state, applier.records, applier.lateEvents), correctedEvents: applier.correctedEvents, loopDelay: loopDelay(), restore: restoreTimes };
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
-    case 'deviceSeries': return consistent(() => deviceSeries(state, task));
-    case 'fleetSeries': return consistent(() => fleetSeries(state, task));
-    case 'top': return consistent(() => topDevices(state, task));
-    case 'devices': return consistent(() => listDevices(state, task));
-    case 'distinctDevices': return consistent(() => distinctDevices(state, task));
-    case 'sensorRange': return consistent(() => sensorRange(state, task));
-    case 'metricLatest': return consistent(() => metricLatest(state, task));
-    case 'checkpoint': return consistent(() => checkpoint(task.full));
-    case 'retention': return consistent(() => state.retain(task.cutoffs));
-    case 'sync': return consistent(() => null, true);
-    case 'report': return consistent(() => report.collect());
+    case 'deviceSeries': return consistent('deviceSeries', () => deviceSeries(state, task));
+    case 'fleetSeries': return warmed([task.metric]).then(() => consistent('fleetSeries', () => fleetSeries(state, task)));
+    case 'top': return consistent('top', () => topDevices(state, task));
+    case 'devices': return consistent('devices', () => listDevices(state, task));
+    case 'distinctDevices': return warmed(task.metrics).then(() => consistent('distinctDevices', () => distinctDevices(state, task)));
+    case 'sensorRange': return warmed([task.metric]).then(() => consistent('sensorRange', () => sensorRange(state, task)));
+    case 'metricLatest': return consistent('metricLatest', () => metricLatest(state, task));
+    case 'checkpoint': return consistent('checkpoint', () => checkpoint(task.full));
+    case 'retention': return consistent('retention', () => state.retain(task.cutoffs));
+    case 'sync': return consistent('sync', () => null, true);
+    case 'report': return consistent('report', () => report.collect());
     default: throw new Error(`unknown shard task ${(task as { kind: string }).kind}`);
   }
 }

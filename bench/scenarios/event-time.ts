@@ -487,9 +487,14 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     }
     if (responsiveness !== null) {
       notes.push(`responsiveness during the load (one request at a time): ${describeLatency('/healthz every 250 ms', responsiveness.health)}; ` +
-        `${describeLatency('queries every 1 s (a device and the fleet, past 10 simulated minutes at 1m)', responsiveness.queries)}; ` +
+        `${describeLatency('queries every 1 s (a device and the fleet, past 10 simulated minutes at 1m)', responsiveness.queries)} ` +
+        `(${responsiveness.queriesByPath.map((f, i) => describeLatency(['the device', 'the fleet'][i] ?? `path ${i}`, f)).join('; ')}); ` +
         `${describeLatency('the shard workers\' longest event-loop block between two /healthz', responsiveness.workerLoopMax)}; ` +
-        `${describeLatency('their longest ring slice', responsiveness.workerPollMax)}; ${describeLatency('their longest task body', responsiveness.workerTaskMax)}`);
+        `${describeLatency('their longest ring slice', responsiveness.workerPollMax)}; ${describeLatency('their longest task body', responsiveness.workerTaskMax)} ` +
+        `(bodies over 100 ms by kind: ${Object.entries(responsiveness.slowTaskKinds).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}); ` +
+        `${describeLatency('the front-end thread\'s longest event-loop block between two /healthz', responsiveness.frontLoopMax)}; ` +
+        `${describeLatency('the /healthz wait for the shards\' stats', responsiveness.shardStatsWait)}; ` +
+        `the slow /healthz: ${responsiveness.slowHealth.join('; ') || 'none'}; the slow queries (path 0 the device, 1 the fleet): ${responsiveness.slowQueries.join('; ') || 'none'}`);
     }
     notes.push(`load ${n0(loadSeconds)} s for ${(last.stepsAcked / STEPS_PER_MINUTE).toFixed(1)} simulated minutes (${(last.stepsAcked * STEP_MS / 1000 / Math.max(loadSeconds, 1e-9)).toFixed(1)}x real time); drain ${drainSeconds.toFixed(1)} s${drained ? '' : ' (NOT drained within the limit)'}`);
     notes.push(`acked rate, first ${PRE_CLOSE_MIN} simulated minutes: ${n0(preRate)} events/s; after: ${n0(postRate)} events/s` +

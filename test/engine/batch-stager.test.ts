@@ -98,6 +98,32 @@ t.test('all or nothing: a full ring refuses the whole batch and undoes its name 
   t.same(r1.types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS]);
 });
 
+t.test('the backlog bound: a batch waits while a ring it touches holds backlogMax unapplied bytes, then goes whole', async (t) => {
+  const s = setup();
+  const [a, b] = devicesOnShards(2);
+  s.producers[1].backlogMax = 4096;
+  // shard 1 holds 4 KiB unapplied: at its bound, though the ring has 60 KiB free
+  for (let i = 0; i < 4; i++) s.producers[1].tryReserve(1024, 99);
+  s.producers[1].publish();
+  s.stager.begin();
+  stage(s, a, 10);
+  t.equal(reserveAndPublish(s.stager, s.producers, 1), true, 'a batch of shard 0 only is not held back by shard 1');
+  s.consumers[0].poll(new TypeCounter(), 1 << 20);
+  s.stager.begin();
+  stage(s, a, 10);
+  stage(s, b, 300); // larger than the bound on its own: it still goes once the backlog is under it
+  t.equal(reserveAndPublish(s.stager, s.producers, 2), false, 'refused while shard 1 is at its bound');
+  const d = s.stager.detach();
+  t.equal(s.consumers[0].poll(new TypeCounter(), 1 << 20), 0, 'nothing of it reached shard 0');
+  t.equal(s.stager.tryReserveDetached(d, 3), false, 'still at the bound: refused again');
+  s.consumers[1].poll(new TypeCounter(), 1 << 30);
+  t.equal(s.stager.tryReserveDetached(d, 3) && publishAll(s.producers), true, 'applied: the whole batch goes');
+  t.ok(s.producers[1].usedBytes() > 4096, `the batch itself may pass the bound (${s.producers[1].usedBytes()} bytes)`);
+  const r1 = new TypeCounter();
+  s.consumers[1].poll(r1, 1 << 20);
+  t.same(r1.types, [REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS], 'shard 1 got the batch with its names');
+});
+
 t.test('devicesMax bounds the dictionary', async (t) => {
   const dict = new Dictionary(1, 2);
   t.equal(dict.device('a'), 0);

@@ -50,6 +50,11 @@ const SPECS: Spec[] = [
     bad: [['1000', /1000 is not a power of two/], ['1MB', /not a power of two/], ['32KiB', OUT], ['2GiB', OUT], ['big', /invalid size "big"/]],
   },
   {
+    key: 'ringBacklogBytes', flag: '--ring-backlog', env: 'SLUICE_RING_BACKLOG', defaultValue: MIB,
+    good: [['64KiB', 64 * KIB], ['1GiB', GIB], ['3MB', 3_000_000], [131072, 131072]],
+    bad: [['32KiB', OUT], ['2GiB', OUT], ['lots', /invalid size "lots"/]],
+  },
+  {
     key: 'paneMs', flag: '--pane', env: 'SLUICE_PANE', defaultValue: 10_000,
     good: [['1s', 1000], ['1d', 86_400_000], ['5m', 300_000], ['1h', 3_600_000], ['250ms', undefined], ['2000', 2000], [60000, 60000]],
     bad: [['999ms', OUT], ['2d', OUT], ['7s', /7s does not divide 1d evenly/], ['soon', /invalid duration "soon"/]],

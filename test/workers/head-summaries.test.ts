@@ -118,6 +118,8 @@ for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
       ['rows', true, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
       ['chains', false, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
       ['evicting', undefined, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST, bytesMax: 20_000 })],
+      // brought part of the way by warm steps and warm() (small budgets) before each get()
+      ['stepped', undefined, new HeadSummaries(head, table, { sliceMs, paneMs, histogram: HIST })],
     ];
     const ref = new Map<number, Reading[]>();
     let first = 1_000_000;
@@ -158,6 +160,10 @@ for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
           for (let metric = 0; metric < METRICS.length; metric++) {
             if (rand() < 0.3) continue; // some entries fall behind by several rounds
             const rs = (ref.get(no) ?? []).filter((x) => x.metric === metric);
+            if (name === 'stepped') {
+              for (let k = Math.floor(rand() * 3); k > 0; k--) cache.warmStep(metric, 1 + Math.floor(rand() * 40));
+              if (rand() < 0.5) cache.warm(Date.now(), 1 + Math.floor(rand() * 40));
+            }
             const d = check(cache.get(no, metric, columns), rs, sliceMs, paneMs);
             if (d !== '') {
               t.fail(`${name}: round ${round}, slice ${no}, metric ${METRICS[metric]}: ${d} (seed=${seed})`);
@@ -168,7 +174,8 @@ for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
       }
     }
     t.ok(reopened > 0, `${reopened} slices opened again`);
-    const [cheaper, rows, chains, evicting] = ways.map((w) => w[2].counters);
+    const [cheaper, rows, chains, evicting, stepped] = ways.map((w) => w[2].counters);
+    t.ok(stepped!.rowsRead > 0, `stepped: rows read in steps too (${stepped!.rowsRead})`);
     t.ok(rows!.readingsAdded <= appended, `rows: each reading added at most once (${rows!.readingsAdded} of ${appended})`);
     t.ok(rows!.rowsRead <= METRICS.length * appended, `rows: each row read at most once per metric (${rows!.rowsRead})`);
     t.equal(rows!.chainBuilds, 0, 'rows: never from the chains');
@@ -215,4 +222,32 @@ t.test('extending costs the new rows: a summary asked again reads only what was 
   t.equal(h.summary().slice.devices, 1000);
   cache.get(1, 0, true);
   t.equal(cache.counters.rowsRead, 1010, 'nothing new: nothing read');
+});
+
+t.test('warm steps build a cold entry by at most their budget; warm() keeps asked metrics current, and stops', async (t) => {
+  const table = new SeriesTable();
+  table.defineMetric(0, 'a');
+  table.defineMetric(1, 'b');
+  for (let d = 0; d < 1000; d++) table.defineDevice(d, `d${d}`);
+  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
+  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  for (let d = 0; d < 1000; d++) head.append(table.seriesOf(d, 0), 60_000 + d * 7, d % 100);
+  t.equal(cache.warm(Date.now(), 1e9), 0, 'no query asked: warm() does nothing');
+  let steps = 0;
+  while (!cache.warmStep(0, 300)) {
+    steps++;
+    t.ok(cache.counters.rowsRead <= 300 * steps, `step ${steps}: at most 300 rows each (${cache.counters.rowsRead})`);
+  }
+  t.equal(steps, 3, '1000 rows in steps of 300: three unfinished steps, the fourth finishes');
+  t.equal(cache.counters.rowsRead, 1000);
+  for (let d = 0; d < 500; d++) head.append(table.seriesOf(d, 0), 60_000 + 40_000 + d, 50);
+  t.equal(cache.warm(Date.now(), 200), 200, 'warm() adds at most its budget');
+  t.equal(cache.warm(Date.now(), 1e9), 300, 'and the rest at the next call');
+  const rowsBefore = cache.counters.rowsRead;
+  const h = cache.get(1, 0)!;
+  t.equal(cache.counters.rowsRead, rowsBefore, 'the query finds the entry current: nothing to read');
+  t.equal(h.summary().slice.count, 1500);
+  head.append(table.seriesOf(3, 0), 60_000 + 50_000, 1);
+  t.equal(cache.warm(Date.now() + 31_000, 1e9), 0, 'nothing asked for 30 s: warm() stops keeping it current');
+  t.equal(cache.get(1, 0)!.summary().slice.count, 1501, 'the next query brings it current itself');
 });
