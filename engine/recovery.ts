@@ -4,8 +4,10 @@
  *
  * 1. planRecovery (before the workers start): check the shard count against the data dir, read
  *    each shard's checkpoint header (its seq), restore the dictionary, read the device seqs.
- * 2. replayWal (after the workers started from their checkpoints): tell every shard every name
- *    again, then write each WAL entry after the lowest checkpoint into the rings of the shards
+ * 2. replayWal (after the workers started from their checkpoints): tell every shard the names it
+ *    does not know from its checkpoint (a write lost after the name reached the dictionary, a
+ *    device named after the checkpoint: the WAL may not repeat a name it already sent), then
+ *    write each WAL entry after the lowest checkpoint into the rings of the shards
  *    whose checkpoint is older than the entry. Workers skip records at or below their checkpoint
  *    seq too, so a record is applied once whatever happens.
  */
@@ -15,7 +17,7 @@ import { decodeWalEntry, type Store } from '../storage';
 import type { BatchStager } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
 import type { SluiceConfig } from './config';
-import type { Dictionary } from './dictionary';
+import { SENT, type Dictionary } from './dictionary';
 import type { Ingest } from './ingest';
 
 export class RecoveryError extends Error {}
@@ -36,6 +38,8 @@ export interface RecoveryPlan {
 export interface ReplaySummary {
   checkpointsLoaded: number;
   walEntriesReplayed: number;
+  /** device names sent to shards that did not know them from their checkpoints */
+  deviceNamesSent: number;
   recordsReplayed: number;
   eventsReplayed: number;
   nextSeq: number;
@@ -84,8 +88,8 @@ export function readCheckpoints(store: Store, config: SluiceConfig): Checkpoints
 export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionary, read = readCheckpoints(store, config)): RecoveryPlan {
   const { checkpoints, checkpointSeqs } = read;
   const t1 = performance.now();
-  const devices = store.loadNames('d');
-  const metrics = store.loadNames('m');
+  const devices = store.loadDeviceNames();
+  const metrics = store.loadMetricNames();
   const missing = dict.restore(devices, metrics);
   const t2 = performance.now();
   const deviceSeqs = store.loadDeviceSeqs();
@@ -107,12 +111,23 @@ async function flushStaged(stager: BatchStager, producers: RingProducer[]): Prom
   stager.begin();
 }
 
+/**
+ * known: per shard, the device ids its checkpoint restored (bit id set; SeriesTable.knownDeviceBits).
+ * The names a shard lacks are sent before any replayed record can use them; the others are marked
+ * sent (re-sending 1M names cost seconds of a 1M-device restart).
+ */
 export async function replayWal(store: Store, plan: RecoveryPlan, dict: Dictionary, stager: BatchStager,
-  producers: RingProducer[], pipeline: CommitPipeline, ingest: Ingest): Promise<ReplaySummary> {
+  producers: RingProducer[], pipeline: CommitPipeline, ingest: Ingest, known: readonly Uint8Array[]): Promise<ReplaySummary> {
   const t0 = Date.now();
-  // every name again, before any replayed record can use it
   stager.begin();
+  let namesSent = 0;
   for (let id = 0; id < dict.deviceCount; id++) {
+    const bits = known[dict.shardOf(id)];
+    if (bits !== undefined && (id >>> 3) < bits.length && (bits[id >>> 3]! & (1 << (id & 7))) !== 0) {
+      dict.deviceState[id] = SENT;
+      continue;
+    }
+    namesSent++;
     stager.stageDeviceName(id);
     if (stager.stagedBytes > DEFINE_FLUSH_BYTES) await flushStaged(stager, producers);
   }
@@ -155,7 +170,7 @@ export async function replayWal(store: Store, plan: RecoveryPlan, dict: Dictiona
   ingest.nextSeq = lastSeq + 1;
   return {
     checkpointsLoaded: plan.checkpoints.filter((c) => c !== null).length,
-    walEntriesReplayed: entries, recordsReplayed: records, eventsReplayed: events, nextSeq: ingest.nextSeq,
+    walEntriesReplayed: entries, deviceNamesSent: namesSent, recordsReplayed: records, eventsReplayed: events, nextSeq: ingest.nextSeq,
     durationMs: Date.now() - t0,
   };
 }

@@ -73,23 +73,26 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   }
 
   const tPlanned = Date.now();
-  const replay = await replayWal(store, plan, dict, stager, shards.producers, pipeline, ingest);
+  // the workers answer once restored: their known names, so that only the others are sent again
+  const known = await shards.runAll<Uint8Array>({ kind: 'knownDevices' });
+  const tRestored = Date.now();
+  const replay = await replayWal(store, plan, dict, stager, shards.producers, pipeline, ingest, known);
   const tReplayed = Date.now();
   await shards.drain(DRAIN_TIMEOUT_MS);
   const tDrained = Date.now();
   for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = storedCheckpointBytes(plan.checkpoints[s] ?? null);
-  dict.onNewDevice = (id, name) => store.putDeviceName(id, name);
+  dict.onNewDevice = (id) => store.putNewDeviceName(id, dict.deviceNames);
   dict.onNewMetric = (id, name) => store.putMetricName(id, name);
   // a name whose write was lost in a storage fault would be missing after a restart: write all again
   pipeline.onRecovered = () => {
-    for (let id = 0; id < dict.deviceCount; id++) store.putDeviceName(id, dict.deviceNames[id]);
+    store.putAllDeviceNames(dict.deviceNames);
     for (let id = 0; id < dict.metricNames.length; id++) store.putMetricName(id, dict.metricNames[id]);
   };
   log.info({
     ...replay, durationMs: Date.now() - t0, devices: plan.devices, metrics: plan.metrics,
-    // planning (checkpoints read, names, device seqs), the WAL read into the rings, the workers
-    // starting from their checkpoints and applying it
-    timings: { ...plan.timings, planMs: tPlanned - t0, replayMs: tReplayed - tPlanned, workersMs: tDrained - tReplayed },
+    // planning (checkpoints read, names, device seqs), the wait for the workers' restore from
+    // their checkpoints (begun before planning), the WAL read into the rings, the workers applying it
+    timings: { ...plan.timings, planMs: tPlanned - t0, restoreWaitMs: tRestored - tPlanned, replayMs: tReplayed - tRestored, workersMs: tDrained - tReplayed },
   },
     `recovery: ${replay.checkpointsLoaded} checkpoint(s) loaded, ${replay.walEntriesReplayed} WAL entries replayed (${replay.eventsReplayed} events) in ${Date.now() - t0} ms`);
 

@@ -57,6 +57,11 @@ export interface ReportTask { kind: 'report' }
 /** Apply what was published and wait for the shard's pending LMDB writes (late log, rollups). */
 export interface SyncTask { kind: 'sync' }
 /**
+ * The device ids a shard knows the name of (bit id of the answer, a Uint8Array), asked after its
+ * restore: recovery re-sends only the other names (a 1M-device checkpoint holds them all).
+ */
+export interface KnownDevicesTask { kind: 'knownDevices' }
+/**
  * Drain the ring, snapshot the shard's state and return it as checkpoint bytes: the groups that
  * changed since the previous checkpoint task, or all of them when `full` (the front-end asks for a
  * full one when the previous checkpoint's write failed, since the worker counts it as stored).
@@ -70,7 +75,7 @@ export interface CheckpointTask { kind: 'checkpoint'; full: boolean }
 export interface RetentionTask { kind: 'retention'; cutoffs: RetentionCutoff[] }
 export interface RetentionCutoff { resolutionMs: number; before: number }
 export interface RetentionResult { droppedBlocks: number }
-export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | SensorRangeTask | MetricLatestTask | RetentionTask;
+export type ShardTask = DeviceSeriesTask | FleetSeriesTask | TopTask | DevicesTask | StatsTask | StallTask | CheckpointTask | SyncTask | ReportTask | DistinctDevicesTask | SensorRangeTask | MetricLatestTask | RetentionTask | KnownDevicesTask;
 
 export interface CheckpointResult {
   shard: number;

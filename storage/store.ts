@@ -7,7 +7,8 @@
  * transaction is flushed to disk, so "resolved" means durable.
  *
  * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
- * metric names by id), devseq (device id -> last admitted device sequence), checkpoints (shard ->
+ * metric names by id: ['d' | 'm', id] -> name; and ['D', k] -> device ids [k x NAME_CHUNK,
+ * (k + 1) x NAME_CHUNK) joined by newlines, which replace their single keys once full), devseq (device id -> last admitted device sequence), checkpoints (shard ->
  * checkpoint base: header and tables), ckgroups ([shard, pane number] -> the checkpoint's panes of
  * that pane number; see workers/checkpoint.ts). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
  * the bytes Sluice keeps (see StorageBudget), not by LMDB.
@@ -32,6 +33,12 @@ export const STORAGE_FORMAT = 3;
 export const LMDB_DBS_MAX = 1024;
 
 export class StorageError extends Error {}
+
+/**
+ * Device names per chunk key. Loading 1M names from single keys took ~4 s here (a key decode and
+ * an object per name); from chunks it is one split per 4,096 names.
+ */
+export const NAME_CHUNK = 4096;
 
 export interface StoredName {
   id: number;
@@ -118,12 +125,54 @@ export class Store {
     void this.dict.put(['m', id], name);
   }
 
-  loadNames(kind: 'd' | 'm'): StoredName[] {
+  /**
+   * A device named for the first time (names: every device name by id, this one last): its single
+   * key, and when it completes a chunk, the chunk (a restart loads chunks, not 1M single keys).
+   */
+  putNewDeviceName(id: number, names: readonly string[]): void {
+    this.putDeviceName(id, names[id]!);
+    const end = id + 1;
+    if (end % NAME_CHUNK === 0) this.putDeviceNameChunk(end / NAME_CHUNK - 1, names.slice(end - NAME_CHUNK, end));
+  }
+
+  /**
+   * Stores the names of device ids [k x NAME_CHUNK, (k + 1) x NAME_CHUNK) as one key, then
+   * removes their single keys. The writes commit in the order issued, so a durable removal
+   * implies a durable chunk. Device names never hold a newline ([A-Za-z0-9_.:-]).
+   */
+  putDeviceNameChunk(k: number, names: readonly string[]): void {
+    if (names.length !== NAME_CHUNK) throw new RangeError(`a name chunk holds ${NAME_CHUNK} names, not ${names.length}`);
+    void this.dict.put(['D', k], names.join('\n'));
+    for (let i = 0; i < NAME_CHUNK; i++) void this.dict.remove(['d', k * NAME_CHUNK + i]);
+  }
+
+  /** Every device name again: full chunks as chunks, the rest as single keys (after a storage fault). */
+  putAllDeviceNames(names: readonly string[]): void {
+    const chunks = Math.floor(names.length / NAME_CHUNK);
+    for (let k = 0; k < chunks; k++) this.putDeviceNameChunk(k, names.slice(k * NAME_CHUNK, (k + 1) * NAME_CHUNK));
+    for (let id = chunks * NAME_CHUNK; id < names.length; id++) this.putDeviceName(id, names[id]!);
+  }
+
+  /** The stored metric names, in id order. */
+  loadMetricNames(): StoredName[] {
     const out: StoredName[] = [];
-    for (const { key, value } of this.dict.getRange({ start: [kind, 0], end: [kind, Number.MAX_SAFE_INTEGER] })) {
-      out.push({ id: key[1], name: value });
-    }
+    for (const { key, value } of this.dict.getRange({ start: ['m', 0], end: ['m', Number.MAX_SAFE_INTEGER] })) out.push({ id: key[1], name: value });
     return out;
+  }
+
+  /** The stored device names by id (a hole: no name stored), from their chunks and single keys. */
+  loadDeviceNames(): (string | undefined)[] {
+    const byId: (string | undefined)[] = [];
+    for (const { key, value } of this.dict.getRange({ start: ['D', 0], end: ['D', Number.MAX_SAFE_INTEGER] })) {
+      const first = key[1] * NAME_CHUNK;
+      const names = value.split('\n');
+      for (let i = 0; i < names.length; i++) byId[first + i] = names[i];
+    }
+    // single keys: the names past the last full chunk (and any a crash left beside their chunk)
+    for (const { key, value } of this.dict.getRange({ start: ['d', 0], end: ['d', Number.MAX_SAFE_INTEGER] })) {
+      byId[key[1]] ??= value;
+    }
+    return byId;
   }
 
   putDeviceSeq(deviceId: number, seq: number): void {

@@ -1103,21 +1103,21 @@ function compareTopRows(a: TopRow, b: TopRow): number {
 
 export function listDevices(state: ShardState, task: DevicesTask): DevicesResult {
   const table = state.series;
-  const names = table.sortedDeviceNames();
+  const ids = table.sortedDeviceIds();
   const prefix = task.prefix;
   const devices: DeviceEntry[] = [];
   // binary search for the first name >= prefix; names with the prefix follow contiguously
   let lo = 0;
-  let hi = names.length;
+  let hi = ids.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (names[mid]! < prefix) lo = mid + 1;
+    if (table.deviceName(ids[mid]!)! < prefix) lo = mid + 1;
     else hi = mid;
   }
-  for (let i = lo; i < names.length && devices.length < task.limit; i++) {
-    const name = names[i]!;
+  for (let i = lo; i < ids.length && devices.length < task.limit; i++) {
+    const name = table.deviceName(ids[i]!)!;
     if (!name.startsWith(prefix)) break;
-    const metrics = table.seriesOfDevice(table.deviceIdOf(name)).map((s) => table.metricName(table.seriesMetric(s))!);
+    const metrics = table.seriesOfDevice(ids[i]!).map((s) => table.metricName(table.seriesMetric(s))!);
     metrics.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     devices.push({ deviceId: name, metrics });
   }

@@ -137,8 +137,14 @@ export class IntPairMap {
     }
   }
 
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
+  /** room for n entries without growing (a restore sizes the table once, not ~20 doublings) */
+  reserve(n: number): void {
+    let capacity = this.mask + 1;
+    while (n * 2 > capacity) capacity *= 2;
+    if (capacity > this.mask + 1) this.grow(capacity);
+  }
+
+  private grow(capacity = (this.mask + 1) * 2): void {
     if (capacity > CAPACITY_MAX) throw new RangeError(`IntPairMap: capacity limit ${CAPACITY_MAX} reached`);
     const oldA = this.keysA;
     const oldB = this.keysB;

@@ -9,16 +9,17 @@
  *
  * Memory, per series: the pair map (16 B a slot, at most half full), device and metric (4 B
  * each), the next series of the same device (4 B: a device's series are a chain in a typed array,
- * not an array object per device), and per metric a list entry; per device its name, two map
- * entries and its entry in the definition log (id and end offset, 4 B each, and the name's UTF-8
- * bytes: ~18 B at 10-character names). Grows by doubling.
+ * not an array object per device), and per metric a list entry; per device its entry in the
+ * device NameLog (workers/name-log.ts: id, end offset and the id's entry, 4 B each, a hash slot,
+ * 8-16 B, and the name's UTF-8 bytes): no string or Map entry per device. Grows by doubling.
  *
  * Snapshots are incremental: series and names are append-only, in three logs (the series, the
  * device names and the metric names, each in definition order), so any part of the table a
  * checkpoint stores is a range between two RowMarks, and rows(from, to) hands that range out as
  * typed-array views (no copy: packing it is a memcpy per column). restore() replays ranges in
  * order. Names are kept in a log of their UTF-8 bytes end to end so that a range of names is one
- * byte view, not a string per name (a join of 500k names took ~95 ms here, the view none).
+ * byte view, not a string per name (a join of 500k names took ~95 ms here, the view none), and
+ * a restore appends bytes without making a string per name.
  * markAt() gives a mark every markEvery series, where a checkpoint may cut a long range into
  * groups: the names any series before the mark uses are before it too. restore() notes the mark
  * after each call (takeRestoredParts), so the checkpointer knows the ranges of what it stored.
@@ -26,6 +27,9 @@
 
 import { isAscii } from 'node:buffer';
 import { IntPairMap } from './int-pair-map';
+import { NameLog, type NameRows } from './name-log';
+
+export type { NameRows } from './name-log';
 
 const NONE = -1;
 
@@ -37,13 +41,6 @@ export interface RowMark {
 }
 
 export const ROW_MARK_ZERO: RowMark = Object.freeze({ series: 0, devices: 0, metrics: 0 });
-
-/** Names of one kind in a range of its log: ids, and their UTF-8 bytes end to end with byte lengths. */
-export interface NameRows {
-  ids: Int32Array;
-  text: Uint8Array;
-  lengths: Uint8Array | Uint16Array | Uint32Array;
-}
 
 /**
  * What a checkpoint holds of the table (format 2): the rows between two marks, as typed arrays.
@@ -96,16 +93,13 @@ export class SeriesTable {
    */
   private firstOfDevice: Int32Array<ArrayBuffer> = new Int32Array(1024);
   private readonly byMetric = new Map<number, number[]>();
-  /** per device id its name (holey: ids of other shards are holes); deviceCount counts the bound ones */
-  private readonly deviceNames: (string | undefined)[] = [];
-  private devicesBound = 0;
-  private readonly deviceIds = new Map<string, number>();
   private readonly metricNames = new Map<number, string>();
   private readonly metricIds = new Map<string, number>();
-  private sortedNames: string[] | null = null;
-  // the definition logs (checkpoints store ranges of them)
+  /** the device ids in name order (listDevices), until the next define */
+  private sortedIds: Int32Array | null = null;
+  // the definition logs (checkpoints store ranges of them); the devices' is also their index
   private readonly deviceLog = new NameLog();
-  private readonly metricLog = new NameLog();
+  private readonly metricLog = new NameLog('metric');
   /** per markEvery series: the device and metric log lengths when that series was created */
   private cuts: Int32Array<ArrayBuffer> = new Int32Array(64);
   private restored: RestoredPart[] = [];
@@ -123,7 +117,7 @@ export class SeriesTable {
   }
 
   get deviceCount(): number {
-    return this.devicesBound;
+    return this.deviceLog.n;
   }
 
   /** bytes of the typed arrays (capacities), for /healthz and the memory target */
@@ -136,33 +130,24 @@ export class SeriesTable {
 
   /** Binds a global device id to its name; idempotent; a conflicting rebind throws (a bug upstream). */
   defineDevice(id: number, name: string): void {
-    if (!(Number.isInteger(id) && id >= 0 && id < 2 ** 31)) throw new RangeError(`device id must be an integer in [0, 2^31): ${id}`);
-    const known = this.deviceNames[id];
-    if (known === name) return;
-    if (known !== undefined) throw new Error(`BUG: device id ${id} is bound to "${known}", not "${name}"`);
-    const other = this.deviceIds.get(name);
-    if (other !== undefined) throw new Error(`BUG: device "${name}" is bound to id ${other}, not ${id}`);
-    this.deviceNames[id] = name;
-    this.deviceIds.set(name, id);
-    this.devicesBound++;
-    this.sortedNames = null;
-    this.deviceLog.push(id, name);
+    if (this.deviceLog.define(id, name)) this.sortedIds = null;
   }
 
   defineMetric(id: number, name: string): void {
-    if (bind(this.metricNames, this.metricIds, 'metric', id, name)) this.metricLog.push(id, name);
+    if (bind(this.metricNames, this.metricIds, 'metric', id, name)) this.metricLog.define(id, name);
   }
 
   deviceIdOf(name: string): number {
-    return this.deviceIds.get(name) ?? NONE;
+    return this.deviceLog.idOf(name);
   }
 
   metricIdOf(name: string): number {
     return this.metricIds.get(name) ?? NONE;
   }
 
+  /** the device's name (a new string: a query-path call), undefined when unknown */
   deviceName(id: number): string | undefined {
-    return id >= 0 ? this.deviceNames[id] : undefined;
+    return this.deviceLog.nameOf(id);
   }
 
   metricName(id: number): string | undefined {
@@ -173,10 +158,33 @@ export class SeriesTable {
     return [...this.metricNames.keys()];
   }
 
-  /** every defined device name, sorted (cached until the next defineDevice) */
-  sortedDeviceNames(): readonly string[] {
-    if (this.sortedNames === null) this.sortedNames = [...this.deviceIds.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return this.sortedNames;
+  /** the defined device ids as a bitmap (bit id set: its name is known) */
+  knownDeviceBits(): Uint8Array {
+    return this.deviceLog.idBits();
+  }
+
+  /**
+   * The defined device ids in name order (JavaScript string order), cached until the next
+   * define. Sorting makes a string per name for its length; only the ids are kept.
+   */
+  sortedDeviceIds(): Int32Array {
+    if (this.sortedIds !== null) return this.sortedIds;
+    const log = this.deviceLog;
+    const names: string[] = new Array<string>(log.n);
+    const order: number[] = new Array<number>(log.n);
+    for (let e = 0; e < log.n; e++) {
+      names[e] = log.nameAt(e);
+      order[e] = e;
+    }
+    order.sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+    const ids = new Int32Array(log.n);
+    for (let i = 0; i < ids.length; i++) ids[i] = log.idAt(order[i]!);
+    return this.sortedIds = ids;
+  }
+
+  /** every defined device name, sorted (new strings each call: tests and diagnostics) */
+  sortedDeviceNames(): string[] {
+    return Array.from(this.sortedDeviceIds(), (id) => this.deviceLog.nameOf(id)!);
   }
 
   // ---- series -----------------------------------------------------------------------------
@@ -218,7 +226,7 @@ export class SeriesTable {
   }
 
   private create(device: number, metric: number): number {
-    if (this.deviceNames[device] === undefined) throw new Error(`BUG: device id ${device} used before its DEFINE record`);
+    if (this.deviceLog.entryOf(device) < 0) throw new Error(`BUG: device id ${device} used before its DEFINE record`);
     if (!this.metricNames.has(metric)) throw new Error(`BUG: metric id ${metric} used before its DEFINE record`);
     if (this.n >= this.seriesMax) throw new RangeError(`the shard holds ${this.seriesMax} series, its limit`);
     const s = this.n++;
@@ -235,6 +243,17 @@ export class SeriesTable {
     if (list === undefined) this.byMetric.set(metric, [s]);
     else list.push(s);
     return s;
+  }
+
+  /** room for n series without growing (a restore sizes the arrays and the map once) */
+  private reserveSeries(n: number): void {
+    this.map.reserve(n);
+    let size = this.sDevice.length;
+    while (size < n) size *= 2;
+    if (size === this.sDevice.length) return;
+    this.sDevice = grown(this.sDevice, size);
+    this.sMetric = grown(this.sMetric, size);
+    this.sNextOfDevice = grown(this.sNextOfDevice, size);
   }
 
   private grow(): void {
@@ -312,8 +331,10 @@ export class SeriesTable {
     if (!(device instanceof Int32Array && metric instanceof Int32Array && device.length === metric.length && Number.isInteger(from) && from >= 0)) {
       throw new Error(`series rows from ${String(from)} are malformed`);
     }
-    forEachName(rows.deviceNames, (id, name) => this.defineDevice(id, name));
+    this.deviceLog.restoreRows(rows.deviceNames);
+    this.sortedIds = null;
     forEachName(rows.metricNames, (id, name) => this.defineMetric(id, name));
+    this.reserveSeries(from + device.length);
     this.restoreSeries(from, device.length, (i) => device[i]!, (i) => metric[i]!);
   }
 
@@ -331,56 +352,6 @@ export class SeriesTable {
       const got = this.seriesOf(device(i), metric(i));
       if (got !== s) throw new Error(`BUG: series ${s} restored as ${got}: checkpoint rows out of order`);
     }
-  }
-}
-
-/**
- * A definition log: ids in order, and their names' UTF-8 bytes end to end (ends[i]: the byte
- * after name i). Grows by doubling; append-only, so views of a range stay valid.
- */
-class NameLog {
-  n = 0;
-  private ids: Int32Array<ArrayBuffer> = new Int32Array(256);
-  private ends: Uint32Array<ArrayBuffer> = new Uint32Array(256);
-  private text: Buffer = Buffer.alloc(4096);
-  private used = 0;
-
-  push(id: number, name: string): void {
-    if (this.n === this.ids.length) {
-      this.ids = grown(this.ids, this.n * 2);
-      this.ends = grown(this.ends, this.n * 2);
-    }
-    const room = this.used + 3 * name.length;
-    if (room > this.text.length) {
-      const text = Buffer.alloc(Math.max(room, this.text.length * 2));
-      this.text.copy(text, 0, 0, this.used);
-      this.text = text;
-    }
-    this.used += this.text.write(name, this.used, 'utf8');
-    this.ids[this.n] = id;
-    this.ends[this.n++] = this.used;
-  }
-
-  rows(from: number, to: number): NameRows {
-    const start = from === 0 ? 0 : this.ends[from - 1]!;
-    let longest = 0;
-    for (let i = from, prev = start; i < to; i++) {
-      const len = this.ends[i]! - prev;
-      if (len > longest) longest = len;
-      prev = this.ends[i]!;
-    }
-    // one byte per length for the names the protocol allows (at most 128 ASCII characters)
-    const lengths = longest < 0x100 ? new Uint8Array(to - from) : longest < 0x10000 ? new Uint16Array(to - from) : new Uint32Array(to - from);
-    for (let i = from, prev = start; i < to; i++) {
-      lengths[i - from] = this.ends[i]! - prev;
-      prev = this.ends[i]!;
-    }
-    const end = to === 0 ? 0 : this.ends[to - 1]!;
-    return { ids: this.ids.subarray(from, to), text: this.text.subarray(start, end), lengths };
-  }
-
-  bytes(): number {
-    return this.ids.byteLength + this.ends.byteLength + this.text.byteLength;
   }
 }
 

@@ -214,6 +214,7 @@ async function warmed(metrics: readonly string[]): Promise<void> {
 export default function handle(task: ShardTask): unknown {
   switch (task.kind) {
     case 'stats': return { ...shardStats(state, applier.records, applier.lateEvents), correctedEvents: applier.correctedEvents, loopDelay: loopDelay(), restore: restoreTimes };
+    case 'knownDevices': return state.series.knownDeviceBits();
     case 'stall': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.ms); return null;
     case 'deviceSeries': return consistent('deviceSeries', () => deviceSeries(state, task));
     case 'fleetSeries': return warmed([task.metric]).then(() => consistent('fleetSeries', () => fleetSeries(state, task)));

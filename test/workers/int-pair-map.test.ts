@@ -107,3 +107,18 @@ t.test('rejects keys and values it cannot represent', (t) => {
   t.equal(map.size, 0);
   t.end();
 });
+
+t.test('reserve(n): room for n entries at once, no growth while they are set, entries kept', async (t) => {
+  const m = new IntPairMap(16);
+  for (let i = 0; i < 10; i++) m.set(i, 1, i);
+  m.reserve(100_000);
+  const capacity = m.capacity;
+  t.ok(capacity >= 200_000, `capacity ${capacity} holds 100k at most half full`);
+  for (let i = 10; i < 100_000; i++) m.set(i, 1, i);
+  t.equal(m.capacity, capacity, 'no growth');
+  let wrong = 0;
+  for (let i = 0; i < 100_000; i++) if (m.get(i, 1) !== i) wrong++;
+  t.equal(wrong, 0, 'every entry found');
+  m.reserve(10);
+  t.equal(m.capacity, capacity, 'never shrinks');
+});
