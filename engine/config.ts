@@ -47,7 +47,7 @@ export interface SluiceConfig {
   metricsPerEventMax: number;
   /** How far into the future an event timestamp may be. */
   futureSkewMs: number;
-  /** How long HTTP ingest waits for ring space before answering 503. */
+  /** How long ingest (HTTP and WebSocket) waits for ring space before it refuses a batch. */
   backpressureWaitMs: number;
   /** Distinct devices the engine will intern. */
   devicesMax: number;
@@ -352,12 +352,14 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
   },
   ringBacklogBytes: {
     flag: '--ring-backlog',
-    // ~1M events/s per shard at ~32 B per event: 1 MiB is ~30 ms of a shard's work, which a query
-    // waits for at most (it sees every event acknowledged before it); a batch of any size up to
-    // the ring still starts when the backlog is under this
+    // ~500k-1M events/s per shard at ~32 B per event: 512 KiB is ~15-30 ms of a shard's work,
+    // which a query waits for at most (it sees every event acknowledged before it); batches that
+    // find it full wait for room (--backpressure-wait), and one batch of any size up to the ring
+    // still starts when the backlog is under this. Measured: 256 KiB cost 10-55 % of the rate,
+    // 512 KiB and 1 MiB the same rate (bench/README.md)
     meaning: 'unapplied bytes per shard ring past which ingest waits (how long a query may wait for the ring)',
     kind: size(64 * KIB, GIB),
-    defaultValue: () => MIB,
+    defaultValue: () => 512 * KIB,
   },
   paneMs: {
     flag: '--pane',
@@ -415,7 +417,7 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
   },
   backpressureWaitMs: {
     flag: '--backpressure-wait',
-    meaning: 'how long HTTP ingest waits for ring space before answering 503',
+    meaning: 'how long ingest waits for ring space before answering 503 (HTTP) or SLUICE_E_BACKPRESSURE (WebSocket)',
     kind: duration(0, 60_000),
     defaultValue: () => 1000,
   },

@@ -86,6 +86,12 @@ const sameAscii = bytesEqual;
 const ascii = asciiString;
 const RETRY_INTERVAL_MS = 2;
 const HELD_PER_DEVICE_MAX = 256;
+/**
+ * Staged bytes that batches waiting for ring space may hold in all; past it a batch that finds
+ * the rings full is refused at once (SLUICE_E_BACKPRESSURE), so clients that send without
+ * waiting for their answers cannot grow the front-end's memory without bound.
+ */
+const WAITING_BYTES_MAX = 64 * 1024 * 1024;
 
 function outcome(status: IngestStatus, code: ErrorCode | null, reason: string, label: number | null,
   accepted = 0, rejections = NO_REJECTIONS, expected: number | null = null): IngestOutcome {
@@ -137,6 +143,8 @@ export class Ingest {
   accepting = true;
   /** false: every body takes the generic codecs (the equivalence tests run both paths side by side) */
   scanners = true;
+  /** staged bytes of the batches waiting for ring space (bounded by WAITING_BYTES_MAX) */
+  private waitingBytes = 0;
   readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
 
   constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
@@ -485,11 +493,17 @@ export class Ingest {
       return;
     }
     this.counters.backpressure++;
-    if (waitMs <= 0) {
+    if (waitMs <= 0 || this.waitingBytes + this.stager.stagedBytes > WAITING_BYTES_MAX) {
       done(outcome('backpressure', 'SLUICE_E_BACKPRESSURE', 'the shard rings are full: nothing of this batch was accepted, send it again', label, 0, rejections));
       return;
     }
-    this.waitForRoom(this.stager.detach(), seqDevice, deviceSeq, result, Date.now() + waitMs, done);
+    const d = this.stager.detach();
+    const bytes = detachedBytes(d);
+    this.waitingBytes += bytes;
+    this.waitForRoom(d, seqDevice, deviceSeq, result, Date.now() + waitMs, (o) => {
+      this.waitingBytes -= bytes;
+      done(o);
+    });
   }
 
   /**
@@ -554,4 +568,10 @@ export class Ingest {
     pending.set(this.pendingSeq);
     this.pendingSeq = pending;
   }
+}
+
+function detachedBytes(d: DetachedBatch): number {
+  let n = 0;
+  for (const r of d.records) if (r !== null) n += r.byteLength;
+  return n;
 }

@@ -119,7 +119,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   // answer HEAD beside GET, and are guarded so that no exception in a handler ends the process
   const app = recordRoutes(answerHead(guard.guardRoutes(uws.App())));
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
-  registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, isAccepting }, sockets);
+  registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, isAccepting }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
     registerDebugRoutes(app, shards, pipeline);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);

@@ -7,7 +7,8 @@
  *   {"ack":n}                                  all accepted
  *   {"ack":n,"accepted":k,"rejected":[...]}    the valid events kept, the others named
  *   {"error":"...","code":"...","seq":n,"rejected":[...]}   nothing kept (resend after fixing,
- *                                              or after SLUICE_E_BACKPRESSURE just resend)
+ *                                              or after SLUICE_E_BACKPRESSURE just resend: the
+ *                                              rings stayed full for --backpressure-wait)
  * n is the envelope's seq when it has one, else the 1-based count of frames on the connection.
  */
 
@@ -30,6 +31,12 @@ export interface StreamUser {
 
 export interface WsStreamOptions {
   bodyBytesMax: number;
+  /**
+   * How long a frame that finds the rings full waits for room before its SLUICE_E_BACKPRESSURE
+   * answer (--backpressure-wait, as for HTTP): a refused frame is decoded again when resent, so
+   * under a sustained load waiting costs less than refusing.
+   */
+  backpressureWaitMs: number;
   isAccepting: () => boolean;
 }
 
@@ -124,7 +131,7 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
     message: (ws, message, isBinary) => {
       const u = ws.getUserData();
       const frame = ++u.frames;
-      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: 0, precision: u.precision },
+      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: opts.backpressureWaitMs, precision: u.precision },
         (o) => answer(ws, u, frame, o));
     },
   });

@@ -50,7 +50,7 @@ const SPECS: Spec[] = [
     bad: [['1000', /1000 is not a power of two/], ['1MB', /not a power of two/], ['32KiB', OUT], ['2GiB', OUT], ['big', /invalid size "big"/]],
   },
   {
-    key: 'ringBacklogBytes', flag: '--ring-backlog', env: 'SLUICE_RING_BACKLOG', defaultValue: MIB,
+    key: 'ringBacklogBytes', flag: '--ring-backlog', env: 'SLUICE_RING_BACKLOG', defaultValue: 512 * KIB,
     good: [['64KiB', 64 * KIB], ['1GiB', GIB], ['3MB', 3_000_000], [131072, 131072]],
     bad: [['32KiB', OUT], ['2GiB', OUT], ['lots', /invalid size "lots"/]],
   },
