@@ -491,7 +491,9 @@ export class HeadSummaries {
     pendingN.fill(0); // a fault mid-way left nothing behind (the buffers are shared by every entry)
     let byRows: boolean;
     if (columns !== undefined) byRows = columns;
-    else if (e.rows === 0) byRows = list.length >= SCAN_COLUMNS_FRACTION * this.head.seriesCount(e.sliceNo);
+    // a step (a bounded number of rows) goes by the metric's share of the slice's series: an entry
+    // built part of the way has too few readings yet to say what a rebuild from the chains costs
+    else if (e.rows === 0 || limitRows !== Infinity) byRows = list.length >= SCAN_COLUMNS_FRACTION * this.head.seriesCount(e.sliceNo);
     else byRows = e.readings * CHAIN_REBUILD_RATIO + list.length >= n - e.rows;
     if (byRows) n = Math.min(n, e.rows + limitRows);
     if (byRows) this.extendByRows(e, n);

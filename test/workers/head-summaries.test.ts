@@ -251,3 +251,20 @@ t.test('warm steps build a cold entry by at most their budget; warm() keeps aske
   t.equal(cache.warm(Date.now() + 31_000, 1e9), 0, 'nothing asked for 30 s: warm() stops keeping it current');
   t.equal(cache.get(1, 0)!.summary().slice.count, 1501, 'the next query brings it current itself');
 });
+
+t.test('warm steps keep to their budget when the metric has many readings per series (no rebuild from the chains midway)', async (t) => {
+  const table = new SeriesTable();
+  table.defineMetric(0, 'a');
+  for (let d = 0; d < 100; d++) table.defineDevice(d, `d${d}`);
+  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
+  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  // 100 series x 100 readings: after one step of 100 rows the entry holds 100 readings, far
+  // fewer than the metric's 10,000 (the rebuild rule for a complete entry would pick the chains)
+  for (let k = 0; k < 100; k++) for (let d = 0; d < 100; d++) head.append(table.seriesOf(d, 0), 60_000 + k * 500 + d, k);
+  let steps = 1;
+  while (!cache.warmStep(0, 100)) steps++;
+  t.equal(steps, 100, '10,000 rows in steps of 100');
+  t.equal(cache.counters.chainBuilds, 0, 'never rebuilt from the chains');
+  t.equal(cache.counters.rowsRead, 10_000);
+  t.equal(cache.get(1, 0)!.summary().slice.count, 10_000);
+});
