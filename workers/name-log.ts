@@ -26,6 +26,19 @@ export interface NameRows {
   lengths: Uint8Array | Uint16Array | Uint32Array;
 }
 
+/** The stored rows' shape checked (a malformed checkpoint group throws): lengths adding up to the text. */
+export function checkedNameRows(rows: NameRows | undefined): NameRows {
+  if (typeof rows !== 'object' || rows === null) throw new Error('checkpoint names are malformed');
+  const { ids, text, lengths } = rows;
+  if (!(ids instanceof Int32Array && text instanceof Uint8Array && ArrayBuffer.isView(lengths) && lengths.length === ids.length)) {
+    throw new Error('checkpoint names are malformed');
+  }
+  let total = 0;
+  for (let i = 0; i < lengths.length; i++) total += lengths[i]!;
+  if (total !== text.byteLength) throw new Error(`checkpoint names hold ${text.byteLength} bytes, their lengths add up to ${total}`);
+  return rows;
+}
+
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
@@ -122,14 +135,7 @@ export class NameLog {
 
   /** Defines every name of a stored range (checked as define() checks); throws on a malformed one. */
   restoreRows(rows: NameRows | undefined): void {
-    if (typeof rows !== 'object' || rows === null) throw new Error('checkpoint names are malformed');
-    const { ids, text, lengths } = rows;
-    if (!(ids instanceof Int32Array && text instanceof Uint8Array && ArrayBuffer.isView(lengths) && lengths.length === ids.length)) {
-      throw new Error('checkpoint names are malformed');
-    }
-    let total = 0;
-    for (let i = 0; i < lengths.length; i++) total += lengths[i]!;
-    if (total !== text.byteLength) throw new Error(`checkpoint names hold ${text.byteLength} bytes, their lengths add up to ${total}`);
+    const { ids, text, lengths } = checkedNameRows(rows);
     this.reserve(this.n + ids.length, this.used + text.byteLength);
     for (let i = 0, off = 0; i < ids.length; i++) {
       const len = lengths[i]!;

@@ -27,7 +27,7 @@
 
 import { isAscii } from 'node:buffer';
 import { IntPairMap } from './int-pair-map';
-import { NameLog, type NameRows } from './name-log';
+import { NameLog, checkedNameRows, type NameRows } from './name-log';
 
 export type { NameRows } from './name-log';
 
@@ -357,14 +357,7 @@ export class SeriesTable {
 
 /** Calls f per name of a stored NameRows; checks its shape (a malformed group throws). */
 function forEachName(rows: NameRows | undefined, f: (id: number, name: string) => void): void {
-  if (typeof rows !== 'object' || rows === null) throw new Error('checkpoint names are malformed');
-  const { ids, text, lengths } = rows;
-  if (!(ids instanceof Int32Array && text instanceof Uint8Array && ArrayBuffer.isView(lengths) && lengths.length === ids.length)) {
-    throw new Error('checkpoint names are malformed');
-  }
-  let total = 0;
-  for (let i = 0; i < lengths.length; i++) total += lengths[i]!;
-  if (total !== text.byteLength) throw new Error(`checkpoint names hold ${text.byteLength} bytes, their lengths add up to ${total}`);
+  const { ids, text, lengths } = checkedNameRows(rows);
   const buf = Buffer.from(text.buffer, text.byteOffset, text.byteLength);
   // ASCII (every name the protocol accepts): one decode, then a slice per name
   const ascii = isAscii(buf);

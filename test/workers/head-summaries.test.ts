@@ -105,6 +105,15 @@ function check(h: HeadSummary | null, rs: readonly Reading[], sliceMs: number, p
   return '';
 }
 
+/** devices d0.. with the given metrics, one-minute slices of 10 s panes, and a cache over them */
+function minuteHead(devices: number, metrics: string[]): { table: SeriesTable; head: HeadSlices; cache: HeadSummaries } {
+  const table = new SeriesTable();
+  metrics.forEach((m, i) => table.defineMetric(i, m));
+  for (let d = 0; d < devices; d++) table.defineDevice(d, `d${d}`);
+  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
+  return { table, head, cache: new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST }) };
+}
+
 for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
   t.test(`summaries extended between appends match the readings (slices of ${sliceMs} ms, panes of ${paneMs} ms)`, async (t) => {
     const rand = rng(seed ^ sliceMs);
@@ -207,11 +216,7 @@ t.test('a slice or metric without readings answers null; a metric unknown to the
 });
 
 t.test('extending costs the new rows: a summary asked again reads only what was appended since', async (t) => {
-  const table = new SeriesTable();
-  table.defineMetric(0, 'a');
-  for (let d = 0; d < 1000; d++) table.defineDevice(d, `d${d}`);
-  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
-  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  const { table, head, cache } = minuteHead(1000, ['a']);
   for (let d = 0; d < 1000; d++) head.append(table.seriesOf(d, 0), 60_000 + d * 7, d % 100);
   cache.get(1, 0, true);
   t.equal(cache.counters.rowsRead, 1000);
@@ -225,12 +230,7 @@ t.test('extending costs the new rows: a summary asked again reads only what was 
 });
 
 t.test('warm steps build a cold entry by at most their budget; warm() keeps asked metrics current, and stops', async (t) => {
-  const table = new SeriesTable();
-  table.defineMetric(0, 'a');
-  table.defineMetric(1, 'b');
-  for (let d = 0; d < 1000; d++) table.defineDevice(d, `d${d}`);
-  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
-  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  const { table, head, cache } = minuteHead(1000, ['a', 'b']);
   for (let d = 0; d < 1000; d++) head.append(table.seriesOf(d, 0), 60_000 + d * 7, d % 100);
   t.equal(cache.warm(Date.now(), 1e9), 0, 'no query asked: warm() does nothing');
   let steps = 0;
@@ -253,11 +253,7 @@ t.test('warm steps build a cold entry by at most their budget; warm() keeps aske
 });
 
 t.test('warm steps keep to their budget when the metric has many readings per series (no rebuild from the chains midway)', async (t) => {
-  const table = new SeriesTable();
-  table.defineMetric(0, 'a');
-  for (let d = 0; d < 100; d++) table.defineDevice(d, `d${d}`);
-  const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
-  const cache = new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST });
+  const { table, head, cache } = minuteHead(100, ['a']);
   // 100 series x 100 readings: after one step of 100 rows the entry holds 100 readings, far
   // fewer than the metric's 10,000 (the rebuild rule for a complete entry would pick the chains)
   for (let k = 0; k < 100; k++) for (let d = 0; d < 100; d++) head.append(table.seriesOf(d, 0), 60_000 + k * 500 + d, k);
