@@ -160,7 +160,7 @@ const health: Handler = async (_params, _query, ctx) => {
     return {
       ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes,
       watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0, correctedEvents: st.correctedEvents ?? 0,
-      rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes, seal: st.seal ?? null,
+      rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes, seal: st.seal ?? null, summaryCache: st.summaryCache ?? null,
       loopDelay: st.loopDelay ?? null, restore: st.restore ?? null,
     };
   });

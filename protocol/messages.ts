@@ -141,6 +141,8 @@ export interface ShardStats {
    * yields (the first seal apart: it runs before the JIT optimised its code), the last seal's wall time
    */
   seal?: { slices: number; queued: number; stepMaxMs: number; firstStepMaxMs: number; lastSealMs: number };
+  /** the decoded sealed-slice summaries kept (workers/sealed-summaries.ts): how many, their bytes, hits and misses */
+  summaryCache?: { entries: number; bytes: number; hits: number; misses: number; sealed: number; evicted: number };
   /** the worker's event-loop delay since the previous stats (what a task may wait behind): p99 and max, ms */
   loopDelay?: { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number; taskMaxKind: string };
   /** the worker's start from its checkpoint: decoding, the series table, the head (null: started empty) */

@@ -214,14 +214,21 @@ class Summaries {
 
   private load(start: number): Map<number, MetricSummary> | null {
     const { state } = this;
-    const bytes = state.blocks.block(state.shard, state.sliceMs, start, SUMMARY_CHUNK);
-    const deltas = deltaReaders(state, start);
-    if (bytes === undefined && deltas.length === 0) return null;
-    let s: SliceSummary | null = bytes === undefined ? null : decodeSliceSummary(bytes);
-    if (s !== null && (s.sliceStart !== start || s.sliceMs !== state.sliceMs || s.paneMs !== state.paneMs)) {
-      throw new Error(`BUG: the summary of slice ${start} of shard ${state.shard} is of slice ${s.sliceStart} (${s.sliceMs} / ${s.paneMs} ms), ` +
-        `the shard has ${state.sliceMs} / ${state.paneMs} ms slices / panes`);
+    // the base summary from the shard's cache (the sealer puts what it writes), else decoded once
+    let s: SliceSummary | null = state.summaries.get(start) ?? null;
+    if (s === null) {
+      const bytes = state.blocks.block(state.shard, state.sliceMs, start, SUMMARY_CHUNK);
+      if (bytes !== undefined) {
+        s = decodeSliceSummary(bytes);
+        if (s.sliceStart !== start || s.sliceMs !== state.sliceMs || s.paneMs !== state.paneMs) {
+          throw new Error(`BUG: the summary of slice ${start} of shard ${state.shard} is of slice ${s.sliceStart} (${s.sliceMs} / ${s.paneMs} ms), ` +
+            `the shard has ${state.sliceMs} / ${state.paneMs} ms slices / panes`);
+        }
+        state.summaries.put(start, s);
+      }
     }
+    const deltas = deltaReaders(state, start);
+    if (s === null && deltas.length === 0) return null;
     if (deltas.length > 0) {
       // corrections: the slice's summary merged with its delta blocks' footers
       const merged = new SliceSummaryBuilder(start, state.sliceMs, state.paneMs, state.histogram.divisions);
@@ -1147,6 +1154,7 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
     paneStoreBytes: state.head.bytes() + state.series.typedArrayBytes(),
     heapUsedBytes: process.memoryUsage().heapUsed,
     seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, firstStepMaxMs: c.firstStepMaxMs, lastSealMs: c.lastSealMs },
+    summaryCache: { entries: state.summaries.entries, bytes: state.summaries.bytes, ...state.summaries.counters },
   };
 }
 

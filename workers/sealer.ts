@@ -39,6 +39,7 @@ import {
 } from '../storage';
 import { SealedSlice, type HeadSlices } from './head-slices';
 import type { SeriesTable } from './series-table';
+import type { SealedSummaries } from './sealed-summaries';
 
 export interface SealerOptions {
   shard: number;
@@ -81,7 +82,7 @@ export class Sealer {
   private readonly chunk: BlockColumns = { sliceStart: 0, n: 0, series: new Uint32Array(0), offset: new Uint32Array(0), value: new Float64Array(0) };
 
   constructor(private readonly opts: SealerOptions, private readonly head: HeadSlices, series: SeriesTable,
-    private readonly blocks: BlockStore, private readonly onFatal: (err: Error) => void) {
+    private readonly blocks: BlockStore, private readonly summaries: SealedSummaries, private readonly onFatal: (err: Error) => void) {
     if (!(Number.isInteger(opts.chunkSeries) && opts.chunkSeries >= 1)) throw new RangeError(`chunkSeries must be a positive integer: ${opts.chunkSeries}`);
     this.encoder = new BlockEncoder(opts.histogram);
     this.shape = {
@@ -192,7 +193,8 @@ export class Sealer {
     }
     this.counters.lastChunkMaxMs = chunkMax;
     const tSummary = performance.now();
-    const s = encodeSliceSummary(summary.build());
+    const built = summary.build();
+    const s = encodeSliceSummary(built);
     this.counters.lastSummaryMs = performance.now() - tSummary;
     writes.push(this.blocks.appendBlock(shard, sliceMs, start, SUMMARY_CHUNK, s));
     this.counters.bytes += s.byteLength;
@@ -211,6 +213,8 @@ export class Sealer {
       this.onFatal(new Error(`sealing slice ${start} of shard ${shard} failed: ${(err as Error).message}`));
       return;
     }
+    // queries read the slice from storage from now on: its summary without a decode
+    this.summaries.put(start, built, true);
     this.head.drop(sliceNo);
     this.queued--;
     this.counters.lastSealMs = performance.now() - t0;

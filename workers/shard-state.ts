@@ -28,6 +28,7 @@ import type { RetentionCutoff, RetentionResult } from '../protocol';
 import { BLOCK_PANES_MAX, type BlockStore, type HistogramSpec, type RollupStore } from '../storage';
 import { HeadSlices } from './head-slices';
 import { LateLog } from './late-log';
+import { SealedSummaries } from './sealed-summaries';
 import { Sealer } from './sealer';
 import { SeriesTable } from './series-table';
 import { Watermark, type WatermarkState } from './watermark';
@@ -78,6 +79,8 @@ export class ShardState {
   readonly head: HeadSlices;
   readonly clock: Watermark;
   readonly sealer: Sealer;
+  /** the sealed slices' summaries, decoded (workers/sealed-summaries.ts) */
+  readonly summaries = new SealedSummaries();
   readonly late: LateLog;
   readonly sliceMs: number;
   readonly paneMs: number;
@@ -110,7 +113,7 @@ export class ShardState {
     this.clock = new Watermark(opts.paneMs, opts.latenessMs);
     this.sealer = new Sealer({
       shard: opts.shard, sliceMs: this.sliceMs, paneMs: opts.paneMs, chunkSeries: opts.chunkSeries ?? CHUNK_SERIES_DEFAULT, histogram: opts.histogram,
-    }, this.head, this.series, blocks, onFatal);
+    }, this.head, this.series, blocks, this.summaries, onFatal);
     this.late = new LateLog(opts.shard, opts.lateLogSize, rollups);
   }
 
@@ -249,7 +252,11 @@ export class ShardState {
     }
     dropBefore = Math.floor(dropBefore / this.sliceMs) * this.sliceMs + this.sliceMs;
     if (!Number.isFinite(dropBefore)) return { droppedBlocks: 0 };
-    return { droppedBlocks: await this.blocks.dropBefore(this.opts.shard, this.sliceMs, dropBefore) };
+    // before and after: a query during the delete may have read a summary again
+    this.summaries.dropBefore(dropBefore);
+    const droppedBlocks = await this.blocks.dropBefore(this.opts.shard, this.sliceMs, dropBefore);
+    this.summaries.dropBefore(dropBefore);
+    return { droppedBlocks };
   }
 
   snapshot(): ShardStateSnapshot {
