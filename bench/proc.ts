@@ -272,6 +272,8 @@ export interface CheckpointSummary {
   /** every group was written */
   full?: boolean;
   pauseMsMax: number; walDeleted: number; durationMs: number;
+  /** the slowest shard's pause by part; absent on older engines */
+  pauseParts?: { headMs: number; seriesMs: number; baseMs: number } | null;
 }
 
 export interface EngineHealth {

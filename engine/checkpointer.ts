@@ -43,6 +43,8 @@ export interface CheckpointSummary {
   /** bytes this cycle wrote (the changed groups and the bases) */
   written: number;
   pauseMsMax: number;
+  /** the slowest shard's pause by part (ms): the head's new readings, the series groups, the base */
+  pauseParts: { headMs: number; seriesMs: number; baseMs: number } | null;
   walDeleted: number;
   durationMs: number;
 }
@@ -135,8 +137,9 @@ export class Checkpointer {
       if (n < TRUNCATE_KEYS_PER_TXN) break;
     }
     this.pipeline.walTruncated(upTo);
+    const slowest = results.reduce((a, b) => (b.pauseMs > a.pauseMs ? b : a));
     const summary: CheckpointSummary = {
-      reason, full, seq: upTo, bytes, written, pauseMsMax: Math.max(...results.map((r) => r.pauseMs)), walDeleted, durationMs: Date.now() - t0,
+      reason, full, seq: upTo, bytes, written, pauseMsMax: slowest.pauseMs, pauseParts: slowest.pauseParts ?? null, walDeleted, durationMs: Date.now() - t0,
     };
     this.last = summary;
     this.log.debug(summary, 'checkpoint written');

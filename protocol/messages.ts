@@ -91,6 +91,8 @@ export interface CheckpointResult {
   storedBytes: number;
   /** how long the worker stopped draining its ring to take the snapshot */
   pauseMs: number;
+  /** of which (ms): the head's new readings, the series groups, the base */
+  pauseParts?: { headMs: number; seriesMs: number; baseMs: number };
   series: number;
   panes: number;
 }

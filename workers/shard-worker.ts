@@ -247,7 +247,8 @@ for (const g of data.checkpoint?.groups ?? []) groupBytes.set(g.paneNo, g.bytes.
 
 function checkpoint(full: boolean): CheckpointResult {
   const t0 = performance.now();
-  const c = checkpoints.take(state, applier.lastSeq, full);
+  // the head chunks in reused buffers: the result is copied when piscina posts it
+  const c = checkpoints.take(state, applier.lastSeq, full, true);
   if (full) groupBytes.clear();
   for (const g of c.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
   const live = new Set(c.live);
@@ -259,6 +260,6 @@ function checkpoint(full: boolean): CheckpointResult {
   // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
   return {
     shard: data.shard, lastSeq: applier.lastSeq, base: c.base, groups: c.groups, livePaneNos: c.live, storedBytes,
-    pauseMs: performance.now() - t0, series: state.series.seriesCount, panes: state.head.readingsHeld,
+    pauseMs: performance.now() - t0, pauseParts: c.parts, series: state.series.seriesCount, panes: state.head.readingsHeld,
   };
 }

@@ -175,7 +175,7 @@ function watchLogs(engine: Server, t0: () => number, checkpoints: CheckpointSeen
       try {
         const j = JSON.parse(line) as CheckpointSummary & { level?: number; msg?: string };
         if (j.msg === 'checkpoint written') {
-          checkpoints.push({ atS: (Date.now() - t0()) / 1000, reason: j.reason, seq: j.seq, bytes: j.bytes, written: j.written, full: j.full, pauseMsMax: j.pauseMsMax, walDeleted: j.walDeleted, durationMs: j.durationMs });
+          checkpoints.push({ atS: (Date.now() - t0()) / 1000, reason: j.reason, seq: j.seq, bytes: j.bytes, written: j.written, full: j.full, pauseMsMax: j.pauseMsMax, pauseParts: j.pauseParts, walDeleted: j.walDeleted, durationMs: j.durationMs });
         } else if ((j.level ?? 0) >= 40) {
           const key = `${String(j.msg ?? '').slice(0, 160)} (level ${j.level})`;
           warnings.set(key, (warnings.get(key) ?? 0) + 1);
@@ -514,7 +514,8 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
         (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +
-        `duration median ${n0(median(ckMs))} ms max ${n0(Math.max(...ckMs))} ms, shard pause median ${n0(median(ckPause))} ms max ${n0(Math.max(...ckPause))} ms`
+        `duration median ${n0(median(ckMs))} ms max ${n0(Math.max(...ckMs))} ms, shard pause median ${n0(median(ckPause))} ms max ${n0(Math.max(...ckPause))} ms` +
+        `${pausePartsText(ck)}`
       : 'checkpoints: none seen');
     notes.push(`LMDB data.mdb: ${mib(lmdbBytes)} MiB (${mib(lmdbDiskBytes)} MiB on disk)`);
     for (const c of checks) notes.push(`query ${c.ok ? 'ok' : 'WRONG'}: ${c.name}: ${c.status} in ${c.ms.toFixed(1)} ms, ${c.detail}`);
@@ -548,3 +549,10 @@ export const eventTime: Scenario = {
   description: 'N devices (100,000; --quick 10,000; --et-devices) x 1 cpu reading per 10 s of simulated event time over M minutes (30; --quick 10; --et-minutes), as fast as acks allow: RSS and panes per minute, rate before/after panes close, checkpoints, LMDB size, sanity queries',
   run,
 };
+
+/** the longest checkpoint pauses with their parts: "(the longest: 134 ms = head 80 + series 3 + base 1 ms at 43 s, ...)" */
+function pausePartsText(ck: { atS: number; pauseMsMax: number; pauseParts?: { headMs: number; seriesMs: number; baseMs: number } | null }[]): string {
+  const top = ck.filter((c) => c.pauseParts).sort((a, b) => b.pauseMsMax - a.pauseMsMax).slice(0, 3);
+  if (top.length === 0) return '';
+  return ` (the longest: ${top.map((c) => `${n0(c.pauseMsMax)} ms = head ${n0(c.pauseParts!.headMs)} + series ${n0(c.pauseParts!.seriesMs)} + base ${n0(c.pauseParts!.baseMs)} ms, at ${c.atS.toFixed(0)} s`).join('; ')})`;
+}

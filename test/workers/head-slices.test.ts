@@ -317,9 +317,11 @@ class ChunkStore {
   readonly bySlice = new Map<number, Uint8Array[]>();
   marks: ReadonlyMap<number, SliceMark> = new Map();
   writes = 0;
+  private taken = 0;
 
   checkpoint(head: HeadSlices): void {
-    const snap = head.snapshotSince(this.marks);
+    // every other snapshot in the head's reused buffers (the shard worker's way): copied out below
+    const snap = head.snapshotSince(this.marks, this.taken++ % 2 === 1);
     for (const no of snap.drop) this.bySlice.delete(no);
     for (const c of snap.chunks) {
       t.equal(c.bytes.byteLength, CHUNK_HEADER_BYTES + 20 * c.n);
@@ -338,6 +340,23 @@ class ChunkStore {
     return [...this.bySlice.values()].flat().reverse(); // any order
   }
 }
+
+t.test('snapshots with reuse write the same bytes into the same buffers, snapshot after snapshot', (t) => {
+  const head = new HeadSlices({ ...OPTS, pageReadings: 32, chunkReadingsMax: 50 });
+  for (let i = 0; i < 120; i++) head.append(i % 7, BASE_SLICE * OPTS.sliceMs + i * 10, i / 4);
+  const fresh = head.snapshotSince(new Map()).chunks.map((c) => c.bytes.slice());
+  const first = head.snapshotSince(new Map(), true);
+  t.same(first.chunks.map((c) => [...c.bytes]), fresh.map((b) => [...b]), 'the same bytes as fresh buffers');
+  t.equal(first.chunks.length, 3, '120 rows in chunks of 50');
+  const buffers = first.chunks.map((c) => c.bytes.buffer);
+  t.ok(buffers.every((b) => b.byteLength === CHUNK_HEADER_BYTES + 50 * 20), 'each a pool buffer of a whole chunk');
+  for (let i = 120; i < 150; i++) head.append(i % 7, BASE_SLICE * OPTS.sliceMs + i * 10, i / 4);
+  const next = head.snapshotSince(first.marks, true);
+  t.equal(next.chunks.length, 1);
+  t.equal(next.chunks[0]!.bytes.buffer, buffers[0], 'the next snapshot writes the first pool buffer again');
+  t.equal(next.chunks[0]!.from, 120);
+  t.end();
+});
 
 t.test('snapshot in increments, seal and reopen between them, restore: every series\' readings round-trip', (t) => {
   const rand = rng(seed + 3);
