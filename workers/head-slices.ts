@@ -100,8 +100,11 @@
 
 const EMPTY = -1;
 const TS_MAX = 8.64e15;
-/** reused checkpoint chunk buffers at most (snapshotSince with reuse): 16 x 1.3 MB at 65,536 rows a chunk */
-const CHUNK_POOL_MAX = 16;
+/**
+ * reused checkpoint chunk buffers at most (snapshotSince with reuse): 32 x 1.3 MB at 65,536 rows
+ * a chunk, made as the largest cycle needs them (a 1M-series cycle that ran late holds 1M+ rows)
+ */
+const CHUNK_POOL_MAX = 32;
 const SERIES_MAX = 0x7fffffff;
 const COUNT_SATURATED = 0xffff;
 /** bytes of one reading in a page: value f64, series u32, offset u32, prev i32 */
