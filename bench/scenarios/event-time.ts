@@ -411,7 +411,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
           if (q === null || q.status !== 200) failed++;
           else ms.push(q.ms);
         }
-        stored.push({ name: `${name} (the first round ${ms.length > 0 ? ms[0]!.toFixed(1) : '-'} ms)`, f: latencyOf(ms, failed) });
+        stored.push({ name: `${name} (each round in order, ms: ${ms.map((x) => x.toFixed(1)).join(' ')})`, f: latencyOf(ms, failed) });
       }
     }
 
