@@ -180,10 +180,10 @@ export interface EngineOptions {
  */
 export const ENGINE_NODE_ARGS = (process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
-/** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop) unless o.dataDir is given. */
 /** bench --engine-arg: appended to every engine's arguments */
 export const ENGINE_EXTRA_ARGS: string[] = [];
 
+/** The engine on 127.0.0.1, any port, a fresh data dir (removed at stop) unless o.dataDir is given. */
 export async function startEngine(o: EngineOptions = {}): Promise<Server> {
   if (!fs.existsSync(ENGINE_MAIN)) throw new Error(`${ENGINE_MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
   const dataDir = o.dataDir ?? tempDir('sluice-bench-');

@@ -2,7 +2,7 @@ import t from 'tap';
 import { rng } from '../helpers/rng';
 import { histogramBucket, quantileOf, type WindowAggregateWire } from '../../protocol';
 import { HeadSlices, SealedSlice } from '../../workers/head-slices';
-import { HeadSummaries, type HeadSummary } from '../../workers/head-summaries';
+import { HeadSummaries, WARM_MS, type HeadSummary } from '../../workers/head-summaries';
 import { SeriesTable } from '../../workers/series-table';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
@@ -248,7 +248,7 @@ t.test('warm steps build a cold entry by at most their budget; warm() keeps aske
   t.equal(cache.counters.rowsRead, rowsBefore, 'the query finds the entry current: nothing to read');
   t.equal(h.summary().slice.count, 1500);
   head.append(table.seriesOf(3, 0), 60_000 + 50_000, 1);
-  t.equal(cache.warm(Date.now() + 31_000, 1e9), 0, 'nothing asked for 30 s: warm() stops keeping it current');
+  t.equal(cache.warm(Date.now() + WARM_MS + 1000, 1e9), 0, 'nothing asked for WARM_MS: warm() stops keeping it current');
   t.equal(cache.get(1, 0)!.summary().slice.count, 1501, 'the next query brings it current itself');
 });
 
