@@ -274,7 +274,9 @@ export class CommitPipeline {
     this.groupBytes = 0;
     const reserve = this.groupReserve;
     this.groupReserve = 0;
-    // the device seqs are put in the same synchronous block as the WAL entry: one transaction
+    // the new device names and the device seqs are put in the same synchronous block as the WAL
+    // entry: one transaction (a durable entry's names and seqs are durable)
+    this.store.flushDeviceNames();
     for (let i = 0; i < g.deviceSeqs.length; i += 2) this.store.putDeviceSeq(g.deviceSeqs[i], g.deviceSeqs[i + 1]);
     this.counters.walBatches += g.batches;
     this.submit(g.seq, entry, reserve, g.start, g.end, g.done);

@@ -81,7 +81,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   await shards.drain(DRAIN_TIMEOUT_MS);
   const tDrained = Date.now();
   for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = storedCheckpointBytes(plan.checkpoints[s] ?? null);
-  dict.onNewDevice = (id) => store.putNewDeviceName(id, dict.deviceNames);
+  // written with the next WAL entry (Store.flushDeviceNames, from the commit pipeline)
+  dict.onNewDevice = (id) => store.noteNewDeviceName(id, dict.deviceNames);
   dict.onNewMetric = (id, name) => store.putMetricName(id, name);
   // a name whose write was lost in a storage fault would be missing after a restart: write all again
   pipeline.onRecovered = () => {
@@ -165,6 +166,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       pipeline.stop();
       const rings = shards.ringStates();
       await shards.destroy();
+      store.flushDeviceNames(); // names of refused batches only: nothing durable uses them, kept anyway
       await store.close();
       lock.release();
       log.info({

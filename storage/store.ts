@@ -7,8 +7,9 @@
  * transaction is flushed to disk, so "resolved" means durable.
  *
  * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
- * metric names by id: ['d' | 'm', id] -> name; and ['D', k] -> device ids [k x NAME_CHUNK,
- * (k + 1) x NAME_CHUNK) joined by newlines, which replace their single keys once full), devseq (device id -> last admitted device sequence), checkpoints (shard ->
+ * metric names by id: ['m', id] -> name; ['d', a] -> the names of device ids a, a + 1, ... joined
+ * by newlines (a run); ['D', k] -> device ids [k x NAME_CHUNK, (k + 1) x NAME_CHUNK), which
+ * replaces its runs once full), devseq (device id -> last admitted device sequence), checkpoints (shard ->
  * checkpoint base: header and tables), ckgroups ([shard, pane number] -> the checkpoint's panes of
  * that pane number; see workers/checkpoint.ts). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
  * the bytes Sluice keeps (see StorageBudget), not by LMDB.
@@ -46,6 +47,12 @@ export interface StoredName {
 }
 
 export class Store {
+  /** the first device id noted and not yet written (-1: none), and the names by id it reads */
+  private namesFrom = -1;
+  private names: readonly string[] | null = null;
+  /** the starts of the name runs this process wrote since their chunk filled (putDeviceNameChunk removes them) */
+  private runStarts: number[] = [];
+
   private constructor(
     readonly dir: string,
     private readonly root: RootDatabase,
@@ -117,40 +124,66 @@ export class Store {
     return keys.length;
   }
 
-  putDeviceName(id: number, name: string): void {
-    void this.dict.put(['d', id], name);
-  }
-
   putMetricName(id: number, name: string): void {
     void this.dict.put(['m', id], name);
   }
 
   /**
-   * A device named for the first time (names: every device name by id, this one last): its single
-   * key, and when it completes a chunk, the chunk (a restart loads chunks, not 1M single keys).
+   * A device named for the first time (names: every device name by id, this one among them).
+   * Its name is written by the next flushDeviceNames(), which the commit pipeline calls just
+   * before each WAL entry (the same transaction: a durable entry's names are durable): one key
+   * per run of new ids, not one put per device (100k new devices in a second were ~100k puts
+   * on the front-end thread).
    */
-  putNewDeviceName(id: number, names: readonly string[]): void {
-    this.putDeviceName(id, names[id]!);
-    const end = id + 1;
-    if (end % NAME_CHUNK === 0) this.putDeviceNameChunk(end / NAME_CHUNK - 1, names.slice(end - NAME_CHUNK, end));
+  noteNewDeviceName(id: number, names: readonly string[]): void {
+    if (this.namesFrom < 0 || id < this.namesFrom) this.namesFrom = id;
+    this.names = names;
+  }
+
+  /**
+   * Writes the device names noted since the last flush: ['d', a] -> the names of ids a, a + 1, ...
+   * joined by newlines (device names never hold one: [A-Za-z0-9_.:-]), split at chunk bounds;
+   * a run that completes a chunk also writes the chunk (putDeviceNameChunk).
+   */
+  flushDeviceNames(): void {
+    const names = this.names;
+    if (this.namesFrom < 0 || names === null) return;
+    for (let a = this.namesFrom; a < names.length;) {
+      const chunkEnd = (Math.floor(a / NAME_CHUNK) + 1) * NAME_CHUNK;
+      const b = Math.min(names.length, chunkEnd);
+      void this.dict.put(['d', a], names.slice(a, b).join('\n'));
+      this.runStarts.push(a);
+      if (b === chunkEnd) this.putDeviceNameChunk(chunkEnd / NAME_CHUNK - 1, names.slice(chunkEnd - NAME_CHUNK, chunkEnd));
+      a = b;
+    }
+    this.namesFrom = -1;
   }
 
   /**
    * Stores the names of device ids [k x NAME_CHUNK, (k + 1) x NAME_CHUNK) as one key, then
-   * removes their single keys. The writes commit in the order issued, so a durable removal
-   * implies a durable chunk. Device names never hold a newline ([A-Za-z0-9_.:-]).
+   * removes the run keys this process wrote inside it (runs never cross a chunk bound). The
+   * writes commit in the order issued, so a durable removal implies a durable chunk.
    */
   putDeviceNameChunk(k: number, names: readonly string[]): void {
     if (names.length !== NAME_CHUNK) throw new RangeError(`a name chunk holds ${NAME_CHUNK} names, not ${names.length}`);
     void this.dict.put(['D', k], names.join('\n'));
-    for (let i = 0; i < NAME_CHUNK; i++) void this.dict.remove(['d', k * NAME_CHUNK + i]);
+    const from = k * NAME_CHUNK;
+    const kept: number[] = [];
+    for (const a of this.runStarts) {
+      if (a >= from && a < from + NAME_CHUNK) void this.dict.remove(['d', a]);
+      else kept.push(a);
+    }
+    this.runStarts = kept;
   }
 
-  /** Every device name again: full chunks as chunks, the rest as single keys (after a storage fault). */
+  /** Every device name again: full chunks as chunks, the rest as one run (after a storage fault). */
   putAllDeviceNames(names: readonly string[]): void {
     const chunks = Math.floor(names.length / NAME_CHUNK);
     for (let k = 0; k < chunks; k++) this.putDeviceNameChunk(k, names.slice(k * NAME_CHUNK, (k + 1) * NAME_CHUNK));
-    for (let id = chunks * NAME_CHUNK; id < names.length; id++) this.putDeviceName(id, names[id]!);
+    if (names.length > chunks * NAME_CHUNK) {
+      void this.dict.put(['d', chunks * NAME_CHUNK], names.slice(chunks * NAME_CHUNK).join('\n'));
+      this.runStarts.push(chunks * NAME_CHUNK);
+    }
   }
 
   /** The stored metric names, in id order. */
@@ -160,7 +193,7 @@ export class Store {
     return out;
   }
 
-  /** The stored device names by id (a hole: no name stored), from their chunks and single keys. */
+  /** The stored device names by id (a hole: no name stored), from their chunks and runs. */
   loadDeviceNames(): (string | undefined)[] {
     const byId: (string | undefined)[] = [];
     for (const { key, value } of this.dict.getRange({ start: ['D', 0], end: ['D', Number.MAX_SAFE_INTEGER] })) {
@@ -168,9 +201,11 @@ export class Store {
       const names = value.split('\n');
       for (let i = 0; i < names.length; i++) byId[first + i] = names[i];
     }
-    // single keys: the names past the last full chunk (and any a crash left beside their chunk)
+    // runs: the names past the last full chunk (and any a crash left beside their chunk; a data
+    // dir of an earlier Sluice has one key per name, a run of one)
     for (const { key, value } of this.dict.getRange({ start: ['d', 0], end: ['d', Number.MAX_SAFE_INTEGER] })) {
-      byId[key[1]] ??= value;
+      const names = value.split('\n');
+      for (let i = 0; i < names.length; i++) byId[key[1] + i] ??= names[i];
     }
     return byId;
   }
