@@ -8,7 +8,7 @@
  * Volume: a shard's checkpoint holds the readings applied since its previous one, so under a
  * high rate (a backlog, a replay, a load test in simulated time) the interval alone would make
  * cycles of hundreds of MB. A cycle also starts as soon as a shard applied READINGS_PER_CYCLE
- * events since the last cycle began (~10 MB of head readings), or made SERIES_PER_CYCLE new
+ * events since the last cycle began (~8 MB of head readings), or made SERIES_PER_CYCLE new
  * series (~23 B each in the series groups, names included: a fleet of 1M devices connecting
  * makes series faster than readings fill the head): cycles stay small and short.
  *
@@ -26,8 +26,8 @@ import type { Logger } from './logger';
 import type { ShardPool } from './shard-pool';
 
 const TRUNCATE_KEYS_PER_TXN = 5000;
-/** events a shard applies before a cycle starts whatever the interval: ~10 MB of head readings */
-export const READINGS_PER_CYCLE = 500_000;
+/** events a shard applies before a cycle starts whatever the interval: ~8 MB of head readings, so that a cycle with 250k new series stays under 16 MB */
+export const READINGS_PER_CYCLE = 400_000;
 /** new series a shard makes before a cycle starts whatever the interval: ~6 MB of series groups */
 export const SERIES_PER_CYCLE = 250_000;
 const VOLUME_CHECK_MS = 100;
