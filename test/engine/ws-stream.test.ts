@@ -65,6 +65,26 @@ t.test('WebSocket /v1/stream over the real server', async (t) => {
     await t.rejects(StreamClient.open(`${ws}?deviceId=${encodeURIComponent('bad id')}`), /upgrade refused: 400/);
   });
 
+  t.test('a frame that finds the rings full waits for room (--backpressure-wait) instead of being refused', async (t) => {
+    // stalled for less than the wait (1 s by default): every frame is kept, none is refused
+    const stall = await post(`${engine.url}/v1/debug/stall-shards?ms=300`, 'application/json', '');
+    t.equal(stall.status, 200);
+    const c = await StreamClient.open(ws);
+    for (let seq = 1; seq <= 60; seq++) {
+      const evs = Array.from({ length: 500 }, (_, i) => ({ deviceId: `wait-ws-${seq % 3}`, timestamp: base + i, metrics: { cpu: 1 } }));
+      c.ws.send(pack({ seq, events: evs }));
+    }
+    const a = await c.waitFor(60);
+    t.same(a.map((x) => x.ack), Array.from({ length: 60 }, (_, i) => i + 1), 'every frame acked, in frame order');
+    c.close();
+    let count = 0;
+    for (let d = 0; d < 3; d++) {
+      const q = await getJson(`${engine.url}/v1/devices/wait-ws-${d}/metrics/cpu?from=${base - 60_000}`);
+      count += q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
+    }
+    t.equal(count, 60 * 500, 'each frame counted once');
+  });
+
   t.test('a frame that cannot be queued is answered with an error naming its seq, and resent', async (t) => {
     const stall = await post(`${engine.url}/v1/debug/stall-shards?ms=2000`, 'application/json', '');
     t.equal(stall.status, 200);
