@@ -4,6 +4,16 @@ import { startEngine, getJson, post, StreamClient } from '../helpers/engine';
 
 const f64 = (xs: number[]): Buffer => Buffer.from(new Float64Array(xs).buffer);
 
+/** the events counted for the metric cpu of devices `${prefix}0` .. `${prefix}${devices - 1}` since `from` */
+async function countOf(url: string, prefix: string, devices: number, from: number): Promise<number> {
+  let count = 0;
+  for (let d = 0; d < devices; d++) {
+    const q = await getJson(`${url}/v1/devices/${prefix}${d}/metrics/cpu?from=${from}`);
+    count += q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
+  }
+  return count;
+}
+
 t.test('WebSocket /v1/stream over the real server', async (t) => {
   process.env.SLUICE_DEBUG_ROUTES = '1';
   const engine = await startEngine(['--shards', '2', '--ring-size', '256KiB', '--body-max', '64KiB']);
@@ -77,12 +87,7 @@ t.test('WebSocket /v1/stream over the real server', async (t) => {
     const a = await c.waitFor(60);
     t.same(a.map((x) => x.ack), Array.from({ length: 60 }, (_, i) => i + 1), 'every frame acked, in frame order');
     c.close();
-    let count = 0;
-    for (let d = 0; d < 3; d++) {
-      const q = await getJson(`${engine.url}/v1/devices/wait-ws-${d}/metrics/cpu?from=${base - 60_000}`);
-      count += q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
-    }
-    t.equal(count, 60 * 500, 'each frame counted once');
+    t.equal(await countOf(engine.url, 'wait-ws-', 3, base - 60_000), 60 * 500, 'each frame counted once');
   });
 
   t.test('a frame that cannot be queued is answered with an error naming its seq, and resent', async (t) => {
@@ -113,11 +118,6 @@ t.test('WebSocket /v1/stream over the real server', async (t) => {
     }
     t.same(pending, [], 'every frame was eventually acked');
     c.close();
-    let count = 0;
-    for (let d = 0; d < 3; d++) {
-      const q = await getJson(`${engine.url}/v1/devices/bp-ws-${d}/metrics/cpu?from=${base - 60_000}`);
-      count += q.body.windows.reduce((n: number, w: { count: number }) => n + w.count, 0);
-    }
-    t.equal(count, 60 * 500, 'each frame counted exactly once');
+    t.equal(await countOf(engine.url, 'bp-ws-', 3, base - 60_000), 60 * 500, 'each frame counted exactly once');
   });
 });
