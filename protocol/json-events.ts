@@ -218,18 +218,12 @@ export class JsonEventReader implements EventScanner {
       if (kind < 0 || !this.colon()) return SCAN_SLOW;
       switch (kind) {
         case KEY_DEVICE: {
-          if (ev.deviceAt >= 0) return SCAN_SLOW;
           const h = this.readName(DEVICE_NAME);
-          if (h < 0) return SCAN_SLOW;
-          ev.deviceAt = this.strAt;
-          ev.deviceLen = this.strLen;
-          ev.deviceHash = h;
+          if (h < 0 || !ev.setDevice(this.strAt, this.strLen, h)) return SCAN_SLOW;
           break;
         }
         case KEY_TIMESTAMP:
-          if (ev.hasTimestamp || !this.readNumber()) return SCAN_SLOW;
-          ev.tsRaw = this.num;
-          ev.hasTimestamp = true;
+          if (!this.readNumber() || !ev.setTimestamp(this.num)) return SCAN_SLOW;
           break;
         case KEY_METRICS:
           if (ev.nested || ev.flat || !this.readMetrics(ev)) return SCAN_SLOW;

@@ -162,18 +162,13 @@ export class MsgpackEventReader implements EventScanner {
       }
       switch (kind) {
         case KEY_DEVICE: {
-          if (ev.deviceAt >= 0 || !this.readStr()) return SCAN_SLOW;
+          if (!this.readStr()) return SCAN_SLOW;
           const h = nameHash(b, this.strAt, this.strLen, DEVICE_NAME);
-          if (h < 0) return SCAN_SLOW;
-          ev.deviceAt = this.strAt;
-          ev.deviceLen = this.strLen;
-          ev.deviceHash = h;
+          if (h < 0 || !ev.setDevice(this.strAt, this.strLen, h)) return SCAN_SLOW;
           break;
         }
         case KEY_TIMESTAMP:
-          if (ev.hasTimestamp || !this.readNumber()) return SCAN_SLOW;
-          ev.tsRaw = this.num;
-          ev.hasTimestamp = true;
+          if (!this.readNumber() || !ev.setTimestamp(this.num)) return SCAN_SLOW;
           break;
         case KEY_METRICS: {
           if (ev.nested || ev.flat) return SCAN_SLOW;

@@ -159,6 +159,23 @@ export class PackedEvent {
     this.values = new Float64Array(metricsMax);
   }
 
+  /** the deviceId read at [at, at + len) with its name hash; false when the event named one already */
+  setDevice(at: number, len: number, hash: number): boolean {
+    if (this.deviceAt >= 0) return false;
+    this.deviceAt = at;
+    this.deviceLen = len;
+    this.deviceHash = hash;
+    return true;
+  }
+
+  /** the timestamp read; false when the event had one already */
+  setTimestamp(raw: number): boolean {
+    if (this.hasTimestamp) return false;
+    this.tsRaw = raw;
+    this.hasTimestamp = true;
+    return true;
+  }
+
   reset(): void {
     this.deviceAt = -1;
     this.hasTimestamp = false;

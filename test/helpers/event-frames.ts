@@ -6,7 +6,7 @@
 
 import fc from 'fast-check';
 import { assertProperty } from './property';
-import { EventScratch, PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString } from '../../protocol';
+import { EventScratch, PackedEvent, SCAN_OK, SCAN_FRAME, SCAN_END, asciiString, isBodyError, type BodyError, type DecodedBatch } from '../../protocol';
 
 /** what scan() needs of JsonEventReader and MsgpackEventReader */
 export interface EventReader {
@@ -90,4 +90,23 @@ export function assertScanNeverThrows(scanOne: (bytes: Uint8Array) => unknown, f
     scanOne(flipped);
     return true;
   }), 5000);
+}
+
+/**
+ * Every event a scanner read fast is the event the generic decoder decodes (checkAgainstGeneric),
+ * and a frame the scanner read to its end is one the decoder reads too. Returns the events compared.
+ */
+export function assertScanMatchesGeneric(scanOne: (bytes: Uint8Array) => ReturnType<typeof scan>, frame: fc.Arbitrary<Uint8Array>,
+  decode: (bytes: Uint8Array) => DecodedBatch | BodyError, decoderName: string): number {
+  let fastEvents = 0;
+  assertProperty(fc.property(frame, (f) => {
+    const s = scanOne(f);
+    const generic = decode(f);
+    if (!s.top) return true;
+    if (s.atEnd && !s.verdicts.includes(SCAN_FRAME) && isBodyError(generic)) throw new Error(`scanned a frame ${decoderName} refuses: ${generic.reason}`);
+    if (isBodyError(generic)) return true;
+    fastEvents += checkAgainstGeneric(s.read, generic.events as unknown[]);
+    return true;
+  }), 5000);
+  return fastEvents;
 }
