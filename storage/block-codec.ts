@@ -31,7 +31,7 @@
  *                   the slice from the panes' digests); then W device sets: u8 kind, u32 count,
  *                   u32 payload bytes, payload. The slice's set holds global device ids, as
  *                   LIST (varint deltas, the first absolute) or BITMAP (u32 base, a multiple of 8,
- *                   then bit (id - base) LSB-first as workers/device-bits.ts); a pane's set holds
+ *                   then bit (id - base) LSB-first as storage/device-bits.ts); a pane's set holds
  *                   ranks in the slice's sorted set, as RANKS_PRESENT or RANKS_ABSENT (varint
  *                   deltas) or RANK_BITMAP (bit per rank): whichever is smallest (a pane every
  *                   device reported in costs 9 bytes).
@@ -1314,7 +1314,7 @@ export class BlockReader {
     return this.filterPaneSet(this.setAt(rec, end, window), ids);
   }
 
-  /** ors a window's devices into a bitmap of workers/device-bits.ts (bit id); returns it, grown when needed */
+  /** ors a window's devices into a bitmap of storage/device-bits.ts (bit id); returns it, grown when needed */
   orDevices(metricId: number, window: number, bits: Uint8Array): Uint8Array {
     const ids = this.readDevices(metricId, window);
     if (ids.length === 0) return bits;

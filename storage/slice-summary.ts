@@ -1,7 +1,7 @@
 /**
  * The summary of one sealed slice of one shard: per metric, the fleet windows of the slice and of
  * each pane (with their digests and distinct devices) and the device sets as bitmaps
- * (workers/device-bits.ts layout: bit id of byte id >> 3). A slice's readings are stored in chunks
+ * (storage/device-bits.ts layout: bit id of byte id >> 3). A slice's readings are stored in chunks
  * of series (storage/block-codec.ts, one block per chunk, read whole by a device query); the
  * summary is what a fleet query reads instead: one small value per slice, not every chunk.
  *
@@ -14,6 +14,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { emptyAggregate, mergeAggregate, type WindowAggregateWire } from '../protocol';
 import { BLOCK_SLICE, type BlockReader } from './block-codec';
+import { countBits, orInto } from './device-bits';
 
 /** the chunk number of a slice's summary: after every chunk of readings and every delta (DELTA_CHUNK) */
 export const SUMMARY_CHUNK = 0xffffffff;
@@ -64,8 +65,8 @@ export class SliceSummaryBuilder {
       const m = this.metricOf(src.metric);
       merge(m.slice, src.slice);
       for (let p = 0; p < m.panes.length; p++) merge(m.panes[p]!, src.panes[p]!);
-      m.sliceBits = orBits(m.sliceBits, src.sliceBits);
-      for (let p = 0; p < m.paneBits.length; p++) m.paneBits[p] = orBits(m.paneBits[p]!, src.paneBits[p]!);
+      m.sliceBits = orInto(m.sliceBits, src.sliceBits);
+      for (let p = 0; p < m.paneBits.length; p++) m.paneBits[p] = orInto(m.paneBits[p]!, src.paneBits[p]!);
     }
   }
 
@@ -100,9 +101,9 @@ export class SliceSummaryBuilder {
   /** The summary; every distinct count from the merged device sets. */
   build(): SliceSummary {
     for (const m of this.byMetric.values()) {
-      m.devices = popcount(m.sliceBits);
+      m.devices = countBits(m.sliceBits);
       m.slice.devices = m.devices;
-      for (let p = 0; p < m.panes.length; p++) m.panes[p]!.devices = popcount(m.paneBits[p]!);
+      for (let p = 0; p < m.panes.length; p++) m.panes[p]!.devices = countBits(m.paneBits[p]!);
     }
     return { sliceStart: this.sliceStart, sliceMs: this.sliceMs, paneMs: this.paneMs, metrics: [...this.byMetric.values()] };
   }
@@ -122,22 +123,3 @@ function merge(into: WindowAggregateWire, part: WindowAggregateWire): void {
   into.end = end;
 }
 
-/** a | b, in a new or grown array when b is longer (workers/device-bits.ts layout) */
-function orBits(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = b.length > a.length ? new Uint8Array(b.length) : a;
-  if (out !== a) out.set(a);
-  for (let i = 0; i < b.length; i++) out[i] |= b[i]!;
-  return out;
-}
-
-function popcount(bits: Uint8Array): number {
-  let n = 0;
-  for (let i = 0; i < bits.length; i++) {
-    let x = bits[i]!;
-    while (x !== 0) {
-      x &= x - 1;
-      n++;
-    }
-  }
-  return n;
-}

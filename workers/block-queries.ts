@@ -84,7 +84,7 @@ import {
   type TopRow, type TopTask, type WindowAggregateWire,
 } from '../protocol';
 import { BlockReader, SUMMARY_CHUNK, SliceSummaryBuilder, decodeSliceSummary, type MetricSummary, type SliceSummary } from '../storage';
-import { countBits, hasBit, orInto } from './device-bits';
+import { countBits, hasBit, orInto } from '../storage/device-bits';
 import { HeadSummaries, SCAN_COLUMNS_FRACTION, type HeadSummary } from './head-summaries';
 import type { HeadSlices } from './head-slices';
 import { RawDigest } from './raw-digest';

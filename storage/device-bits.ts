@@ -1,7 +1,8 @@
 /**
  * Sets of device ids as bitmaps (device ids are the dictionary's dense integers): a fleet window's
  * devices are stored as one (['b', res, metric, start, shard]), so the exact distinct count of a
- * range is an OR per stored window, not a read per device per window. Pure; shard worker.
+ * range is an OR per stored window, not a read per device per window. Pure: the block codec and
+ * slice summaries (storage/) and the shard worker's queries share it.
  */
 
 /** sets bit `id`; returns the bitmap (a grown copy when id is past its end) */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { rng } from '../helpers/rng';
-import { countBits, hasBit, orInto, setBit } from '../../workers/device-bits';
+import { countBits, hasBit, orInto, setBit } from '../../storage/device-bits';
 
 const seed = process.env['SLUICE_SEED'] !== undefined ? Number(process.env['SLUICE_SEED']) : (Date.now() % 1e9);
 t.comment(`seed=${seed} (replay with SLUICE_SEED=${seed})`);
