@@ -14,6 +14,7 @@
 
 import { readCheckpointHeader, type RingProducer, type StoredCheckpoint } from '../protocol';
 import { decodeWalEntry, type Store } from '../storage';
+import { hasBit } from '../storage/device-bits';
 import type { BatchStager } from './batch-stager';
 import type { CommitPipeline } from './commit-pipeline';
 import type { SluiceConfig } from './config';
@@ -123,7 +124,7 @@ export async function replayWal(store: Store, plan: RecoveryPlan, dict: Dictiona
   let namesSent = 0;
   for (let id = 0; id < dict.deviceCount; id++) {
     const bits = known[dict.shardOf(id)];
-    if (bits !== undefined && (id >>> 3) < bits.length && (bits[id >>> 3]! & (1 << (id & 7))) !== 0) {
+    if (bits !== undefined && hasBit(bits, id)) {
       dict.deviceState[id] = SENT;
       continue;
     }

@@ -176,14 +176,11 @@ export class Store {
     this.runStarts = kept;
   }
 
-  /** Every device name again: full chunks as chunks, the rest as one run (after a storage fault). */
+  /** Every device name again, as flushDeviceNames writes new ones: full chunks, then a run (after a storage fault). */
   putAllDeviceNames(names: readonly string[]): void {
-    const chunks = Math.floor(names.length / NAME_CHUNK);
-    for (let k = 0; k < chunks; k++) this.putDeviceNameChunk(k, names.slice(k * NAME_CHUNK, (k + 1) * NAME_CHUNK));
-    if (names.length > chunks * NAME_CHUNK) {
-      void this.dict.put(['d', chunks * NAME_CHUNK], names.slice(chunks * NAME_CHUNK).join('\n'));
-      this.runStarts.push(chunks * NAME_CHUNK);
-    }
+    this.namesFrom = 0;
+    this.names = names;
+    this.flushDeviceNames();
   }
 
   /** The stored metric names, in id order. */

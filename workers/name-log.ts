@@ -19,6 +19,8 @@
  * views of a range stay valid.
  */
 
+import { setBit } from '../storage/device-bits';
+
 /** Names of one kind in a range of its log: ids, and their UTF-8 bytes end to end with byte lengths. */
 export interface NameRows {
   ids: Int32Array;
@@ -146,11 +148,8 @@ export class NameLog {
 
   /** the defined ids as a bitmap (bit id set) */
   idBits(): Uint8Array {
-    const bits = new Uint8Array((this.entryOfId.length + 7) >>> 3);
-    for (let e = 0; e < this.n; e++) {
-      const id = this.ids[e]!;
-      bits[id >>> 3]! |= 1 << (id & 7);
-    }
+    let bits: Uint8Array = new Uint8Array((this.entryOfId.length + 7) >>> 3);
+    for (let e = 0; e < this.n; e++) bits = setBit(bits, this.ids[e]!);
     return bits;
   }
 

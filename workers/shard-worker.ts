@@ -99,6 +99,13 @@ let pollMaxMs = 0;
 let taskMaxMs = 0;
 /** the kind of that longest task ('' when none ran; 'warm': a step of a query's head-summary warming) */
 let taskMaxKind = '';
+/** keeps the longest task body since the last stats, and its kind */
+function noteTask(kind: string, ms: number): void {
+  if (ms <= taskMaxMs) return;
+  taskMaxMs = ms;
+  taskMaxKind = kind;
+}
+
 function loopDelay(): { p99Ms: number; maxMs: number; pollMaxMs: number; taskMaxMs: number; taskMaxKind: string } {
   const r = { p99Ms: loopHistogram.percentile(99) / 1e6, maxMs: loopHistogram.max / 1e6, pollMaxMs, taskMaxMs, taskMaxKind };
   loopHistogram.reset();
@@ -190,11 +197,7 @@ async function consistent<T>(kind: ShardTask['kind'], fn: () => T, everything = 
     } while (applier.records !== applied);
     const t0 = performance.now();
     const r = fn();
-    const ms = performance.now() - t0;
-    if (ms > taskMaxMs) {
-      taskMaxMs = ms;
-      taskMaxKind = kind;
-    }
+    noteTask(kind, performance.now() - t0);
     return r;
   } finally {
     if (--paused === 0) setImmediate(pump);
@@ -210,11 +213,7 @@ async function warmed(metrics: readonly string[]): Promise<void> {
     for (;;) {
       const t0 = performance.now();
       const done = warmHeadStep(state, metric, WARM_ROWS);
-      const ms = performance.now() - t0;
-      if (ms > taskMaxMs) {
-        taskMaxMs = ms;
-        taskMaxKind = 'warm';
-      }
+      noteTask('warm', performance.now() - t0);
       if (done) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
