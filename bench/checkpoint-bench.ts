@@ -10,7 +10,7 @@
  * series defined in batches of `--batch` new devices and series per take (the first cycles of a
  * 1M-device run), then `--steady` takes with few new series each (0 to 200, a device joining now
  * and then). Every take's groups go into an in-memory copy of the stored checkpoint (put the
- * groups, delete the ids no longer live, as storage/store.ts writeCheckpoint does); at the end
+ * groups, delete the ids no longer live, as storage/checkpoint-store.ts write does); at the end
  * the stored copy is decoded and restored into a fresh ShardState and compared with the live one,
  * then one full take (after a failed write) and its restore are timed. Figures: the pause (ms,
  * take() alone) and the bytes written per take, the live groups, the stored bytes.

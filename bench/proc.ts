@@ -175,10 +175,11 @@ export interface EngineOptions {
 }
 
 /**
- * Node flags for the engine process only, e.g. SLUICE_BENCH_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
- * (the profiles of the front-end and of each shard worker thread are written at the engine's SIGTERM).
+ * Node flags for the engine process only: the ones `npm start` passes (package.json), then
+ * SLUICE_BENCH_ENGINE_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (the profiles of the
+ * front-end and of each shard worker thread are written at the engine's SIGTERM).
  */
-export const ENGINE_NODE_ARGS = (process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+export const ENGINE_NODE_ARGS = ['--max-semi-space-size=2', ...(process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 
 /** bench --engine-arg: appended to every engine's arguments */
 export const ENGINE_EXTRA_ARGS: string[] = [];
@@ -283,8 +284,11 @@ export interface EngineHealth {
   storage?: { ackMode: string; fault: unknown; walBytes: number; checkpointBytes: number; pendingCommits: number;
     wal: { walAppends: number; walBatches?: number; walFailures: number; walBytesWritten: number }; checkpointFailures: number;
     lastCheckpoint?: CheckpointSummary | null };
+  /** the front-end thread's memory (process.memoryUsage; rssBytes is the process's) */
+  memory?: { rssBytes: number; heapTotalBytes?: number; heapUsedBytes: number; externalBytes: number; arrayBuffersBytes: number };
   shards: { eventsApplied: number; ringUsedBytes: number; state?: string; series?: number; panes?: number; paneStoreBytes?: number; heapUsedBytes?: number;
-    watermark?: number | null; lateEvents?: number; rollupWriteErrors?: number }[];
+    memory?: { heapTotalBytes: number; heapUsedBytes: number; arrayBuffersBytes: number } | null;
+    summaryCache?: { bytes: number } | null; watermark?: number | null; lateEvents?: number; rollupWriteErrors?: number }[];
 }
 
 export async function engineApplied(port: number): Promise<{ applied: number; health: EngineHealth; status: number }> {

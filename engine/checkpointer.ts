@@ -1,7 +1,8 @@
 /**
  * Checkpoint cycles: every --checkpoint-interval (and at shutdown) each shard snapshots what
- * changed since its previous checkpoint (workers/checkpoint.ts), each shard's part is written in
- * one LMDB transaction, and the WAL below the lowest checkpointed sequence is deleted in small
+ * changed since its previous checkpoint (workers/checkpoint.ts) and writes it in one LMDB
+ * transaction itself (storage/checkpoint-store.ts: the bytes never cross to this thread), and once
+ * every shard's write resolved, the WAL below the lowest checkpointed sequence is deleted in small
  * transactions. A failed write makes the next cycle ask every shard for a full checkpoint (the
  * workers count what they returned as stored).
  *
@@ -120,14 +121,13 @@ export class Checkpointer {
     for (const r of results) {
       if (r.lastSeq < seq) throw new Error(`shard ${r.shard} checkpointed seq ${r.lastSeq} after a mark at ${seq}`);
     }
-    await Promise.all(results.map((r) => this.store.writeCheckpoint(r.shard, r.base, r.groups, r.livePaneNos)));
     this.nextFull = false;
     let bytes = 0;
     let written = 0;
     for (const r of results) {
       this.pipeline.checkpointBytes[r.shard] = r.storedBytes;
       bytes += r.storedBytes;
-      written += r.groups.reduce((n, g) => n + g.bytes.byteLength, r.base.byteLength);
+      written += r.writtenBytes;
     }
     const upTo = Math.min(...results.map((r) => r.lastSeq));
     let walDeleted = 0;

@@ -160,7 +160,7 @@ const health: Handler = async (_params, _query, ctx) => {
     return {
       ...r, state: 'ok', devices: st.devices, series: st.series, panes: st.panes,
       watermark: st.watermark ?? null, maxEventTime: st.maxEventTime ?? null, lateEvents: st.lateEvents ?? 0, correctedEvents: st.correctedEvents ?? 0,
-      rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes, seal: st.seal ?? null, summaryCache: st.summaryCache ?? null,
+      rollupWriteErrors: st.rollupWriteErrors ?? 0, paneStoreBytes: st.paneStoreBytes, heapUsedBytes: st.heapUsedBytes, memory: st.memory ?? null, seal: st.seal ?? null, summaryCache: st.summaryCache ?? null,
       loopDelay: st.loopDelay ?? null, restore: st.restore ?? null,
     };
   });
@@ -192,9 +192,9 @@ const health: Handler = async (_params, _query, ctx) => {
   }];
 };
 
-function frontEndMemory(): { rssBytes: number; heapUsedBytes: number; externalBytes: number; arrayBuffersBytes: number } {
+function frontEndMemory(): { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; arrayBuffersBytes: number } {
   const m = process.memoryUsage();
-  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers };
+  return { rssBytes: m.rss, heapTotalBytes: m.heapTotal, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {

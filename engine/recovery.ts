@@ -58,7 +58,7 @@ export interface CheckpointsRead {
 
 export function readCheckpoints(store: Store, config: SluiceConfig): CheckpointsRead {
   const stored = store.getMeta<number>('shards');
-  const hasState = store.walCount() > 0 || store.checkpointShards().length > 0;
+  const hasState = store.walCount() > 0 || store.checkpoints.shards().length > 0;
   if (stored !== undefined && stored !== config.shards && hasState) {
     throw new RecoveryError(`the data dir ${config.dataDir} was written with --shards ${stored}; start with --shards ${stored} ` +
       '(re-sharding a data dir is not supported: each device\'s state lives in its shard\'s checkpoint)');
@@ -68,7 +68,7 @@ export function readCheckpoints(store: Store, config: SluiceConfig): Checkpoints
   const checkpoints: (StoredCheckpoint | null)[] = [];
   const checkpointSeqs: number[] = [];
   for (let s = 0; s < config.shards; s++) {
-    const stored = store.readCheckpoint(s) ?? null;
+    const stored = store.checkpoints.read(s) ?? null;
     let seq = 0;
     if (stored !== null) {
       try {

@@ -81,12 +81,8 @@ export interface CheckpointResult {
   shard: number;
   /** every batch up to this seq that touched the shard is in the checkpoint */
   lastSeq: number;
-  /** header + the store's tables and the watermark state */
-  base: Uint8Array;
-  /** the pane-number groups that changed (all when the task was full) */
-  groups: CheckpointGroup[];
-  /** every live pane number: stored groups of any other are deleted */
-  livePaneNos: number[];
+  /** bytes this cycle wrote (the shard wrote them itself, storage/checkpoint-store.ts): the base and the changed groups */
+  writtenBytes: number;
   /** bytes of the whole checkpoint once stored (base + every live group) */
   storedBytes: number;
   /** how long the worker stopped draining its ring to take the snapshot */
@@ -138,6 +134,8 @@ export interface ShardStats {
   paneStoreBytes: number;
   /** V8 heap in use by the shard's worker thread */
   heapUsedBytes: number;
+  /** the worker thread's memory: V8 heap reserved and in use, and the ArrayBuffers its isolate holds (live or awaiting GC) */
+  memory?: { heapTotalBytes: number; heapUsedBytes: number; arrayBuffersBytes: number };
   /**
    * sealing: slices sealed, slices queued or in progress, the longest step a seal ran between
    * yields (the first seal apart: it runs before the JIT optimised its code), the last seal's wall time

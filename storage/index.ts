@@ -4,6 +4,7 @@ export * from './data-dir-lock';
 export * from './wal-entry';
 export * from './rollup-store';
 export * from './block-store';
+export * from './checkpoint-store';
 export * from './rollup-codec';
 export * from './block-codec';
 export * from './slice-summary';

@@ -1,24 +1,23 @@
 /**
  * The LMDB environment under the data dir, and every database Sluice keeps in it.
  *
- * Contract: opened once, by the front-end thread (workers hand their checkpoints to the front-end
- * as bytes). Writes are lmdb-js async puts: every put issued in one event-loop turn commits in one
+ * Contract: opened once, by the front-end thread (the shard workers open their own handles on the
+ * same environment for their blocks and checkpoints, see block-store.ts and checkpoint-store.ts). Writes are lmdb-js async puts: every put issued in one event-loop turn commits in one
  * transaction (group commit), and with overlappingSync off a put's promise resolves only once its
  * transaction is flushed to disk, so "resolved" means durable.
  *
  * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
  * metric names by id: ['m', id] -> name; ['d', a] -> the names of device ids a, a + 1, ... joined
  * by newlines (a run); ['D', k] -> device ids [k x NAME_CHUNK, (k + 1) x NAME_CHUNK), which
- * replaces its runs once full), devseq (device id -> last admitted device sequence), checkpoints (shard ->
- * checkpoint base: header and tables), ckgroups ([shard, pane number] -> the checkpoint's panes of
- * that pane number; see workers/checkpoint.ts). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
+ * replaces its runs once full), devseq (device id -> last admitted device sequence), checkpoints and ckgroups
+ * (storage/checkpoint-store.ts). lmdb-js grows its map on demand, so --max-db-size is enforced by a budget of
  * the bytes Sluice keeps (see StorageBudget), not by LMDB.
  */
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { CheckpointGroup, StoredCheckpoint } from '../protocol';
+import { CheckpointStore } from './checkpoint-store';
 
 /**
  * 2: checkpoints split into a base and pane-number groups; 3: sealed slices in blocks
@@ -60,8 +59,8 @@ export class Store {
     readonly wal: Database<Buffer, number>,
     readonly dict: Database<string, [string, number]>,
     readonly devseq: Database<number, number>,
-    readonly checkpoints: Database<Buffer, number>,
-    readonly checkpointGroups: Database<Buffer, [number, number]>,
+    /** read at start-up; each shard worker writes its own (CheckpointStore.open) */
+    readonly checkpoints: CheckpointStore,
   ) {}
 
   /** Opens (or creates) the store; refuses a data dir written in another format. */
@@ -87,8 +86,8 @@ export class Store {
       root.openDB<Buffer, number>('wal', { encoding: 'binary' }),
       root.openDB<string, [string, number]>('dict', { encoding: 'string' }),
       root.openDB<number, number>('devseq', { encoding: 'msgpack' }),
-      root.openDB<Buffer, number>('checkpoints', { encoding: 'binary' }),
-      root.openDB<Buffer, [number, number]>('ckgroups', { encoding: 'binary' }));
+      // created here, before any worker opens them (see checkpoint-store.ts)
+      CheckpointStore.on(root));
   }
 
   getMeta<T>(key: string): T | undefined {
@@ -215,36 +214,6 @@ export class Store {
     const out: { id: number; seq: number }[] = [];
     for (const { key, value } of this.devseq.getRange({})) out.push({ id: key, seq: value });
     return out;
-  }
-
-  /** A shard's stored checkpoint: its base and every stored pane group (copies). */
-  readCheckpoint(shard: number): StoredCheckpoint | undefined {
-    const base = this.checkpoints.get(shard);
-    if (base === undefined) return undefined;
-    const groups: CheckpointGroup[] = [];
-    for (const { key, value } of this.checkpointGroups.getRange({ start: [shard], end: [shard + 1] })) {
-      groups.push({ paneNo: key[1], bytes: Buffer.from(value) });
-    }
-    return { base: Buffer.from(base), groups };
-  }
-
-  /**
-   * Stores a shard's checkpoint in one transaction: the base, the changed groups, and deletes the
-   * stored groups of pane numbers no longer live (a crash keeps the previous checkpoint whole).
-   */
-  writeCheckpoint(shard: number, base: Uint8Array, groups: CheckpointGroup[], livePaneNos: number[]): Promise<void> {
-    const live = new Set(livePaneNos);
-    return this.checkpoints.transaction(() => {
-      void this.checkpoints.put(shard, base as Buffer);
-      for (const g of groups) void this.checkpointGroups.put([shard, g.paneNo], g.bytes as Buffer);
-      for (const key of this.checkpointGroups.getKeys({ start: [shard], end: [shard + 1] })) {
-        if (!live.has(key[1])) void this.checkpointGroups.remove(key);
-      }
-    });
-  }
-
-  checkpointShards(): number[] {
-    return [...this.checkpoints.getKeys({})];
   }
 
   /** A tiny durable write, to learn whether storage takes writes again after a fault. */

@@ -1140,6 +1140,7 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
   const clock = state.clock;
   const none = clock.maxTs === -Infinity;
   const c = state.sealer.counters;
+  const mem = process.memoryUsage();
   return {
     shard: state.shard,
     devices: state.series.deviceCount,
@@ -1152,7 +1153,8 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
     lateEvents,
     rollupWriteErrors: 0,
     paneStoreBytes: state.head.bytes() + state.series.typedArrayBytes(),
-    heapUsedBytes: process.memoryUsage().heapUsed,
+    heapUsedBytes: mem.heapUsed,
+    memory: { heapTotalBytes: mem.heapTotal, heapUsedBytes: mem.heapUsed, arrayBuffersBytes: mem.arrayBuffers },
     seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, firstStepMaxMs: c.firstStepMaxMs, lastSealMs: c.lastSealMs },
     summaryCache: { entries: state.summaries.entries, bytes: state.summaries.bytes, ...state.summaries.counters },
   };

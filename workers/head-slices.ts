@@ -753,6 +753,13 @@ export class HeadSlices {
     for (const sl of this.ring) if (sl !== FREE) b += sl.indexBytes();
     for (const sl of this.overflow.values()) b += sl.indexBytes();
     for (const sl of this.freeSlices) b += sl.indexBytes();
+    return b + this.chunkPoolBytes;
+  }
+
+  /** the checkpoint chunk buffers kept for the next snapshotSince(…, true) */
+  get chunkPoolBytes(): number {
+    let b = 0;
+    for (const buf of this.chunkPool) b += buf.byteLength;
     return b;
   }
 
@@ -833,8 +840,8 @@ export class HeadSlices {
    * same marks again.
    *
    * reuse: the chunks' bytes are views of buffers this head keeps (up to CHUNK_POOL_MAX of them)
-   * and writes again at the next snapshotSince(…, true): valid until then, so the caller copies
-   * them out first (the shard worker's task result is copied when it is posted). Fresh buffers
+   * and writes again at the next snapshotSince(…, true): valid until then, so the caller writes
+   * them (the shard worker, storage/checkpoint-store.ts) before it takes the next one. Fresh buffers
    * cost their first touch each time: on this VM ~6 ms per MB, most of a 1M-series checkpoint's
    * pause (10-17 MB a cycle).
    */
@@ -863,6 +870,9 @@ export class HeadSlices {
       next.set(no, { epoch: sl.epoch, n: sl.n });
     }
     drop.sort((a, b) => a - b);
+    // a first, full snapshot needs several times what later ones do: keep what this one used and
+    // half again, not the peak (~25 MB of idle buffers at 100k series after the first)
+    if (reuse) this.chunkPool.length = Math.min(this.chunkPool.length, Math.ceil(pooled * 1.5));
     return { drop, chunks, marks: next };
   }
 

@@ -21,7 +21,7 @@ import {
   RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
   RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type CheckpointResult, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
-import { BlockStore, RollupStore } from '../storage';
+import { BlockStore, CheckpointStore, RollupStore } from '../storage';
 import { ShardCheckpoints, decodeCheckpoint } from './checkpoint';
 import { ShardState } from './shard-state';
 import { RecordApplier } from './record-applier';
@@ -59,6 +59,7 @@ const ring = new RingConsumer(data.ring);
 const histogram = { divisions: data.histogramDivisions, min: data.histogramMin, max: data.histogramMax };
 const rollups = RollupStore.open(data.dataDir);
 const blocks = BlockStore.open(data.dataDir);
+const checkpointStore = CheckpointStore.open(data.dataDir);
 const failShard = (err: Error): void => {
   setImmediate(() => {
     throw err;
@@ -232,7 +233,7 @@ export default function handle(task: ShardTask): unknown {
     case 'distinctDevices': return warmed(task.metrics).then(() => consistent('distinctDevices', () => distinctDevices(state, task)));
     case 'sensorRange': return warmed([task.metric]).then(() => consistent('sensorRange', () => sensorRange(state, task)));
     case 'metricLatest': return consistent('metricLatest', () => metricLatest(state, task));
-    case 'checkpoint': return consistent('checkpoint', () => checkpoint(task.full));
+    case 'checkpoint': return checkpoint(task.full);
     case 'retention': return consistent('retention', () => state.retain(task.cutoffs));
     case 'sync': return consistent('sync', () => null, true);
     case 'report': return consistent('report', () => report.collect());
@@ -244,21 +245,36 @@ export default function handle(task: ShardTask): unknown {
 const groupBytes = new Map<number, number>();
 for (const g of data.checkpoint?.groups ?? []) groupBytes.set(g.paneNo, g.bytes.byteLength);
 
-function checkpoint(full: boolean): CheckpointResult {
-  const t0 = performance.now();
-  // the head chunks in reused buffers: the result is copied when piscina posts it
-  const c = checkpoints.take(state, applier.lastSeq, full, true);
+/**
+ * Takes the snapshot with the ring paused, then writes it from the head's reused chunk buffers
+ * while the ring goes on; resolves once it is durable (the buffers are free again for the next
+ * cycle, which the front-end starts only after this one resolved).
+ */
+async function checkpoint(full: boolean): Promise<CheckpointResult> {
+  let pauseMs = 0;
+  let lastSeq = 0;
+  const c = await consistent('checkpoint', () => {
+    const t0 = performance.now();
+    lastSeq = applier.lastSeq;
+    const taken = checkpoints.take(state, lastSeq, full, true);
+    pauseMs = performance.now() - t0;
+    return taken;
+  });
+  await checkpointStore.write(data.shard, c.base, c.groups, c.live);
   if (full) groupBytes.clear();
-  for (const g of c.groups) groupBytes.set(g.paneNo, g.bytes.byteLength);
+  let writtenBytes = c.base.byteLength;
+  for (const g of c.groups) {
+    groupBytes.set(g.paneNo, g.bytes.byteLength);
+    writtenBytes += g.bytes.byteLength;
+  }
   const live = new Set(c.live);
   let storedBytes = c.base.byteLength;
   for (const [id, bytes] of groupBytes) {
     if (live.has(id)) storedBytes += bytes;
     else groupBytes.delete(id);
   }
-  // structured clone copies the bytes (~1 ms per 10 MB here); piscina only transfers a bare buffer
   return {
-    shard: data.shard, lastSeq: applier.lastSeq, base: c.base, groups: c.groups, livePaneNos: c.live, storedBytes,
-    pauseMs: performance.now() - t0, pauseParts: c.parts, series: state.series.seriesCount, panes: state.head.readingsHeld,
+    shard: data.shard, lastSeq, writtenBytes, storedBytes,
+    pauseMs, pauseParts: c.parts, series: state.series.seriesCount, panes: state.head.readingsHeld,
   };
 }

@@ -68,6 +68,14 @@ interface HealthFigures {
   /** the shards' head and series table (typed arrays, capacity) and their V8 heaps */
   headBytes: number;
   workerHeapBytes: number;
+  /** V8 heap reserved by the workers, the ArrayBuffers their isolates hold, the sealed-summary caches */
+  workerHeapTotalBytes: number;
+  workerArrayBuffersBytes: number;
+  summaryCacheBytes: number;
+  /** the front-end thread: V8 heap reserved and in use, ArrayBuffers (the rings' SharedArrayBuffers included) */
+  frontHeapTotalBytes: number;
+  frontHeapUsedBytes: number;
+  frontArrayBuffersBytes: number;
   /** sealing, over the shards: the longest step between yields, the longest last seal (wall) */
   sealStepMaxMs: number;
   sealFirstStepMaxMs: number;
@@ -106,6 +114,9 @@ async function health(port: number): Promise<HealthFigures | null> {
     let errors = 0;
     let headBytes = 0;
     let workerHeapBytes = 0;
+    let workerHeapTotalBytes = 0;
+    let workerArrayBuffersBytes = 0;
+    let summaryCacheBytes = 0;
     let sealStepMaxMs = 0;
     let sealLastMs = 0;
     let sealFirstStepMaxMs = 0;
@@ -118,6 +129,9 @@ async function health(port: number): Promise<HealthFigures | null> {
       sealLastMs = Math.max(sealLastMs, seal?.lastSealMs ?? 0);
       headBytes += s.paneStoreBytes ?? 0;
       workerHeapBytes += s.heapUsedBytes ?? 0;
+      workerHeapTotalBytes += s.memory?.heapTotalBytes ?? 0;
+      workerArrayBuffersBytes += s.memory?.arrayBuffersBytes ?? 0;
+      summaryCacheBytes += s.summaryCache?.bytes ?? 0;
       applied += s.eventsApplied;
       ring += s.ringUsedBytes;
       series += s.series ?? 0;
@@ -129,7 +143,9 @@ async function health(port: number): Promise<HealthFigures | null> {
     return {
       atMs, status: r.status, applied, series: ok ? series : null, panes: ok ? panes : null, watermark, lateEvents: late,
       rollupWriteErrors: errors, walBytes: h.storage?.walBytes ?? null, lastCheckpoint: h.storage?.lastCheckpoint ?? null, ringUsedBytes: ring,
-      headBytes, workerHeapBytes, sealStepMaxMs, sealFirstStepMaxMs, sealLastMs,
+      headBytes, workerHeapBytes, workerHeapTotalBytes, workerArrayBuffersBytes, summaryCacheBytes,
+      frontHeapTotalBytes: h.memory?.heapTotalBytes ?? 0, frontHeapUsedBytes: h.memory?.heapUsedBytes ?? 0, frontArrayBuffersBytes: h.memory?.arrayBuffersBytes ?? 0,
+      sealStepMaxMs, sealFirstStepMaxMs, sealLastMs,
     };
   } catch {
     return null;
@@ -511,6 +527,10 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     if (finalHealth) notes.push(`at the end: ${finalHealth.series == null ? '?' : n0(finalHealth.series)} series, ${finalHealth.panes == null ? '?' : n0(finalHealth.panes)} panes held (${finalHealth.panes == null ? '?' : (finalHealth.panes / devices).toFixed(1)} per series), ` +
       `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB, ` +
       `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms (the first seal's, before the JIT: ${finalHealth.sealFirstStepMaxMs.toFixed(1)} ms), the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop`);
+    if (finalHealth) notes.push(`memory at the end, by holder (MiB): front-end V8 heap ${mib(finalHealth.frontHeapUsedBytes)} used of ${mib(finalHealth.frontHeapTotalBytes)} reserved, ` +
+      `its ArrayBuffers ${mib(finalHealth.frontArrayBuffersBytes)} (rings included); workers' V8 heaps ${mib(finalHealth.workerHeapBytes)} used of ${mib(finalHealth.workerHeapTotalBytes)} reserved, ` +
+      `their ArrayBuffers ${mib(finalHealth.workerArrayBuffersBytes)} (head + series tables ${mib(finalHealth.headBytes)}, sealed summaries ${mib(finalHealth.summaryCacheBytes)}); ` +
+      `the rest of the anon RSS (malloc arenas, LMDB, native code) ${mib(Math.max(0, final.anonBytes - finalHealth.frontHeapTotalBytes - finalHealth.frontArrayBuffersBytes - finalHealth.workerHeapTotalBytes - finalHealth.workerArrayBuffersBytes))}`);
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
         (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +

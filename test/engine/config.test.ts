@@ -45,7 +45,7 @@ const SPECS: Spec[] = [
     bad: [['0', OUT], ['65', OUT], ['four', /not an integer/]],
   },
   {
-    key: 'ringBytes', flag: '--ring-size', env: 'SLUICE_RING_SIZE', defaultValue: 16 * MIB,
+    key: 'ringBytes', flag: '--ring-size', env: 'SLUICE_RING_SIZE', defaultValue: 4 * MIB,
     good: [['64KiB', 64 * KIB], ['1GiB', GIB], ['16MiB', 16 * MIB], ['65536', 65536], [131072, 131072], ['0.5MiB', 512 * KIB]],
     bad: [['1000', /1000 is not a power of two/], ['1MB', /not a power of two/], ['32KiB', OUT], ['2GiB', OUT], ['big', /invalid size "big"/]],
   },

@@ -10,7 +10,7 @@ import { assertProperty } from '../helpers/property';
 import { rng } from '../helpers/rng';
 import { tempDir } from '../helpers/engine';
 
-/** The stored checkpoint as storage/store.ts writeCheckpoint keeps it: put the groups, delete the ids not live. */
+/** The stored checkpoint as storage/checkpoint-store.ts write keeps it: put the groups, delete the ids not live. */
 class Stored {
   readonly groups = new Map<number, Uint8Array>();
 

@@ -355,6 +355,7 @@ t.test('snapshots with reuse write the same bytes into the same buffers, snapsho
   t.equal(next.chunks.length, 1);
   t.equal(next.chunks[0]!.bytes.buffer, buffers[0], 'the next snapshot writes the first pool buffer again');
   t.equal(next.chunks[0]!.from, 120);
+  t.equal(head.chunkPoolBytes, 2 * (CHUNK_HEADER_BYTES + 50 * 20), 'after a snapshot of one chunk the pool keeps two buffers, not the three of the first');
   t.end();
 });
 
