@@ -63,7 +63,6 @@ export class ShardPool {
         // a worker's state lives in typed arrays and its garbage is short-lived: a young generation
         // of 16 MB instead of V8's 48 MB; 6 MB saved ~10 MiB more at 100k but slowed the restore
         // at 1M (worker: series table + head 2.2 s -> 3.6 s, recovery 7.1 s -> 9.3 s)
-        // (bench/README.md, memory by holder)
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
         workerData: {
           shard,
