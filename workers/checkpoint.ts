@@ -30,7 +30,7 @@
 
 import { Packr, Unpackr } from 'msgpackr';
 import { CHECKPOINT_HEADER_BYTES, readCheckpointHeader, writeCheckpointHeader, type CheckpointGroup } from '../protocol';
-import type { SliceMark } from './head-slices';
+import type { HeadCut, HeadSlices, SliceMark } from './head-slices';
 import { ROW_MARK_ZERO, type LegacySeriesRows, type RowMark, type SeriesRows, type SeriesTable } from './series-table';
 import type { ShardState, ShardStateSnapshot } from './shard-state';
 
@@ -68,6 +68,23 @@ export interface EncodedCheckpoint {
   live: number[];
 }
 
+/**
+ * A checkpoint cut with the ring paused (ShardCheckpoints.cut: what to copy, the base, the ids)
+ * and not yet encoded: ShardCheckpoints.encode copies it in steps afterwards. It holds the head's
+ * cut: encode it to its end (or throw) before the next cut.
+ */
+export interface PendingCheckpoint {
+  readonly base: Uint8Array;
+  readonly head: HeadCut;
+  /** the group id of each of head.parts */
+  readonly headIds: readonly number[];
+  /** the series groups: their ids and the rows to pack (views of the table's logs, which only append) */
+  readonly series: readonly { id: number; rows: SeriesRows }[];
+  readonly live: number[];
+  /** where cut() spent its time (ms): the head's marks, the series plan, the base */
+  readonly parts: { headMs: number; seriesMs: number; baseMs: number };
+}
+
 export class ShardCheckpoints {
   private marks = new Map<number, SliceMark>();
   /** per open slice, its stored chunk ids */
@@ -92,33 +109,54 @@ export class ShardCheckpoints {
   }
 
   /**
-   * reuse: the head chunks' bytes are the head's reused buffers (HeadSlices.snapshotSince), valid
-   * until the next take: the shard worker's result is copied when posted. Tests that keep the
+   * cut() and encode() in one go (tests, benches). reuse: the head chunks' bytes are the head's
+   * reused buffers (HeadSlices.snapshotSince), valid until the next take; tests that keep the
    * groups of several takes leave it off.
    */
   take(state: ShardState, lastSeq: number, full: boolean, reuse = false): EncodedCheckpoint {
+    const pending = this.cut(state, lastSeq, full);
+    const steps = this.encode(state.head, pending, reuse);
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+    }
+  }
+
+  /**
+   * What this checkpoint holds, decided at this point of the shard's applied records: the head's
+   * rows to copy (their pages held), the series rows to pack, the base, the live ids. O(open
+   * slices + chunks + groups), plus the base and the new device names' lengths: this is what the
+   * shard pauses its ring for. The ids and marks are this shard's from here on (a checkpoint that
+   * fails to be stored is followed by a full one).
+   */
+  cut(state: ShardState, lastSeq: number, full: boolean): PendingCheckpoint {
     const t0 = performance.now();
-    const groups: CheckpointGroup[] = [];
     if (full) {
       this.marks = new Map();
       this.sliceGroups.clear();
     }
-    const snap = state.head.snapshotSince(this.marks, reuse);
-    for (const sliceNo of snap.drop) this.sliceGroups.delete(sliceNo);
-    for (const sliceNo of this.sliceGroups.keys()) if (!state.head.isOpen(sliceNo)) this.sliceGroups.delete(sliceNo);
-    for (const c of snap.chunks) {
-      let list = this.sliceGroups.get(c.sliceNo);
-      if (list === undefined) this.sliceGroups.set(c.sliceNo, list = []);
-      const k = list.length === 0 ? 0 : list[list.length - 1]! - c.sliceNo * CHUNK_IDS_PER_SLICE + 1;
-      if (k >= CHUNK_IDS_PER_SLICE) throw new Error(`BUG: slice ${c.sliceNo} has ${k} checkpoint chunks`);
-      const id = c.sliceNo * CHUNK_IDS_PER_SLICE + k;
-      list.push(id);
-      groups.push({ paneNo: id, bytes: c.bytes });
+    const head = state.head.cut(this.marks);
+    const headIds: number[] = [];
+    try {
+      for (const sliceNo of head.drop) this.sliceGroups.delete(sliceNo);
+      for (const sliceNo of this.sliceGroups.keys()) if (!state.head.isOpen(sliceNo)) this.sliceGroups.delete(sliceNo);
+      for (const c of head.parts) {
+        let list = this.sliceGroups.get(c.sliceNo);
+        if (list === undefined) this.sliceGroups.set(c.sliceNo, list = []);
+        const k = list.length === 0 ? 0 : list[list.length - 1]! - c.sliceNo * CHUNK_IDS_PER_SLICE + 1;
+        if (k >= CHUNK_IDS_PER_SLICE) throw new Error(`BUG: slice ${c.sliceNo} has ${k} checkpoint chunks`);
+        const id = c.sliceNo * CHUNK_IDS_PER_SLICE + k;
+        list.push(id);
+        headIds.push(id);
+      }
+    } catch (e) {
+      state.head.endCut();
+      throw e;
     }
-    this.marks = snap.marks;
+    this.marks = head.marks;
     const t1 = performance.now();
 
-    groups.push(...this.series.take(state.series, full));
+    const series = this.series.plan(state.series, full);
     const t2 = performance.now();
 
     const body: CheckpointBody = { format: BODY_FORMAT, state: state.snapshot(), series: state.series.seriesCount, headReadings: state.head.readingsHeld };
@@ -128,7 +166,32 @@ export class ShardCheckpoints {
     base.set(packed, CHECKPOINT_HEADER_BYTES);
     const live = this.series.live();
     for (const list of this.sliceGroups.values()) live.push(...list);
-    return { parts: { headMs: t1 - t0, seriesMs: t2 - t1, baseMs: performance.now() - t2 }, base, groups, live };
+    return { base, head, headIds, series, live, parts: { headMs: t1 - t0, seriesMs: t2 - t1, baseMs: performance.now() - t2 } };
+  }
+
+  /**
+   * Copies a cut checkpoint into its groups, one head chunk or series group a step (~1 ms each:
+   * the caller yields to its ring between steps); ends the head's cut when done or on a throw.
+   */
+  *encode(head: HeadSlices, pending: PendingCheckpoint, reuse: boolean): Generator<void, EncodedCheckpoint> {
+    const groups: CheckpointGroup[] = [];
+    let ended = false;
+    try {
+      const parts = pending.head.parts;
+      for (let k = 0; k < parts.length; k++) {
+        groups.push({ paneNo: pending.headIds[k]!, bytes: head.encodeCut(parts[k]!, k, reuse).bytes });
+        yield;
+      }
+      head.endCut(reuse ? parts.length : -1);
+      ended = true;
+      for (const g of pending.series) {
+        groups.push({ paneNo: g.id, bytes: packRows(g.rows) });
+        yield;
+      }
+    } finally {
+      if (!ended) head.endCut();
+    }
+    return { parts: pending.parts, base: pending.base, groups, live: pending.live };
   }
 }
 
@@ -199,6 +262,11 @@ export class SeriesCheckpoints {
 
   /** The groups to write for the rows added since the previous take (every row when full). */
   take(table: SeriesTable, full: boolean): CheckpointGroup[] {
+    return this.plan(table, full).map((g) => ({ paneNo: g.id, bytes: packRows(g.rows) }));
+  }
+
+  /** take()'s groups, their rows not packed yet (views of the table's logs, see SeriesTable.rows) */
+  plan(table: SeriesTable, full: boolean): { id: number; rows: SeriesRows }[] {
     if (full) this.groups = [];
     const end = table.rowMark();
     const last = this.groups.length === 0 ? ROW_MARK_ZERO : this.groups[this.groups.length - 1]!.end;
@@ -216,11 +284,11 @@ export class SeriesCheckpoints {
     }
     const start = from < this.groups.length ? this.groups[from]!.start : last;
     this.groups.length = from;
-    const out: CheckpointGroup[] = [];
+    const out: { id: number; rows: SeriesRows }[] = [];
     for (const cut of this.cuts(table, start, end)) {
       const id = -(this.nextId++);
       this.groups.push({ id, start: cut.start, end: cut.end, final: rowsBetween(cut.start, cut.end) >= this.groupRows });
-      out.push({ paneNo: id, bytes: packRows(table.rows(cut.start, cut.end)) });
+      out.push({ id, rows: table.rows(cut.start, cut.end) });
     }
     return out;
   }
@@ -250,8 +318,8 @@ export class SeriesCheckpoints {
 
 /**
  * Packs a group into a buffer of its own, sized to fit (msgpack headers are < 256 B here): the
- * result goes to the front-end by structured clone, which copies a view's whole ArrayBuffer, so a
- * small group in a packr's shared multi-MB buffer would cost a copy of all of it.
+ * bytes are kept until their write commits, and a small group must not hold a packr's shared
+ * multi-MB buffer alive (nor be overwritten by the next pack into it).
  */
 function packRows(rows: SeriesRows): Uint8Array {
   const names = (n: SeriesRows['deviceNames']): number => 32 + n.ids.byteLength + n.text.byteLength + n.lengths.byteLength;

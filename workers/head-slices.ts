@@ -169,8 +169,32 @@ export interface HeadSnapshot {
   marks: Map<number, SliceMark>;
 }
 
+/**
+ * A snapshot taken in two steps (HeadSlices.cut, then encodeCut per part, then endCut): the cut
+ * only notes which rows to copy and holds their pages, so the shard pauses its ring for
+ * O(slices), and the copying runs afterwards in steps while readings go on being appended.
+ * Rows below a slice's count never change (appends only), and the pages of a slice dropped
+ * meanwhile are not reused until endCut.
+ */
+export interface HeadCut {
+  /** as HeadSnapshot.drop */
+  drop: number[];
+  /** the chunks to encode, ascending by slice then row */
+  parts: CutPart[];
+  /** the marks to pass next time, once the chunks are stored */
+  marks: Map<number, SliceMark>;
+}
+
+export interface CutPart {
+  readonly sliceNo: number;
+  readonly from: number;
+  readonly n: number;
+  /** the pages holding rows [from, from + n), the first holding row `from` */
+  readonly pages: readonly Page[];
+}
+
 /** One page: four columns in one ArrayBuffer. */
-class Page {
+export class Page {
   readonly value: Float64Array;
   readonly series: Uint32Array;
   readonly offset: Uint32Array;
@@ -269,6 +293,9 @@ export class HeadSlices {
   private readonly overflow = new Map<number, Slice>();
   private readonly freeSlices: Slice[] = [];
   private readonly freePages: Page[] = [];
+  /** pages of slices dropped while a cut was held: back to freePages at endCut */
+  private readonly heldPages: Page[] = [];
+  private cutsHeld = 0;
   private pagesAllocated = 0;
   private pagesInUse = 0;
   private openCount = 0;
@@ -807,7 +834,8 @@ export class HeadSlices {
 
   /** returns a dropped slice's pages and the slice (index cleared by drop) to the pools */
   private release(sl: Slice): void {
-    for (const page of sl.pages) this.freePages.push(page);
+    const to = this.cutsHeld > 0 ? this.heldPages : this.freePages;
+    for (const page of sl.pages) to.push(page);
     this.pagesInUse -= sl.pages.length;
     sl.pages.length = 0;
     sl.tail = NO_PAGE;
@@ -846,9 +874,23 @@ export class HeadSlices {
    * pause (10-17 MB a cycle).
    */
   snapshotSince(marks: ReadonlyMap<number, SliceMark>, reuse = false): HeadSnapshot {
-    let pooled = 0;
-    const drop: number[] = [];
+    const cut = this.cut(marks);
     const chunks: HeadChunk[] = [];
+    try {
+      for (let k = 0; k < cut.parts.length; k++) chunks.push(this.encodeCut(cut.parts[k]!, k, reuse));
+    } finally {
+      this.endCut(reuse ? cut.parts.length : -1);
+    }
+    return { drop: cut.drop, chunks, marks: cut.marks };
+  }
+
+  /**
+   * What snapshotSince(marks) would copy, without copying (see HeadCut): O(open slices + chunks).
+   * Every cut must be ended with endCut(), after its parts are encoded or given up.
+   */
+  cut(marks: ReadonlyMap<number, SliceMark>): HeadCut {
+    const drop: number[] = [];
+    const parts: CutPart[] = [];
     const next = new Map<number, SliceMark>();
     for (const no of marks.keys()) if (this.find(no) === null) drop.push(no);
     for (const no of this.openSlices()) {
@@ -857,23 +899,46 @@ export class HeadSlices {
       let from = 0;
       if (mark !== undefined) {
         if (mark.epoch === sl.epoch) {
-          if (!(Number.isInteger(mark.n) && mark.n >= 0 && mark.n <= sl.n)) throw new Error(`HeadSlices.snapshotSince: mark of slice ${no} at row ${String(mark.n)}, the slice holds ${sl.n}`);
+          if (!(Number.isInteger(mark.n) && mark.n >= 0 && mark.n <= sl.n)) throw new Error(`HeadSlices.cut: mark of slice ${no} at row ${String(mark.n)}, the slice holds ${sl.n}`);
           from = mark.n;
         } else {
           drop.push(no);
         }
       }
       for (let at = from; at < sl.n; at += this.chunkReadingsMax) {
-        const buf = reuse && pooled < CHUNK_POOL_MAX ? this.pooledChunk(pooled++) : null;
-        chunks.push(this.encodeChunk(sl, at, Math.min(this.chunkReadingsMax, sl.n - at), buf));
+        const n = Math.min(this.chunkReadingsMax, sl.n - at);
+        parts.push({ sliceNo: no, from: at, n, pages: sl.pages.slice(at >>> this.pageShift, ((at + n - 1) >>> this.pageShift) + 1) });
       }
       next.set(no, { epoch: sl.epoch, n: sl.n });
     }
     drop.sort((a, b) => a - b);
-    // a first, full snapshot needs several times what later ones do: keep what this one used and
-    // half again, not the peak (~25 MB of idle buffers at 100k series after the first)
-    if (reuse) this.chunkPool.length = Math.min(this.chunkPool.length, Math.ceil(pooled * 1.5));
-    return { drop, chunks, marks: next };
+    this.cutsHeld++;
+    return { drop, parts, marks: next };
+  }
+
+  /**
+   * Encodes a part of a held cut into the k-th pooled buffer (reuse: valid until the next cut
+   * encodes into it again) or a fresh one.
+   */
+  encodeCut(part: CutPart, k: number, reuse: boolean): HeadChunk {
+    if (this.cutsHeld === 0) throw new Error('BUG: HeadSlices.encodeCut without a held cut');
+    const buf = reuse && k < CHUNK_POOL_MAX ? this.pooledChunk(k) : null;
+    return this.encodeChunk(part, buf);
+  }
+
+  /**
+   * Ends a cut: pages of slices dropped meanwhile go back to the pool once no cut is held.
+   * pooledUsed: the chunk buffers the cut encoded into (-1: none); a first, full snapshot needs
+   * several times what later ones do, so the pool keeps what this one used and half again, not
+   * the peak (~25 MB of idle buffers at 100k series after the first).
+   */
+  endCut(pooledUsed = -1): void {
+    if (this.cutsHeld === 0) throw new Error('BUG: HeadSlices.endCut without a held cut');
+    if (--this.cutsHeld === 0) {
+      for (const page of this.heldPages) this.freePages.push(page);
+      this.heldPages.length = 0;
+    }
+    if (pooledUsed >= 0) this.chunkPool.length = Math.min(this.chunkPool.length, Math.ceil(Math.min(pooledUsed, CHUNK_POOL_MAX) * 1.5));
   }
 
   /** the k-th buffer of the chunk pool (made on first use), room for chunkReadingsMax rows */
@@ -882,22 +947,24 @@ export class HeadSlices {
     return this.chunkPool[k]!;
   }
 
-  private encodeChunk(sl: Slice, from: number, n: number, pooled: ArrayBuffer | null): HeadChunk {
+  private encodeChunk(part: CutPart, pooled: ArrayBuffer | null): HeadChunk {
+    const { sliceNo, from, n, pages } = part;
     const size = CHUNK_HEADER_BYTES + n * READING_BYTES;
     const buf = pooled ?? new ArrayBuffer(size);
     const dv = new DataView(buf);
     dv.setUint32(0, CHUNK_MAGIC, true);
     dv.setUint32(4, n, true);
-    dv.setFloat64(8, sl.no, true);
+    dv.setFloat64(8, sliceNo, true);
     dv.setUint32(16, from, true);
     dv.setUint32(20, this.sliceMs, true);
     const values = new Float64Array(buf, CHUNK_HEADER_BYTES, n);
     const series = new Uint32Array(buf, CHUNK_HEADER_BYTES + n * 8, n);
     const offsets = new Uint32Array(buf, CHUNK_HEADER_BYTES + n * 12, n);
     // page by page with set() (memcpy): 10 MB in ~4 ms where a per-element loop took ~24 ms
+    const firstPage = from >>> this.pageShift;
     let w = 0;
     for (let i = from; i < from + n;) {
-      const page = sl.pages[i >>> this.pageShift]!;
+      const page = pages[(i >>> this.pageShift) - firstPage]!;
       const row0 = i & this.pageMask;
       const rows = Math.min(from + n - i, this.pageReadings - row0);
       values.set(page.value.subarray(row0, row0 + rows), w);
@@ -906,7 +973,7 @@ export class HeadSlices {
       w += rows;
       i += rows;
     }
-    return { sliceNo: sl.no, from, n, bytes: new Uint8Array(buf, 0, size) };
+    return { sliceNo, from, n, bytes: new Uint8Array(buf, 0, size) };
   }
 
   /**

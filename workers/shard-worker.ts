@@ -22,7 +22,7 @@ import {
   RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type CheckpointResult, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import { BlockStore, CheckpointStore, RollupStore } from '../storage';
-import { ShardCheckpoints, decodeCheckpoint } from './checkpoint';
+import { ShardCheckpoints, decodeCheckpoint, type EncodedCheckpoint } from './checkpoint';
 import { ShardState } from './shard-state';
 import { RecordApplier } from './record-applier';
 import { ReportCounter } from './report-counter';
@@ -246,20 +246,33 @@ const groupBytes = new Map<number, number>();
 for (const g of data.checkpoint?.groups ?? []) groupBytes.set(g.paneNo, g.bytes.byteLength);
 
 /**
- * Takes the snapshot with the ring paused, then writes it from the head's reused chunk buffers
- * while the ring goes on; resolves once it is durable (the buffers are free again for the next
- * cycle, which the front-end starts only after this one resolved).
+ * Cuts the checkpoint with the ring paused (what to copy: O(slices)), copies it a chunk at a time
+ * with the ring going on between chunks, then writes it from the head's reused chunk buffers;
+ * resolves once it is durable (the buffers are free again for the next cycle, which the
+ * front-end starts only after this one resolved).
  */
 async function checkpoint(full: boolean): Promise<CheckpointResult> {
   let pauseMs = 0;
   let lastSeq = 0;
-  const c = await consistent('checkpoint', () => {
+  const pending = await consistent('checkpoint', () => {
     const t0 = performance.now();
     lastSeq = applier.lastSeq;
-    const taken = checkpoints.take(state, lastSeq, full, true);
+    const cut = checkpoints.cut(state, lastSeq, full);
     pauseMs = performance.now() - t0;
-    return taken;
+    return cut;
   });
+  const steps = checkpoints.encode(state.head, pending, true);
+  let c: EncodedCheckpoint;
+  for (;;) {
+    const t0 = performance.now();
+    const r = steps.next();
+    noteTask('checkpoint', performance.now() - t0);
+    if (r.done === true) {
+      c = r.value;
+      break;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   await checkpointStore.write(data.shard, c.base, c.groups, c.live);
   if (full) groupBytes.clear();
   let writtenBytes = c.base.byteLength;

@@ -360,7 +360,7 @@ t.test('--help lists usage, every flag, env var and formatted default', async (t
   t.match(help, /--config FILE +SLUICE_CONFIG/);
   const lines = help.split('\n');
   const expectedDefaults: Record<string, string> = {
-    '--ring-size': '16MiB', '--pane': '10s', '--body-max': '1MiB', '--future-skew': '1m', '--backpressure-wait': '1s',
+    '--ring-size': '4MiB', '--pane': '10s', '--body-max': '1MiB', '--future-skew': '1m', '--backpressure-wait': '1s',
     '--port': '8080', '--quantiles': '0.5,0.9,0.99', '--log-level': 'info', '--data-dir': './data',
     '--ack': 'durable', '--checkpoint-interval': '5s', '--max-db-size': '8GiB',
     '--allowed-lateness': '5m', '--late-horizon': '1d', '--late-log-size': '100000', '--resolutions': '10s,1m,1h,1d', '--retention': '10s:1d,1m:7d,1h:90d,1d:forever',

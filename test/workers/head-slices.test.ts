@@ -359,6 +359,28 @@ t.test('snapshots with reuse write the same bytes into the same buffers, snapsho
   t.end();
 });
 
+t.test('a cut encoded later holds the rows of its moment: appends, a drop and a new slice meanwhile change nothing', (t) => {
+  const head = new HeadSlices({ ...OPTS, pageReadings: 16, chunkReadingsMax: 40, index: 'dense' });
+  const at = (slice: number, i: number): number => (BASE_SLICE + slice) * OPTS.sliceMs + i * 10;
+  for (let i = 0; i < 50; i++) head.append(i % 5, at(0, i), i);
+  for (let i = 0; i < 30; i++) head.append(i % 3, at(1, i), 1000 + i);
+  const expected = head.snapshotSince(new Map()).chunks.map((c) => [...c.bytes]);
+  const cut = head.cut(new Map());
+  t.equal(cut.parts.length, 3, 'slice 0: rows 0-39 and 40-49; slice 1: rows 0-29');
+  // meanwhile: slice 0 sealed away, its pages would serve a new slice; slice 1 goes on
+  t.ok(head.drop(BASE_SLICE));
+  for (let i = 0; i < 70; i++) head.append(7, at(2, i), -i);
+  for (let i = 30; i < 45; i++) head.append(i % 3, at(1, i), 1000 + i);
+  const got = cut.parts.map((p, k) => [...head.encodeCut(p, k, true).bytes]);
+  t.same(got, expected, 'the bytes snapshotSince gave at the cut');
+  head.endCut(cut.parts.length);
+  const pageBytes = head.bytes() - head.chunkPoolBytes;
+  for (let i = 70; i < 134; i++) head.append(7, at(2, i), -i);
+  t.equal(head.bytes() - head.chunkPoolBytes, pageBytes, "after endCut the dropped slice's 4 pages serve the next 64 rows: none allocated");
+  t.throws(() => head.endCut(), /without a held cut/, 'a cut ends once');
+  t.end();
+});
+
 t.test('snapshot in increments, seal and reopen between them, restore: every series\' readings round-trip', (t) => {
   const rand = rng(seed + 3);
   const head = new HeadSlices({ ...OPTS, pageReadings: 32, chunkReadingsMax: 50 });
