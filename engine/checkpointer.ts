@@ -27,8 +27,13 @@ import type { Logger } from './logger';
 import type { ShardPool } from './shard-pool';
 
 const TRUNCATE_KEYS_PER_TXN = 5000;
-/** events a shard applies before a cycle starts whatever the interval: ~8 MB of head readings, so that a cycle with 250k new series stays under 16 MB */
-export const READINGS_PER_CYCLE = 400_000;
+/**
+ * events a shard applies before a cycle starts whatever the interval: ~6 MB of head readings. A
+ * cycle holds what arrived until its cut, and a cycle copies its chunks in steps between ring
+ * slices (0.3-1.8 s at 1M series), so readings keep arriving past the trigger: at 400k a cycle
+ * wrote up to 16 MiB at 1M series, over the 16 MB target
+ */
+export const READINGS_PER_CYCLE = 300_000;
 /** new series a shard makes before a cycle starts whatever the interval: ~6 MB of series groups */
 export const SERIES_PER_CYCLE = 250_000;
 const VOLUME_CHECK_MS = 100;

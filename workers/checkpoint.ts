@@ -30,7 +30,7 @@
 
 import { Packr, Unpackr } from 'msgpackr';
 import { CHECKPOINT_HEADER_BYTES, readCheckpointHeader, writeCheckpointHeader, type CheckpointGroup } from '../protocol';
-import type { HeadCut, HeadSlices, SliceMark } from './head-slices';
+import type { HeadCut, SliceMark } from './head-slices';
 import { ROW_MARK_ZERO, type LegacySeriesRows, type RowMark, type SeriesRows, type SeriesTable } from './series-table';
 import type { ShardState, ShardStateSnapshot } from './shard-state';
 
@@ -78,12 +78,15 @@ export interface PendingCheckpoint {
   readonly head: HeadCut;
   /** the group id of each of head.parts */
   readonly headIds: readonly number[];
-  /** the series groups: their ids and the rows to pack (views of the table's logs, which only append) */
-  readonly series: readonly { id: number; rows: SeriesRows }[];
+  /** the series groups: their ids and row ranges (the table's logs only append: packed later, the same rows) */
+  readonly series: readonly PlannedGroup[];
   readonly live: number[];
   /** where cut() spent its time (ms): the head's marks, the series plan, the base */
   readonly parts: { headMs: number; seriesMs: number; baseMs: number };
 }
+
+/** a series group to write: the table's rows [start, end) under id */
+export interface PlannedGroup { id: number; start: RowMark; end: RowMark }
 
 export class ShardCheckpoints {
   private marks = new Map<number, SliceMark>();
@@ -115,7 +118,7 @@ export class ShardCheckpoints {
    */
   take(state: ShardState, lastSeq: number, full: boolean, reuse = false): EncodedCheckpoint {
     const pending = this.cut(state, lastSeq, full);
-    const steps = this.encode(state.head, pending, reuse);
+    const steps = this.encode(state, pending, reuse);
     for (;;) {
       const r = steps.next();
       if (r.done === true) return r.value;
@@ -150,7 +153,7 @@ export class ShardCheckpoints {
         headIds.push(id);
       }
     } catch (e) {
-      state.head.endCut();
+      state.head.endCut(head);
       throw e;
     }
     this.marks = head.marks;
@@ -173,7 +176,8 @@ export class ShardCheckpoints {
    * Copies a cut checkpoint into its groups, one head chunk or series group a step (~1 ms each:
    * the caller yields to its ring between steps); ends the head's cut when done or on a throw.
    */
-  *encode(head: HeadSlices, pending: PendingCheckpoint, reuse: boolean): Generator<void, EncodedCheckpoint> {
+  *encode(state: ShardState, pending: PendingCheckpoint, reuse: boolean): Generator<void, EncodedCheckpoint> {
+    const head = state.head;
     const groups: CheckpointGroup[] = [];
     let ended = false;
     try {
@@ -182,14 +186,14 @@ export class ShardCheckpoints {
         groups.push({ paneNo: pending.headIds[k]!, bytes: head.encodeCut(parts[k]!, k, reuse).bytes });
         yield;
       }
-      head.endCut(reuse ? parts.length : -1);
+      head.endCut(pending.head, reuse ? parts.length : -1);
       ended = true;
       for (const g of pending.series) {
-        groups.push({ paneNo: g.id, bytes: packRows(g.rows) });
+        groups.push({ paneNo: g.id, bytes: packRows(state.series.rows(g.start, g.end)) });
         yield;
       }
     } finally {
-      if (!ended) head.endCut();
+      if (!ended) head.endCut(pending.head);
     }
     return { parts: pending.parts, base: pending.base, groups, live: pending.live };
   }
@@ -262,11 +266,14 @@ export class SeriesCheckpoints {
 
   /** The groups to write for the rows added since the previous take (every row when full). */
   take(table: SeriesTable, full: boolean): CheckpointGroup[] {
-    return this.plan(table, full).map((g) => ({ paneNo: g.id, bytes: packRows(g.rows) }));
+    return this.plan(table, full).map((g) => ({ paneNo: g.id, bytes: packRows(table.rows(g.start, g.end)) }));
   }
 
-  /** take()'s groups, their rows not packed yet (views of the table's logs, see SeriesTable.rows) */
-  plan(table: SeriesTable, full: boolean): { id: number; rows: SeriesRows }[] {
+  /**
+   * take()'s groups, not packed: O(groups), no row read (the names' lengths are computed when
+   * packed). The ranges stay valid as the table grows: its logs only append.
+   */
+  plan(table: SeriesTable, full: boolean): PlannedGroup[] {
     if (full) this.groups = [];
     const end = table.rowMark();
     const last = this.groups.length === 0 ? ROW_MARK_ZERO : this.groups[this.groups.length - 1]!.end;
@@ -284,11 +291,11 @@ export class SeriesCheckpoints {
     }
     const start = from < this.groups.length ? this.groups[from]!.start : last;
     this.groups.length = from;
-    const out: { id: number; rows: SeriesRows }[] = [];
+    const out: PlannedGroup[] = [];
     for (const cut of this.cuts(table, start, end)) {
       const id = -(this.nextId++);
       this.groups.push({ id, start: cut.start, end: cut.end, final: rowsBetween(cut.start, cut.end) >= this.groupRows });
-      out.push({ id, rows: table.rows(cut.start, cut.end) });
+      out.push({ id, start: cut.start, end: cut.end });
     }
     return out;
   }

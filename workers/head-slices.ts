@@ -195,6 +195,8 @@ export interface CutPart {
 
 /** One page: four columns in one ArrayBuffer. */
 export class Page {
+  /** cuts that will still read this page (HeadSlices.cut): not reused until 0 */
+  holds = 0;
   readonly value: Float64Array;
   readonly series: Uint32Array;
   readonly offset: Uint32Array;
@@ -293,8 +295,8 @@ export class HeadSlices {
   private readonly overflow = new Map<number, Slice>();
   private readonly freeSlices: Slice[] = [];
   private readonly freePages: Page[] = [];
-  /** pages of slices dropped while a cut was held: back to freePages at endCut */
-  private readonly heldPages: Page[] = [];
+  /** pages of slices dropped while a cut still had to read them: back to freePages at endCut */
+  private heldPages: Page[] = [];
   private cutsHeld = 0;
   private pagesAllocated = 0;
   private pagesInUse = 0;
@@ -834,8 +836,7 @@ export class HeadSlices {
 
   /** returns a dropped slice's pages and the slice (index cleared by drop) to the pools */
   private release(sl: Slice): void {
-    const to = this.cutsHeld > 0 ? this.heldPages : this.freePages;
-    for (const page of sl.pages) to.push(page);
+    for (const page of sl.pages) (page.holds > 0 ? this.heldPages : this.freePages).push(page);
     this.pagesInUse -= sl.pages.length;
     sl.pages.length = 0;
     sl.tail = NO_PAGE;
@@ -879,14 +880,15 @@ export class HeadSlices {
     try {
       for (let k = 0; k < cut.parts.length; k++) chunks.push(this.encodeCut(cut.parts[k]!, k, reuse));
     } finally {
-      this.endCut(reuse ? cut.parts.length : -1);
+      this.endCut(cut, reuse ? cut.parts.length : -1);
     }
     return { drop: cut.drop, chunks, marks: cut.marks };
   }
 
   /**
-   * What snapshotSince(marks) would copy, without copying (see HeadCut): O(open slices + chunks).
-   * Every cut must be ended with endCut(), after its parts are encoded or given up.
+   * What snapshotSince(marks) would copy, without copying (see HeadCut): O(open slices + pages
+   * cut). Every cut must be ended with endCut(), after its parts are encoded or given up. Only
+   * the pages it reads are held: a slice sealed meanwhile gives its other pages back at once.
    */
   cut(marks: ReadonlyMap<number, SliceMark>): HeadCut {
     const drop: number[] = [];
@@ -907,7 +909,9 @@ export class HeadSlices {
       }
       for (let at = from; at < sl.n; at += this.chunkReadingsMax) {
         const n = Math.min(this.chunkReadingsMax, sl.n - at);
-        parts.push({ sliceNo: no, from: at, n, pages: sl.pages.slice(at >>> this.pageShift, ((at + n - 1) >>> this.pageShift) + 1) });
+        const pages = sl.pages.slice(at >>> this.pageShift, ((at + n - 1) >>> this.pageShift) + 1);
+        for (const page of pages) page.holds++;
+        parts.push({ sliceNo: no, from: at, n, pages });
       }
       next.set(no, { epoch: sl.epoch, n: sl.n });
     }
@@ -927,16 +931,19 @@ export class HeadSlices {
   }
 
   /**
-   * Ends a cut: pages of slices dropped meanwhile go back to the pool once no cut is held.
+   * Ends a cut: pages of slices dropped meanwhile go back to the pool once no cut reads them.
    * pooledUsed: the chunk buffers the cut encoded into (-1: none); a first, full snapshot needs
    * several times what later ones do, so the pool keeps what this one used and half again, not
    * the peak (~25 MB of idle buffers at 100k series after the first).
    */
-  endCut(pooledUsed = -1): void {
+  endCut(cut: HeadCut, pooledUsed = -1): void {
     if (this.cutsHeld === 0) throw new Error('BUG: HeadSlices.endCut without a held cut');
-    if (--this.cutsHeld === 0) {
-      for (const page of this.heldPages) this.freePages.push(page);
-      this.heldPages.length = 0;
+    this.cutsHeld--;
+    for (const part of cut.parts) for (const page of part.pages) page.holds--;
+    if (this.heldPages.length > 0) {
+      const still: Page[] = [];
+      for (const page of this.heldPages) (page.holds > 0 ? still : this.freePages).push(page);
+      this.heldPages = still;
     }
     if (pooledUsed >= 0) this.chunkPool.length = Math.min(this.chunkPool.length, Math.ceil(Math.min(pooledUsed, CHUNK_POOL_MAX) * 1.5));
   }

@@ -261,7 +261,7 @@ async function checkpoint(full: boolean): Promise<CheckpointResult> {
     pauseMs = performance.now() - t0;
     return cut;
   });
-  const steps = checkpoints.encode(state.head, pending, true);
+  const steps = checkpoints.encode(state, pending, true);
   let c: EncodedCheckpoint;
   for (;;) {
     const t0 = performance.now();

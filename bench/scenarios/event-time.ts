@@ -533,7 +533,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `the rest of the anon RSS (malloc arenas, LMDB, native code) ${mib(Math.max(0, final.anonBytes - finalHealth.frontHeapTotalBytes - finalHealth.frontArrayBuffersBytes - finalHealth.workerHeapTotalBytes - finalHealth.workerArrayBuffersBytes))}`);
     notes.push(ck.length
       ? `checkpoints: ${ck.length} written, size median ${mib(median(ckBytes))} MiB max ${mib(Math.max(...ckBytes))} MiB (at ${ckMaxAt!.atS.toFixed(0)} s), ` +
-        (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${mib(Math.max(...ckWritten))} MiB (${ck.filter((c) => c.full).length} full), ` : '') +
+        (ckWritten.length ? `written per cycle median ${mib(median(ckWritten))} MiB max ${(Math.max(...ckWritten) / 1e6).toFixed(1)} MB (${ck.filter((c) => c.full).length} full), ` : '') +
         `duration median ${n0(median(ckMs))} ms max ${n0(Math.max(...ckMs))} ms, shard pause median ${n0(median(ckPause))} ms max ${n0(Math.max(...ckPause))} ms` +
         `${pausePartsText(ck)}`
       : 'checkpoints: none seen');

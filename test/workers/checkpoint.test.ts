@@ -322,7 +322,7 @@ t.test('a cut encoded after the shard moved on (10,000 new series, more readings
   // the shard goes on before the copy: its logs reallocate, a slice of the cut is dropped
   t.ok(live.head.drop(Math.floor(t0 / live.head.sliceMs)), 'a slice of the cut dropped (it opens again, new)');
   add(live, 5_000, 15_000);
-  const steps = cps.encode(live.head, pending, true);
+  const steps = cps.encode(live, pending, true);
   let r = steps.next();
   let n = 0;
   for (; r.done !== true; r = steps.next()) n++;

@@ -373,11 +373,30 @@ t.test('a cut encoded later holds the rows of its moment: appends, a drop and a 
   for (let i = 30; i < 45; i++) head.append(i % 3, at(1, i), 1000 + i);
   const got = cut.parts.map((p, k) => [...head.encodeCut(p, k, true).bytes]);
   t.same(got, expected, 'the bytes snapshotSince gave at the cut');
-  head.endCut(cut.parts.length);
+  head.endCut(cut, cut.parts.length);
   const pageBytes = head.bytes() - head.chunkPoolBytes;
   for (let i = 70; i < 134; i++) head.append(7, at(2, i), -i);
   t.equal(head.bytes() - head.chunkPoolBytes, pageBytes, "after endCut the dropped slice's 4 pages serve the next 64 rows: none allocated");
-  t.throws(() => head.endCut(), /without a held cut/, 'a cut ends once');
+  t.throws(() => head.endCut(cut), /without a held cut/, 'a cut ends once');
+  t.end();
+});
+
+t.test('a cut holds only the pages it reads: a slice dropped meanwhile with no rows in the cut gives its pages back at once', (t) => {
+  const head = new HeadSlices({ ...OPTS, pageReadings: 16, chunkReadingsMax: 40, index: 'dense' });
+  const at = (slice: number, i: number): number => (BASE_SLICE + slice) * OPTS.sliceMs + i * 10;
+  for (let i = 0; i < 64; i++) head.append(i % 5, at(0, i), i);
+  for (let i = 0; i < 20; i++) head.append(i % 3, at(1, i), i);
+  const first = head.snapshotSince(new Map());
+  for (let i = 20; i < 30; i++) head.append(i % 3, at(1, i), i);
+  const cut = head.cut(first.marks);
+  t.same(cut.parts.map((p) => [p.sliceNo - BASE_SLICE, p.from, p.n]), [[1, 20, 10]], 'only the new rows of slice 1');
+  t.ok(head.drop(BASE_SLICE), 'slice 0 (4 pages, none in the cut) dropped');
+  const pageBytes = head.bytes() - head.chunkPoolBytes;
+  for (let i = 30; i < 94; i++) head.append(1, at(1, i), i);
+  t.equal(head.bytes() - head.chunkPoolBytes, pageBytes, "slice 0's pages serve slice 1's next 64 rows while the cut is held");
+  const chunk = head.encodeCut(cut.parts[0]!, 0, false);
+  t.equal(chunk.n, 10);
+  head.endCut(cut);
   t.end();
 });
 
