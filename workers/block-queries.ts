@@ -577,6 +577,12 @@ const headCaches = new WeakMap<HeadSlices, { cache: HeadSummaries; generation: n
 
 /** the state's HeadSummaries, synced with its head (sealed or reopened slices' entries dropped) */
 export function headSummariesOf(state: ShardState): HeadSummaries {
+  const cache = cacheOf(state);
+  cache.sync();
+  return cache;
+}
+
+function cacheOf(state: ShardState): HeadSummaries {
   let c = headCaches.get(state.head);
   if (c === undefined) {
     const cache = new HeadSummaries(state.head, state.series, { sliceMs: state.sliceMs, paneMs: state.paneMs, histogram: state.histogram });
@@ -587,19 +593,17 @@ export function headSummariesOf(state: ShardState): HeadSummaries {
     c.cache.clear();
     c.generation = forcedGeneration;
   }
-  c.cache.sync();
   return c.cache;
 }
 
 /**
- * Keeps the head summaries that queries asked for recently current (HeadSummaries.warm), by at
- * most budgetRows rows; the shard worker calls it between ring slices. Nothing to do, and no
- * cache made, before a query asked.
+ * Keeps the head summaries current that queries asked for recently, or every metric's while
+ * the shard holds few (HeadSummaries.warm), by at most budgetRows rows; the shard worker calls it
+ * between ring slices.
  */
 export function warmHeadSummaries(state: ShardState, now: number, budgetRows: number): number {
-  const c = headCaches.get(state.head);
-  if (c === undefined || c.generation !== forcedGeneration) return 0;
-  return c.cache.warm(now, budgetRows);
+  if (state.series.metricCount === 0) return 0;
+  return cacheOf(state).warm(now, budgetRows);
 }
 
 /**

@@ -158,6 +158,10 @@ export class SeriesTable {
     return [...this.metricNames.keys()];
   }
 
+  get metricCount(): number {
+    return this.metricNames.size;
+  }
+
   /** the defined device ids as a bitmap (bit id set: its name is known) */
   knownDeviceBits(): Uint8Array {
     return this.deviceLog.idBits();

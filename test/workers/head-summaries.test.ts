@@ -106,12 +106,12 @@ function check(h: HeadSummary | null, rs: readonly Reading[], sliceMs: number, p
 }
 
 /** devices d0.. with the given metrics, one-minute slices of 10 s panes, and a cache over them */
-function minuteHead(devices: number, metrics: string[]): { table: SeriesTable; head: HeadSlices; cache: HeadSummaries } {
+function minuteHead(devices: number, metrics: string[], opts: { warmAllMetricsMax?: number } = {}): { table: SeriesTable; head: HeadSlices; cache: HeadSummaries } {
   const table = new SeriesTable();
   metrics.forEach((m, i) => table.defineMetric(i, m));
   for (let d = 0; d < devices; d++) table.defineDevice(d, `d${d}`);
   const head = new HeadSlices({ sliceMs: 60_000, paneMs: 10_000 });
-  return { table, head, cache: new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST }) };
+  return { table, head, cache: new HeadSummaries(head, table, { sliceMs: 60_000, paneMs: 10_000, histogram: HIST, ...opts }) };
 }
 
 for (const [sliceMs, paneMs] of [[60_000, 10_000], [4_500, 1_500]] as const) {
@@ -230,7 +230,7 @@ t.test('extending costs the new rows: a summary asked again reads only what was 
 });
 
 t.test('warm steps build a cold entry by at most their budget; warm() keeps asked metrics current, and stops', async (t) => {
-  const { table, head, cache } = minuteHead(1000, ['a', 'b']);
+  const { table, head, cache } = minuteHead(1000, ['a', 'b'], { warmAllMetricsMax: 0 });
   for (let d = 0; d < 1000; d++) head.append(table.seriesOf(d, 0), 60_000 + d * 7, d % 100);
   t.equal(cache.warm(Date.now(), 1e9), 0, 'no query asked: warm() does nothing');
   let steps = 0;
@@ -250,6 +250,18 @@ t.test('warm steps build a cold entry by at most their budget; warm() keeps aske
   head.append(table.seriesOf(3, 0), 60_000 + 50_000, 1);
   t.equal(cache.warm(Date.now() + WARM_MS + 1000, 1e9), 0, 'nothing asked for WARM_MS: warm() stops keeping it current');
   t.equal(cache.get(1, 0)!.summary().slice.count, 1501, 'the next query brings it current itself');
+});
+
+t.test('a shard with few metrics keeps all of them warm before any query; with more, only those asked', async (t) => {
+  const few = minuteHead(1000, ['a', 'b'], { warmAllMetricsMax: 2 });
+  for (let d = 0; d < 1000; d++) few.head.append(few.table.seriesOf(d, d % 2), 60_000 + d * 7, d % 100);
+  t.equal(few.cache.warm(Date.now(), 1e9), 2000, 'two metrics, never asked: warm() reads every row for each');
+  const rows = few.cache.counters.rowsRead;
+  t.equal(few.cache.get(1, 1)!.summary().slice.count, 500, "metric b's summary");
+  t.equal(few.cache.counters.rowsRead, rows, 'the first query finds it built: nothing to read');
+  const many = minuteHead(1000, ['a', 'b', 'c'], { warmAllMetricsMax: 2 });
+  for (let d = 0; d < 1000; d++) many.head.append(many.table.seriesOf(d, d % 3), 60_000 + d * 7, d % 100);
+  t.equal(many.cache.warm(Date.now(), 1e9), 0, 'three metrics, over the bound: none warm until asked');
 });
 
 t.test('warm steps keep to their budget when the metric has many readings per series (no rebuild from the chains midway)', async (t) => {
