@@ -601,9 +601,9 @@ function cacheOf(state: ShardState): HeadSummaries {
  * the shard holds few (HeadSummaries.warm), by at most budgetRows rows; the shard worker calls it
  * between ring slices.
  */
-export function warmHeadSummaries(state: ShardState, now: number, budgetRows: number): number {
+export function warmHeadSummaries(state: ShardState, now: number, budgetRows: number, unaskedBudgetRows: number): number {
   if (state.series.metricCount === 0) return 0;
-  return cacheOf(state).warm(now, budgetRows);
+  return cacheOf(state).warm(now, budgetRows, unaskedBudgetRows);
 }
 
 /**

@@ -417,27 +417,37 @@ export class HeadSummaries {
    * Brings the entries of every metric a query asked for within WARM_MS closer to the open
    * slices' rows now (creating the entries of slices opened since), by at most budgetRows rows.
    * The shard worker calls it after each ring slice, so that a query finds its entries nearly
-   * current. Every metric counts as asked while the shard holds at most warmAllMetricsMax.
-   * Returns the rows added (0 at once when none is warm: no cost on the ingest path then).
+   * current; then, while the shard holds at most warmAllMetricsMax metrics, the others by at most
+   * unaskedBudgetRows of what is left (the worker passes twice the rows its slice applied: they
+   * keep up with ingest, and a restored head is caught up without taking the core from the
+   * recovery). Returns the rows added (0 at once when nothing is warm).
    */
-  warm(now: number, budgetRows: number): number {
-    const metrics = this.table.metricCount;
-    if (metrics > 0 && metrics <= this.warmAllMetricsMax) {
-      if (this.allMetrics.length !== metrics) this.allMetrics = this.table.metricIdList();
-      for (const m of this.allMetrics) this.warmUntil.set(m, now + WARM_MS);
-    }
-    if (this.warmUntil.size === 0) return 0;
-    this.sync();
+  warm(now: number, budgetRows: number, unaskedBudgetRows = budgetRows): number {
     let left = budgetRows;
-    for (const [metric, until] of this.warmUntil) {
-      if (until < now) {
-        this.warmUntil.delete(metric);
-        continue;
+    if (this.warmUntil.size > 0) {
+      this.sync();
+      for (const [metric, until] of this.warmUntil) {
+        if (until < now) {
+          this.warmUntil.delete(metric);
+          continue;
+        }
+        left = this.stepMetric(metric, left);
+        if (left < 0) return budgetRows;
       }
-      left = this.stepMetric(metric, left);
-      if (left < 0) return budgetRows;
     }
-    return budgetRows - left;
+    const metrics = this.table.metricCount;
+    if (metrics === 0 || metrics > this.warmAllMetricsMax) return budgetRows - left;
+    if (this.allMetrics.length !== metrics) this.allMetrics = this.table.metricIdList();
+    let unasked = Math.min(left, unaskedBudgetRows);
+    if (unasked <= 0) return budgetRows - left;
+    if (this.warmUntil.size === 0) this.sync();
+    const start = unasked;
+    for (const m of this.allMetrics) {
+      if (this.warmUntil.has(m)) continue;
+      unasked = this.stepMetric(m, unasked);
+      if (unasked < 0) return budgetRows - left + start;
+    }
+    return budgetRows - left + start - unasked;
   }
 
   /**

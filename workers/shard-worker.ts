@@ -121,8 +121,9 @@ function pollOnce(): number {
   const records = applier.records;
   const t0 = performance.now();
   const consumed = ring.poll(applier, POLL_BUDGET_BYTES);
-  // the fleet summaries a query asked for recently follow the slice (counted in its time)
-  if (consumed !== 0) warmHeadSummaries(state, Date.now(), WARM_ROWS);
+  // the fleet summaries follow the slice (counted in its time): those a query asked for recently
+  // by up to WARM_ROWS, the others (few metrics) by twice the events just applied
+  if (consumed !== 0) warmHeadSummaries(state, Date.now(), WARM_ROWS, 2 * (applier.events - events));
   const ms = performance.now() - t0;
   if (ms > pollMaxMs) pollMaxMs = ms;
   if (consumed !== 0) {

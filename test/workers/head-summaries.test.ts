@@ -259,6 +259,12 @@ t.test('a shard with few metrics keeps all of them warm before any query; with m
   const rows = few.cache.counters.rowsRead;
   t.equal(few.cache.get(1, 1)!.summary().slice.count, 500, "metric b's summary");
   t.equal(few.cache.counters.rowsRead, rows, 'the first query finds it built: nothing to read');
+  const slow = minuteHead(1000, ['a', 'b'], { warmAllMetricsMax: 2 });
+  for (let d = 0; d < 1000; d++) slow.head.append(slow.table.seriesOf(d, d % 2), 60_000 + d * 7, d % 100);
+  t.equal(slow.cache.warm(Date.now(), 1e9, 300), 300, 'metrics nobody asked for: at most their own budget a call');
+  slow.cache.get(1, 0);
+  for (let d = 0; d < 100; d++) slow.head.append(slow.table.seriesOf(d, d % 2), 60_000 + 20_000 + d, 1);
+  t.equal(slow.cache.warm(Date.now(), 1e9, 0), 100, 'an asked metric keeps the whole budget (its 100 new rows), the other waits');
   const many = minuteHead(1000, ['a', 'b', 'c'], { warmAllMetricsMax: 2 });
   for (let d = 0; d < 1000; d++) many.head.append(many.table.seriesOf(d, d % 3), 60_000 + d * 7, d % 100);
   t.equal(many.cache.warm(Date.now(), 1e9), 0, 'three metrics, over the bound: none warm until asked');
