@@ -258,15 +258,21 @@ t.test('after a restore of many small groups of format 3, a take still rewrites 
   sameTable(t, restoreSeries(stored, 4096, groupRows).table, want, 'restored after the take');
 });
 
-t.test('ShardCheckpoints at scale: 20,000 series in two bursts, then small takes; restore after each', async (t) => {
+/** a real store in a temp dir and a maker of empty ShardStates on it */
+function shardStates(t: Test, shard: number): () => ShardState {
   const dir = tempDir();
   const blocks = BlockStore.open(dir);
   const rollups = RollupStore.open(dir);
   t.teardown(() => blocks.close());
   const opts = {
-    shard: 3, paneMs: 10_000, latenessMs: 300_000, lateHorizonMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
+    shard, paneMs: 10_000, latenessMs: 300_000, lateHorizonMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
   };
-  const state = new ShardState(opts, blocks, rollups, (err) => { throw err; });
+  return () => new ShardState(opts, blocks, rollups, (err) => { throw err; });
+}
+
+t.test('ShardCheckpoints at scale: 20,000 series in two bursts, then small takes; restore after each', async (t) => {
+  const newState = shardStates(t, 3);
+  const state = newState();
   const cps = new ShardCheckpoints(3, 2_000);
   const stored = new Stored();
   let base: Uint8Array = new Uint8Array(0);
@@ -287,22 +293,16 @@ t.test('ShardCheckpoints at scale: 20,000 series in two bursts, then small takes
   }
   t.ok(stored.groups.size <= 20_800 * 2 / 2_000 + 12, `${stored.groups.size} live groups`);
   const restored = decodeCheckpoint(base, stored.list());
-  const back = new ShardState(opts, blocks, rollups, (err) => { throw err; });
+  const back = newState();
   back.restore(restored);
   sameTable(t, back.series, state.series, 'restored');
 });
 
 t.test('a cut encoded after the shard moved on (10,000 new series, more readings, a slice dropped) restores the state of the cut', async (t) => {
-  const dir = tempDir();
-  const blocks = BlockStore.open(dir);
-  const rollups = RollupStore.open(dir);
-  t.teardown(() => blocks.close());
-  const opts = {
-    shard: 1, paneMs: 10_000, latenessMs: 300_000, lateHorizonMs: 300_000, resolutions: [10_000, 60_000], histogram: { divisions: 10, min: 0, max: 100 }, lateLogSize: 100,
-  };
+  const newState = shardStates(t, 1);
   const t0 = 1_700_000_040_000;
   const build = (): ShardState => {
-    const st = new ShardState(opts, blocks, rollups, (err) => { throw err; });
+    const st = newState();
     st.series.defineMetric(0, 'cpu');
     return st;
   };
