@@ -168,8 +168,8 @@ pump();
 
 /**
  * Applies the records published when the call starts (not the ones that keep arriving), a slice
- * of POLL_BUDGET_BYTES at a time, yielding between slices: a full ring (16 MiB, ~500k events) is
- * hundreds of ms of work that must not hold back other tasks (stats, other queries).
+ * of POLL_BUDGET_BYTES at a time, yielding between slices: a full ring (4 MiB by default, ~120k
+ * events) is ~100 ms of work that must not hold back other tasks (stats, other queries).
  */
 async function drain(): Promise<void> {
   let left = ring.usedBytes();
