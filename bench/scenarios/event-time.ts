@@ -434,7 +434,10 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
     // kill -9 and restart on the data dir: the time to answer again (checkpoint + WAL replay), and
     // the whole run's count after it (issue #11 target 4)
     let recovery: { seconds: number; total: number; expected: number; ok: boolean; detail: string } | null = null;
-    if (wholeMinutes > 0 && failure === null) {
+    // SLUICE_BENCH_ET_GRACEFUL=1: stop the engine with SIGTERM instead (its --cpu-prof profiles are written)
+    if (process.env['SLUICE_BENCH_ET_GRACEFUL'] === '1') {
+      // nothing: the engine is stopped below
+    } else if (wholeMinutes > 0 && failure === null) {
       await killHard(engine);
       const t0 = Date.now();
       restarted = await startEngine({ dataDir, extraArgs: ['--log-level', 'info'] });
