@@ -140,7 +140,9 @@ export interface ShardStats {
    * sealing: slices sealed, slices queued or in progress, the longest step a seal ran between
    * yields (the first seal apart: it runs before the JIT optimised its code), the last seal's wall time
    */
-  seal?: { slices: number; queued: number; stepMaxMs: number; firstStepMaxMs: number; lastSealMs: number };
+  seal?: { slices: number; queued: number; stepMaxMs: number; firstStepMaxMs: number; lastSealMs: number;
+    /** the last seal's parts (ms): the series ids (one step), the longest chunk, the summary (the last step) */
+    lastIdsMs?: number; lastChunkMaxMs?: number; lastSummaryMs?: number };
   /** the decoded sealed-slice summaries kept (workers/sealed-summaries.ts): how many, their bytes, hits and misses */
   summaryCache?: { entries: number; bytes: number; hits: number; misses: number; sealed: number; evicted: number };
   /** the worker's event-loop delay since the previous stats (what a task may wait behind): p99 and max, ms */

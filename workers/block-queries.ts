@@ -1159,7 +1159,10 @@ export function shardStats(state: ShardState, recordsApplied = 0, lateEvents = 0
     paneStoreBytes: state.head.bytes() + state.series.typedArrayBytes(),
     heapUsedBytes: mem.heapUsed,
     memory: { heapTotalBytes: mem.heapTotal, heapUsedBytes: mem.heapUsed, arrayBuffersBytes: mem.arrayBuffers },
-    seal: { slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, firstStepMaxMs: c.firstStepMaxMs, lastSealMs: c.lastSealMs },
+    seal: {
+      slices: c.slices, queued: state.sealer.sealing, stepMaxMs: c.stepMaxMs, firstStepMaxMs: c.firstStepMaxMs, lastSealMs: c.lastSealMs,
+      lastIdsMs: c.lastIdsMs, lastChunkMaxMs: c.lastChunkMaxMs, lastSummaryMs: c.lastSummaryMs,
+    },
     summaryCache: { entries: state.summaries.entries, bytes: state.summaries.bytes, ...state.summaries.counters },
   };
 }

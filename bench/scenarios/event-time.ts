@@ -68,6 +68,8 @@ interface HealthFigures {
   /** the shards' head and series table (typed arrays, capacity) and their V8 heaps */
   headBytes: number;
   workerHeapBytes: number;
+  /** the last seal's parts, as text ('' from engines without them) */
+  sealParts: string;
   /** V8 heap reserved by the workers, the ArrayBuffers their isolates hold, the sealed-summary caches */
   workerHeapTotalBytes: number;
   workerArrayBuffersBytes: number;
@@ -118,12 +120,14 @@ async function health(port: number): Promise<HealthFigures | null> {
     let workerArrayBuffersBytes = 0;
     let summaryCacheBytes = 0;
     let sealStepMaxMs = 0;
+    let sealParts = '';
     let sealLastMs = 0;
     let sealFirstStepMaxMs = 0;
     let watermark: number | null = null;
     for (const s of h.shards) {
       // sealing figures of a shard (ShardStats.seal), absent from engines before steps
-      const seal = (s as { seal?: { stepMaxMs: number; firstStepMaxMs?: number; lastSealMs: number } | null }).seal;
+      const seal = (s as { seal?: { stepMaxMs: number; firstStepMaxMs?: number; lastSealMs: number; lastIdsMs?: number; lastSummaryMs?: number; lastChunkMaxMs?: number } | null }).seal;
+      sealParts = seal?.lastIdsMs === undefined ? sealParts : `the last seal's series ids ${seal.lastIdsMs.toFixed(1)} ms, longest chunk ${(seal.lastChunkMaxMs ?? 0).toFixed(1)} ms, summary ${(seal.lastSummaryMs ?? 0).toFixed(1)} ms`;
       sealFirstStepMaxMs = Math.max(sealFirstStepMaxMs, seal?.firstStepMaxMs ?? 0);
       sealStepMaxMs = Math.max(sealStepMaxMs, seal?.stepMaxMs ?? 0);
       sealLastMs = Math.max(sealLastMs, seal?.lastSealMs ?? 0);
@@ -145,7 +149,7 @@ async function health(port: number): Promise<HealthFigures | null> {
       rollupWriteErrors: errors, walBytes: h.storage?.walBytes ?? null, lastCheckpoint: h.storage?.lastCheckpoint ?? null, ringUsedBytes: ring,
       headBytes, workerHeapBytes, workerHeapTotalBytes, workerArrayBuffersBytes, summaryCacheBytes,
       frontHeapTotalBytes: h.memory?.heapTotalBytes ?? 0, frontHeapUsedBytes: h.memory?.heapUsedBytes ?? 0, frontArrayBuffersBytes: h.memory?.arrayBuffersBytes ?? 0,
-      sealStepMaxMs, sealFirstStepMaxMs, sealLastMs,
+      sealStepMaxMs, sealParts, sealFirstStepMaxMs, sealLastMs,
     };
   } catch {
     return null;
@@ -529,7 +533,7 @@ async function run(opts: BenchOptions): Promise<ScenarioResult> {
       `peak ${mib(peakAnon)} MiB anon / ${mib(peakFile)} MiB file; final anon per series ${n0((final.anonBytes - baseline.anonBytes) / devices)} B`);
     if (finalHealth) notes.push(`at the end: ${finalHealth.series == null ? '?' : n0(finalHealth.series)} series, ${finalHealth.panes == null ? '?' : n0(finalHealth.panes)} panes held (${finalHealth.panes == null ? '?' : (finalHealth.panes / devices).toFixed(1)} per series), ` +
       `${n0(finalHealth.applied)} events applied, ${n0(finalHealth.lateEvents)} late, ${finalHealth.rollupWriteErrors} rollup write errors, WAL ${finalHealth.walBytes == null ? '?' : mib(finalHealth.walBytes)} MiB, ` +
-      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms (the first seal's, before the JIT: ${finalHealth.sealFirstStepMaxMs.toFixed(1)} ms), the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop`);
+      `head + series tables ${mib(finalHealth.headBytes)} MiB (${n0(finalHealth.headBytes / devices)} B per series), worker heaps ${mib(finalHealth.workerHeapBytes)} MiB; sealing: the longest step between yields ${finalHealth.sealStepMaxMs.toFixed(1)} ms (the first seal's, before the JIT: ${finalHealth.sealFirstStepMaxMs.toFixed(1)} ms), the last seal ${n0(finalHealth.sealLastMs)} ms from start to drop${finalHealth.sealParts ? ` (${finalHealth.sealParts})` : ''}`);
     if (finalHealth) notes.push(`memory at the end, by holder (MiB): front-end V8 heap ${mib(finalHealth.frontHeapUsedBytes)} used of ${mib(finalHealth.frontHeapTotalBytes)} reserved, ` +
       `its ArrayBuffers ${mib(finalHealth.frontArrayBuffersBytes)} (rings included); workers' V8 heaps ${mib(finalHealth.workerHeapBytes)} used of ${mib(finalHealth.workerHeapTotalBytes)} reserved, ` +
       `their ArrayBuffers ${mib(finalHealth.workerArrayBuffersBytes)} (head + series tables ${mib(finalHealth.headBytes)}, sealed summaries ${mib(finalHealth.summaryCacheBytes)}); ` +
