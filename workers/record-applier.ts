@@ -11,21 +11,12 @@
  * so a replay decides the same.
  */
 
-import {
-  EVENT_METRIC_BYTES, REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK,
-  RecordReader, type RecordHandler, type RingConsumer,
-} from '../protocol';
+import { RecordReader, type RecordHandler, type RingConsumer } from '../protocol';
+// from their module, not the index: tsc's `export *` re-exports through getters, and a read
+// through one runs it (2.4 % of a shard worker's time at 1M devices, twice per event)
+import { EVENT_METRIC_BYTES, REC_COLUMNAR, REC_DEFINE_DEVICE, REC_DEFINE_METRIC, REC_EVENTS, REC_MARK } from '../protocol/records';
 import { ROUTE_CORRECTION, ROUTE_HEAD, ROUTE_LATE, type ShardState } from './shard-state';
 import type { ReportCounter } from './report-counter';
-
-// Bound once: each read through the CommonJS re-export of '../protocol' runs its getter (2.4 % of
-// a shard worker's time at 1M devices in a CPU profile, twice per event)
-const METRIC_BYTES = EVENT_METRIC_BYTES;
-const EVENTS = REC_EVENTS;
-const COLUMNAR = REC_COLUMNAR;
-const MARK = REC_MARK;
-const DEFINE_DEVICE = REC_DEFINE_DEVICE;
-const DEFINE_METRIC = REC_DEFINE_METRIC;
 
 export class RecordApplier implements RecordHandler {
   events = 0;
@@ -54,15 +45,15 @@ export class RecordApplier implements RecordHandler {
   onRecord(offset: number, totalBytes: number, type: number): void {
     this.records++;
     switch (type) {
-      case EVENTS: if (this.fresh(this.r.eventsSeq(offset))) this.applyEvents(offset); break;
-      case COLUMNAR: if (this.fresh(this.r.columnarSeq(offset))) this.applyColumnar(offset); break;
-      case MARK: {
+      case REC_EVENTS: if (this.fresh(this.r.eventsSeq(offset))) this.applyEvents(offset); break;
+      case REC_COLUMNAR: if (this.fresh(this.r.columnarSeq(offset))) this.applyColumnar(offset); break;
+      case REC_MARK: {
         const seq = this.r.markSeq(offset);
         if (seq > this.lastSeq) this.lastSeq = seq;
         break;
       }
-      case DEFINE_DEVICE: this.state.series.defineDevice(this.r.defineId(offset), this.r.defineName(offset)); break;
-      case DEFINE_METRIC: {
+      case REC_DEFINE_DEVICE: this.state.series.defineDevice(this.r.defineId(offset), this.r.defineName(offset)); break;
+      case REC_DEFINE_METRIC: {
         const id = this.r.defineId(offset);
         const name = this.r.defineName(offset);
         this.state.series.defineMetric(id, name);
@@ -104,12 +95,12 @@ export class RecordApplier implements RecordHandler {
       const metrics = r.eventMetricCount(e);
       const ts = r.eventTs(e);
       let p = r.firstMetric(e);
-      e = p + metrics * METRIC_BYTES;
+      e = p + metrics * EVENT_METRIC_BYTES;
       const route = state.route(ts);
       const listed = route === ROUTE_LATE || state.isFinal(ts);
       if (route === ROUTE_LATE) this.lateEvents++;
       else if (listed) this.correctedEvents++;
-      for (let m = 0; m < metrics; m++, p += METRIC_BYTES) {
+      for (let m = 0; m < metrics; m++, p += EVENT_METRIC_BYTES) {
         const metric = r.metricId(p);
         const value = r.metricValue(p);
         if (route === ROUTE_HEAD) state.apply(this.seriesOf(device, metric), ts, value);

@@ -22,10 +22,9 @@
  */
 
 // protocol/index.ts does not export report.ts yet (it is being edited in parallel): import the file
-import { histogramBucket, type ReportPart } from '../protocol';
-
-// Bound once: a call through the CommonJS re-export of '../protocol' runs its getter each time
-const bucketOf = histogramBucket;
+import type { ReportPart } from '../protocol';
+// from its module, not the index: a call through tsc's `export *` re-export runs a getter first
+import { histogramBucket } from '../protocol/aggregate';
 
 export interface ReportCounterOptions {
   /** names of the metrics to report (e.g. ["cpu"]) */
@@ -102,7 +101,7 @@ export class ReportCounter {
     const counts = this.counts;
     const base = slot * this.stride;
     const divisions = this.divisions;
-    counts[base + bucketOf(value, this.min, this.max, divisions)]++;
+    counts[base + histogramBucket(value, this.min, this.max, divisions)]++;
     counts[base + divisions + 2]++;
     let bits = this.seen[slot];
     const word = deviceId >>> 5;
