@@ -179,7 +179,20 @@ export interface EngineOptions {
  * SLUICE_BENCH_ENGINE_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (the profiles of the
  * front-end and of each shard worker thread are written at the engine's SIGTERM).
  */
-export const ENGINE_NODE_ARGS = ['--max-semi-space-size=2', ...(process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+export const ENGINE_NODE_ARGS = [...startNodeFlags(), ...(process.env.SLUICE_BENCH_ENGINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+
+/** the node flags of package.json's start script (`node --flag ... dist/engine/main.js`): one place says them */
+function startNodeFlags(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(DIST, '..', 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const words = (pkg.scripts?.start ?? '').split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`bench: package.json's start script does not start with node: ${JSON.stringify(pkg.scripts?.start)}`);
+  const flags: string[] = [];
+  for (const w of words.slice(1)) {
+    if (!w.startsWith('--')) break;
+    flags.push(w);
+  }
+  return flags;
+}
 
 /** bench --engine-arg: appended to every engine's arguments */
 export const ENGINE_EXTRA_ARGS: string[] = [];

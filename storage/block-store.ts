@@ -23,9 +23,8 @@
  * decides (retry or fail the shard). Nothing here counts a failure and carries on.
  */
 
-import path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
-import { LMDB_DBS_MAX } from './store';
+import type { Database, RootDatabase } from 'lmdb';
+import { openEnvironment } from './store';
 
 /** [start, chunk] for a sealed slice's chunks and summary; [start, DELTA_CHUNK, seq, k] for its corrections */
 export type BlockKey = [number, number] | [number, number, number, number];
@@ -61,7 +60,7 @@ export class BlockStore {
   private constructor(private readonly root: RootDatabase) {}
 
   static open(dataDir: string): BlockStore {
-    return new BlockStore(open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false }));
+    return new BlockStore(openEnvironment(dataDir));
   }
 
   /** Opens (creating) the database of a shard and resolution now; see the header for why. */

@@ -12,10 +12,9 @@
  * database that does not exist takes LMDB's write lock synchronously (see block-store.ts).
  */
 
-import path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import type { CheckpointGroup, StoredCheckpoint } from '../protocol';
-import { LMDB_DBS_MAX } from './store';
+import { openEnvironment } from './store';
 
 export class CheckpointStore {
   private constructor(
@@ -32,7 +31,7 @@ export class CheckpointStore {
 
   /** A worker's handle on the data dir's environment (lmdb-js shares it across threads). */
   static open(dataDir: string): CheckpointStore {
-    return CheckpointStore.on(open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false }));
+    return CheckpointStore.on(openEnvironment(dataDir));
   }
 
   /** A shard's stored checkpoint: its base and every stored pane group (copies). */

@@ -15,9 +15,8 @@
  * Idempotence: an entry is keyed by its batch seq and place, so a replay finds it written.
  */
 
-import path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
-import { LMDB_DBS_MAX } from './store';
+import type { Database, RootDatabase } from 'lmdb';
+import { openEnvironment } from './store';
 
 export interface LateEntry {
   device: number;
@@ -46,7 +45,7 @@ export class RollupStore {
   private constructor(private readonly root: RootDatabase, readonly db: Database<unknown, Key>) {}
 
   static open(dataDir: string): RollupStore {
-    const root = open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false });
+    const root = openEnvironment(dataDir);
     return new RollupStore(root, root.openDB<unknown, Key>('rollups', {}));
   }
 

@@ -2,8 +2,9 @@
  * The LMDB environment under the data dir, and every database Sluice keeps in it.
  *
  * Contract: opened once, by the front-end thread (the shard workers open their own handles on the
- * same environment for their blocks and checkpoints, see block-store.ts and checkpoint-store.ts). Writes are lmdb-js async puts: every put issued in one event-loop turn commits in one
- * transaction (group commit), and with overlappingSync off a put's promise resolves only once its
+ * same environment for their blocks and checkpoints: openEnvironment, block-store.ts and
+ * checkpoint-store.ts). Writes are lmdb-js async puts: every put issued in one event-loop turn
+ * commits in one transaction (group commit), and with overlappingSync off a put's promise resolves only once its
  * transaction is flushed to disk, so "resolved" means durable.
  *
  * Databases: meta (format version, shard count), wal (seq -> WAL entry bytes), dict (device and
@@ -33,6 +34,15 @@ export const STORAGE_FORMAT = 3;
 export const LMDB_DBS_MAX = 1024;
 
 export class StorageError extends Error {}
+
+/**
+ * Another handle on the data dir's environment (lmdb-js shares one environment per path and
+ * process across threads), with the options every open of it passes: the shard workers' and the
+ * stores' other than Store's own.
+ */
+export function openEnvironment(dataDir: string): RootDatabase {
+  return open({ path: path.join(dataDir, 'lmdb'), maxDbs: LMDB_DBS_MAX, overlappingSync: false });
+}
 
 /**
  * Device names per chunk key. Loading 1M names from single keys took ~4 s here (a key decode and
