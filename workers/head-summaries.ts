@@ -424,7 +424,8 @@ export class HeadSummaries {
    */
   warm(now: number, budgetRows: number, unaskedBudgetRows = budgetRows): number {
     let left = budgetRows;
-    if (this.warmUntil.size > 0) {
+    const synced = this.warmUntil.size > 0;
+    if (synced) {
       this.sync();
       for (const [metric, until] of this.warmUntil) {
         if (until < now) {
@@ -440,7 +441,7 @@ export class HeadSummaries {
     if (this.allMetrics.length !== metrics) this.allMetrics = this.table.metricIdList();
     let unasked = Math.min(left, unaskedBudgetRows);
     if (unasked <= 0) return budgetRows - left;
-    if (this.warmUntil.size === 0) this.sync();
+    if (!synced) this.sync();
     const start = unasked;
     for (const m of this.allMetrics) {
       if (this.warmUntil.has(m)) continue;
