@@ -22,8 +22,9 @@ import { memory } from './scenarios/memory';
 import { durableVsFast } from './scenarios/durable-vs-fast';
 import { recovery } from './scenarios/recovery';
 import { eventTime } from './scenarios/event-time';
+import { lineProtocol } from './scenarios/line-protocol';
 
-const SCENARIOS: Scenario[] = [wsMsgpack, wsMsgpackMaps, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery, eventTime];
+const SCENARIOS: Scenario[] = [wsMsgpack, wsMsgpackMaps, wsJson, wsColumnar, httpSingle, httpBatch, queryUnderLoad, memory, durableVsFast, recovery, eventTime, lineProtocol];
 
 const RESULTS_DIR = path.join(__dirname, '..', '..', 'bench', 'results');
 

@@ -103,7 +103,7 @@ export class BatchStager {
     if (this.dict.deviceState[id] !== NOT_SENT) return;
     this.dict.deviceState[id] = STAGED;
     this.stagedDevices.push(id);
-    this.builders[this.dict.shardOf(id)].defineDevice(id, this.dict.deviceNames[id]);
+    this.builders[this.dict.shardOf(id)].defineDevice(id, this.dict.deviceName(id));
   }
 
   stageMetricName(shard: number, id: number): void {
@@ -147,7 +147,7 @@ export class BatchStager {
     if (dict.deviceState[id] === NOT_SENT) {
       dict.deviceState[id] = STAGED;
       this.stagedDevices.push(id);
-      this.builders[dict.shardOf(id)].defineDevice(id, dict.deviceNames[id]);
+      this.builders[dict.shardOf(id)].defineDevice(id, dict.deviceName(id));
     }
   }
 

@@ -38,6 +38,7 @@ import { encodeWalEntry, type RecordBytes, type Store } from '../storage';
 import type { AckMode } from './config';
 import type { Logger } from './logger';
 import type { FaultGuard } from './fault-guard';
+import { LatencyHistogram } from './latency-histogram';
 
 export type CommitCallback = (ok: boolean, reason: string) => void;
 
@@ -50,6 +51,10 @@ interface Pending {
   reason: string;
   /** the answers of the group's batches, in the order they joined (emptied once called) */
   done: CommitCallback[];
+  /** performance.now() at each batch's join, in the same order (ack latency) */
+  joined: number[];
+  /** performance.now() when the WAL write was issued (commit latency) */
+  issuedAt: number;
 }
 
 /** The open group: batches admitted since the last group closed, under one seq, for one WAL entry and one publish. */
@@ -58,6 +63,7 @@ interface OpenGroup {
   start: Float64Array;
   end: Float64Array;
   done: CommitCallback[];
+  joined: number[];
   /** (device id, device seq) pairs to store with the entry */
   deviceSeqs: number[];
   batches: number;
@@ -125,6 +131,9 @@ export class CommitPipeline {
   private readonly idleWaiters: (() => void)[] = [];
   /** walAppends: WAL entries (groups) written; walBatches: admitted batches they held */
   readonly counters = { walAppends: 0, walBatches: 0, walFailures: 0, walBytesWritten: 0 };
+  /** WAL write issued -> durable (durable mode), and a batch's join -> its answer: read by GET /metrics */
+  readonly walCommitSeconds = new LatencyHistogram();
+  readonly ackSeconds = new LatencyHistogram();
   /** fault injection (debug route only): the next n WAL appends fail as a full disk would */
   failNextAppends = 0;
   private group: OpenGroup | null = null;
@@ -190,7 +199,7 @@ export class CommitPipeline {
     seqDevice: number, deviceSeq: number, done: CommitCallback, events = 0): void {
     let g = this.group;
     if (g === null) {
-      g = { seq, start: start.slice(), end: end.slice(), done: [], deviceSeqs: [], batches: 0 };
+      g = { seq, start: start.slice(), end: end.slice(), done: [], joined: [], deviceSeqs: [], batches: 0 };
       this.group = g;
     } else {
       if (seq !== g.seq) throw new Error(`BUG: a batch of seq ${seq} joins the open group of seq ${g.seq}`);
@@ -212,10 +221,12 @@ export class CommitPipeline {
     g.batches++;
     if (this.mode === 'fast') {
       if (this.groupBytes >= GROUP_BYTES_MAX) this.closeGroup();
+      this.ackSeconds.observe(0);
       done(true, '');
       return;
     }
     g.done.push(done);
+    g.joined.push(performance.now());
     if (this.groupBytes >= GROUP_BYTES_MAX) this.closeGroup();
   }
 
@@ -279,11 +290,11 @@ export class CommitPipeline {
     this.store.flushDeviceNames();
     for (let i = 0; i < g.deviceSeqs.length; i += 2) this.store.putDeviceSeq(g.deviceSeqs[i], g.deviceSeqs[i + 1]);
     this.counters.walBatches += g.batches;
-    this.submit(g.seq, entry, reserve, g.start, g.end, g.done);
+    this.submit(g.seq, entry, reserve, g.start, g.end, g.done, g.joined);
   }
 
   /** Writes one WAL entry; its group is published (and answered) once it is durable. */
-  private submit(seq: number, entry: Buffer, reserve: number, start: Float64Array, end: Float64Array, done: CommitCallback[]): void {
+  private submit(seq: number, entry: Buffer, reserve: number, start: Float64Array, end: Float64Array, done: CommitCallback[], joined: number[]): void {
     this.countWal(seq, entry.byteLength, reserve);
     this.counters.walAppends++;
     this.counters.walBytesWritten += entry.byteLength;
@@ -299,10 +310,11 @@ export class CommitPipeline {
       write.then(undefined, (err: Error) => this.onWriteFailure(seq, entry.byteLength, err));
       return;
     }
-    const p: Pending = { seq, start, end, state: 0, reason: '', done };
+    const p: Pending = { seq, start, end, state: 0, reason: '', done, joined, issuedAt: performance.now() };
     this.fifo.push(p);
     this.writing++;
     write.then(() => {
+      this.walCommitSeconds.observe((performance.now() - p.issuedAt) / 1000);
       p.state = 1;
       this.written();
     }, (err: Error) => {
@@ -356,7 +368,8 @@ export class CommitPipeline {
       done(true, '');
       return;
     }
-    this.fifo.push({ seq: -1, start: start.slice(), end: end.slice(), state: 1, reason: '', done: [done] });
+    // not a sender's batch: no ack latency
+    this.fifo.push({ seq: -1, start: start.slice(), end: end.slice(), state: 1, reason: '', done: [done], joined: [], issuedAt: 0 });
   }
 
   /** Resolves when no batch waits for its WAL write (the open group is closed first). */
@@ -381,6 +394,8 @@ export class CommitPipeline {
       const done = p.done;
       p.done = NONE;
       const ok = p.state === 1;
+      const now = performance.now();
+      for (let i = 0; i < p.joined.length; i++) this.ackSeconds.observe((now - p.joined[i]) / 1000);
       // answers first, then the publish (the worker's wake): on one core the woken worker would
       // otherwise run before the answers go out. Both happen before any other request is read,
       // so a client that queries after its ack still finds its events in the worker's ring.

@@ -75,6 +75,16 @@ export interface SluiceConfig {
   reportHistory: number;
   /** pino log level. */
   logLevel: LogLevel;
+  /** InfluxDB line protocol: the tag whose value is a point's deviceId. */
+  lpDeviceTag: string;
+  /** Prometheus remote-write: the label whose value is a sample's deviceId. */
+  promDeviceLabel: string;
+  /** MQTT broker to subscribe to (mqtt://host:port or mqtts://...); '' = no MQTT. */
+  mqttUrl: string;
+  /** MQTT topic filter to subscribe to; its single `+` level is the deviceId. */
+  mqttTopic: string;
+  /** MQTT client id of the persistent session (fixed, so the broker keeps what was not acknowledged). */
+  mqttClientId: string;
 }
 
 export type SettingKey = keyof SluiceConfig;
@@ -167,6 +177,47 @@ function text(placeholder: string): Kind<string> {
     parse(raw) {
       const value = requireString(raw);
       if (value.trim() === '') throw new Error(`${show(raw)} is empty`);
+      return value;
+    },
+    format: (value) => value,
+  };
+}
+
+/** A broker URL, or '' (off). */
+function brokerUrl(): Kind<string> {
+  return {
+    placeholder: 'URL',
+    allowed: 'a broker URL mqtt://host:port or mqtts://host:port or empty: off',
+    parse(raw) {
+      const value = requireString(raw).trim();
+      if (value === '') return '';
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new Error(`${show(raw)} is not a URL`);
+      }
+      if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'].includes(url.protocol)) {
+        throw new Error(`${show(raw)} has protocol ${url.protocol}, not mqtt:, mqtts:, tcp:, ssl:, ws: or wss:`);
+      }
+      if (url.hostname === '') throw new Error(`${show(raw)} names no host`);
+      return value;
+    },
+    format: (value) => (value === '' ? "'' (off)" : value),
+  };
+}
+
+/** An MQTT topic filter with exactly one `+` level (the deviceId) and no `#`. */
+function deviceTopic(): Kind<string> {
+  return {
+    placeholder: 'FILTER',
+    allowed: 'a topic filter with exactly one + level (the deviceId) and no #',
+    parse(raw) {
+      const value = requireString(raw);
+      const levels = value.split('/');
+      if (value === '' || levels.filter((l) => l === '+').length !== 1) throw new Error(`${show(raw)} does not have exactly one + level`);
+      if (levels.includes('#')) throw new Error(`${show(raw)} has #: the deviceId level must be the only wildcard`);
+      if (levels.some((l) => l !== '+' && (l.includes('+') || l.includes('#')))) throw new Error(`${show(raw)} has a wildcard inside a level`);
       return value;
     },
     format: (value) => value,
@@ -501,6 +552,36 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     meaning: 'log level',
     kind: oneOf(LOG_LEVELS, 'log level', 'LEVEL'),
     defaultValue: () => 'info',
+  },
+  lpDeviceTag: {
+    flag: '--lp-device-tag',
+    meaning: 'InfluxDB line protocol: the tag that names the device',
+    kind: text('TAG'),
+    defaultValue: () => 'host',
+  },
+  promDeviceLabel: {
+    flag: '--prom-device-label',
+    meaning: 'Prometheus remote-write: the label that names the device',
+    kind: text('LABEL'),
+    defaultValue: () => 'instance',
+  },
+  mqttUrl: {
+    flag: '--mqtt-url',
+    meaning: "MQTT broker to subscribe to ('' = off)",
+    kind: brokerUrl(),
+    defaultValue: () => '',
+  },
+  mqttTopic: {
+    flag: '--mqtt-topic',
+    meaning: 'MQTT topic filter; its + level is the deviceId',
+    kind: deviceTopic(),
+    defaultValue: () => 'devices/+/telemetry',
+  },
+  mqttClientId: {
+    flag: '--mqtt-client-id',
+    meaning: 'MQTT client id of the persistent session',
+    kind: text('ID'),
+    defaultValue: () => 'sluice',
   },
 };
 

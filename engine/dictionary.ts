@@ -1,11 +1,15 @@
 /**
  * The front-end's dictionary: deviceIds and metric names interned to small integers, each device's
- * shard (a stable hash of its id), and which names each shard has already been sent.
+ * shard (a stable hash of its id), and which names each shard has already been sent. Device names
+ * live in DeviceNames (bytes, no string per device); metric names, a few dozen, in a Map.
  *
  * Runs on the front-end thread only. Ids are dense from 0 in order of first sight. A name is sent
  * to a shard as a DEFINE record in the same ring as its first use, so the announce state has three
  * values: not sent, staged in the batch being built (undone if the batch is refused), sent.
  */
+
+import type { StoredNameRun } from '../storage';
+import { DeviceNames } from './device-names';
 
 export const NOT_SENT = 0;
 export const STAGED = 2;
@@ -25,6 +29,13 @@ export function shardOfDevice(deviceId: string, shards: number): number {
   return deviceHash(deviceId) % shards;
 }
 
+function countNames(text: string): number {
+  if (text === '') return 0;
+  let n = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 function grown(a: Uint8Array<ArrayBuffer>, need: number): Uint8Array<ArrayBuffer> {
   if (need <= a.length) return a;
   const b = new Uint8Array(Math.max(need, a.length * 2));
@@ -33,8 +44,8 @@ function grown(a: Uint8Array<ArrayBuffer>, need: number): Uint8Array<ArrayBuffer
 }
 
 export class Dictionary {
-  private readonly deviceIds = new Map<string, number>();
-  readonly deviceNames: string[] = [];
+  /** device names by id (the store persists runs of them: JoinedNames) */
+  readonly devices = new DeviceNames();
   private deviceShard = new Int32Array(1024);
   deviceState: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
   private readonly metricIds = new Map<string, number>();
@@ -48,17 +59,28 @@ export class Dictionary {
   }
 
   get deviceCount(): number {
-    return this.deviceNames.length;
+    return this.devices.count;
+  }
+
+  /** The name of a device id (a new string: for a new device's DEFINE, answers, logs). */
+  deviceName(id: number): string {
+    return this.devices.name(id);
   }
 
   /** The device's id, interning it on first sight; -1 when devicesMax is reached. */
   device(name: string): number {
-    const id = this.deviceIds.get(name);
-    if (id !== undefined) return id;
-    const n = this.deviceNames.length;
+    const id = this.devices.lookup(name);
+    if (id >= 0) return id;
+    const n = this.devices.count;
     if (n >= this.devicesMax) return -1;
-    this.deviceIds.set(name, n);
-    this.deviceNames.push(name);
+    this.devices.add(name);
+    this.placed(n, name);
+    if (this.onNewDevice !== null) this.onNewDevice(n, name);
+    return n;
+  }
+
+  /** A new id's shard and announce state. */
+  private placed(n: number, name: string): void {
     if (n >= this.deviceShard.length) {
       const next = new Int32Array(this.deviceShard.length * 2);
       next.set(this.deviceShard);
@@ -66,8 +88,6 @@ export class Dictionary {
     }
     this.deviceShard[n] = shardOfDevice(name, this.shards);
     this.deviceState = grown(this.deviceState, n + 1);
-    if (this.onNewDevice !== null) this.onNewDevice(n, name);
-    return n;
   }
 
   /** Called with each name interned for the first time (the server persists them). */
@@ -75,23 +95,41 @@ export class Dictionary {
   onNewMetric: ((id: number, name: string) => void) | null = null;
 
   /**
-   * Loads the names a previous run persisted, under the same ids. Returns the ids that had no
+   * Loads the names a previous run persisted, under the same ids, from their stored runs (no
+   * string per name: each run's bytes go into DeviceNames whole). Returns the ids that had no
    * stored name (a name write lost in a storage fault): they get a placeholder the caller logs.
    */
-  restore(devices: readonly (string | undefined)[], metrics: { id: number; name: string }[]): number[] {
+  restore(runs: readonly StoredNameRun[], metrics: { id: number; name: string }[]): number[] {
     const missing: number[] = [];
+    let total = 0;
+    for (const r of runs) total = Math.max(total, r.first + countNames(r.text));
     // sized once: 1M devices grew these ~20 times each
-    if (devices.length > this.deviceShard.length) {
-      const shard = new Int32Array(devices.length);
+    if (total > this.deviceShard.length) {
+      const shard = new Int32Array(total);
       shard.set(this.deviceShard);
       this.deviceShard = shard;
     }
-    this.deviceState = grown(this.deviceState, devices.length);
-    for (let id = 0; id < devices.length; id++) {
-      const name = devices[id];
-      if (name === undefined) missing.push(id);
-      this.device(name ?? `unknown-device-${id}`);
+    this.deviceState = grown(this.deviceState, total);
+    // in id order; a full chunk before a run that starts at the same id (the chunk wins)
+    const ordered = [...runs].sort((a, b) => a.first - b.first || Number(b.chunk) - Number(a.chunk));
+    for (const r of ordered) {
+      let next = this.devices.count;
+      while (next < r.first) {
+        missing.push(next);
+        this.devices.add(`unknown-device-${next}`);
+        next++;
+      }
+      // names before `next` are there already (a run beside its chunk): skip them
+      let text = r.text;
+      for (let skip = next - r.first; skip > 0 && text !== ''; skip--) {
+        const nl = text.indexOf('\n');
+        text = nl < 0 ? '' : text.slice(nl + 1);
+      }
+      this.devices.addJoined(text);
     }
+    const shards = this.shards;
+    const hashes = this.devices;
+    for (let id = 0; id < hashes.count; id++) this.deviceShard[id] = hashes.hash(id) % shards;
     metrics.sort((a, b) => a.id - b.id);
     for (const m of metrics) {
       while (this.metricNames.length < m.id) this.metric(`unknown.metric.${this.metricNames.length}`);
@@ -101,7 +139,7 @@ export class Dictionary {
   }
 
   lookupDevice(name: string): number {
-    return this.deviceIds.get(name) ?? -1;
+    return this.devices.lookup(name);
   }
 
   shardOf(deviceId: number): number {

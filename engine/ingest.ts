@@ -29,7 +29,7 @@ import {
   EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
   decodeJson, decodeMsgpack, decodeNdjson, epochMsMin, toEpochMs,
   MsgpackEventReader, JsonEventReader, PackedEvent, SCAN_OK, SCAN_SLOW, SCAN_FRAME, SCAN_END, bytesEqual, asciiString,
-  type EventScanner,
+  type EventScanner, type LineProtocolOptions, LineProtocolReader, decodeLineProtocol, lineProtocolEventLines, lineProtocolReason,
 } from '../protocol';
 import { NameCache } from './name-cache';
 import type { RecordBytes } from '../storage';
@@ -52,6 +52,8 @@ export interface IngestRequest {
   waitMs: number;
   /** the unit of numeric timestamps (`?precision=`), null: unqualified epoch ms */
   precision: TimePrecision | null;
+  /** kind 'lineprotocol': the device tag and the request's precision (`precision` above is its lpTimePrecision) */
+  lineProtocol?: LineProtocolOptions;
 }
 
 export interface IngestOutcome {
@@ -74,6 +76,7 @@ interface Held {
 }
 
 const NO_REJECTIONS: Rejection[] = [];
+const NO_BODY = new Uint8Array(0);
 // protocol/index re-exports through getters (tsc's `export *`): a read of one costs a call. The
 // hot loop of admitPacked reads these module constants instead (the getter was 7.9 % of the
 // front-end thread on ws-msgpack when it read them through the index)
@@ -109,11 +112,15 @@ interface PackedBatch {
   scanner: EventScanner;
 }
 
-export function decodeBody(kind: ContentKind, body: Uint8Array): DecodedBatch | { code: ErrorCode; reason: string } {
+/** line protocol options when a request gives none (only tests submit line protocol without them) */
+const LP_DEFAULTS: LineProtocolOptions = { deviceTag: 'host', precision: 'ns' };
+
+export function decodeBody(kind: ContentKind, body: Uint8Array, lp?: LineProtocolOptions): DecodedBatch | { code: ErrorCode; reason: string } {
   switch (kind) {
     case 'msgpack': return decodeMsgpack(body);
     case 'json': return decodeJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
     case 'ndjson': return decodeNdjson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    case 'lineprotocol': return decodeLineProtocol(body, lp ?? LP_DEFAULTS, Date.now());
   }
 }
 
@@ -129,6 +136,7 @@ export class Ingest {
   // one scanned event and the byte-keyed id caches, all reused from frame to frame
   private readonly msgpackReader = new MsgpackEventReader();
   private readonly jsonReader = new JsonEventReader();
+  private readonly lpReader = new LineProtocolReader();
   private readonly packed: PackedEvent;
   private readonly metricIds: Int32Array;
   private readonly deviceCache = new NameCache();
@@ -146,6 +154,8 @@ export class Ingest {
   /** staged bytes of the batches waiting for ring space (bounded by WAITING_BYTES_MAX) */
   private waitingBytes = 0;
   readonly counters = { batches: 0, eventsAccepted: 0, eventsRejected: 0, batchesRefused: 0, backpressure: 0, duplicates: 0, gaps: 0, unavailable: 0 };
+  /** events rejected (not batches refused whole), by error code: GET /metrics */
+  readonly rejectedByCode: Record<string, number> = {};
 
   constructor(private readonly limits: EventLimits, private readonly dict: Dictionary,
     private readonly stager: BatchStager, private readonly pipeline: CommitPipeline, private readonly guard: FaultGuard) {
@@ -171,7 +181,13 @@ export class Ingest {
     // the common frames are scanned from their bytes (admitPacked); the others, and every frame the
     // scanners give up on, are decoded whole by codecs.ts as before
     if (req.kind !== 'ndjson' && this.scanners) {
-      const scanner = req.kind === 'msgpack' ? this.msgpackReader : this.jsonReader;
+      let scanner: EventScanner;
+      if (req.kind === 'msgpack') scanner = this.msgpackReader;
+      else if (req.kind === 'json') scanner = this.jsonReader;
+      else {
+        this.lpReader.configure(req.lineProtocol ?? LP_DEFAULTS, Date.now());
+        scanner = this.lpReader;
+      }
       const top = scanner.frame(req.body);
       if (top !== null) {
         this.submitBatch({ seq: top.seq, deviceId: top.deviceId, count: top.count, scanner }, req, done);
@@ -181,9 +197,25 @@ export class Ingest {
     this.submitSlow(req, done);
   }
 
+  /**
+   * Submits events another decoder built (Prometheus remote-write): validated as the generic path
+   * validates a decoded body, one rejection per bad event (index = its position in `events`). No
+   * device sequence: a sender that retries a request whose answer it lost may count it twice; the
+   * route documents that.
+   */
+  submitEvents(events: unknown[], precision: TimePrecision | null, waitMs: number, done: IngestDone): void {
+    if (!this.accepting) {
+      this.counters.unavailable++;
+      done(outcome('unavailable', 'SLUICE_E_SHUTTING_DOWN', 'the engine is shutting down: send again after it restarts', null));
+      return;
+    }
+    const req: IngestRequest = { kind: 'json', body: NO_BODY, pinned: null, deviceSeq: null, waitMs, precision };
+    this.submitBatch({ seq: undefined, deviceId: undefined, events, columnar: null }, req, done);
+  }
+
   /** Decodes the whole body with codecs.ts (the generic path) and submits it. */
   private submitSlow(req: IngestRequest, done: IngestDone): void {
-    const batch = decodeBody(req.kind, req.body);
+    const batch = decodeBody(req.kind, req.body, req.lineProtocol);
     if (isBodyError(batch)) {
       this.counters.batchesRefused++;
       done(outcome('refused', batch.code, batch.reason, null));
@@ -363,7 +395,7 @@ export class Ingest {
             const at = ev.nameAt[m];
             if (memoAt[m] === at) ids[m] = memoId[m];
             else {
-              ids[m] = this.metricOf(body, ev, m);
+              ids[m] = this.metricOf(r.nameBytes, ev, m);
               memoAt[m] = at;
               memoId[m] = ids[m];
             }
@@ -379,7 +411,8 @@ export class Ingest {
           st = FRAME;
         }
         if (st === SLOW) {
-          let ok = scratch.validate(raw, pinned, now);
+          // a line protocol line that does not parse (the other scanners' slowEvent throws instead)
+          let ok = raw instanceof LineParseFailure ? scratch.fail('SLUICE_E_BAD_BODY', raw.reason) : scratch.validate(raw, pinned, now);
           if (ok && !stager.stageEvent(scratch)) ok = scratch.fail('SLUICE_E_DEVICE_LIMIT', `deviceId: ${JSON.stringify(scratch.deviceId)} is a new device and the engine holds its maximum (--devices-max)`);
           if (!ok) {
             if (rejections === NO_REJECTIONS) rejections = [];
@@ -396,6 +429,7 @@ export class Ingest {
       stager.abandon();
       return false;
     }
+    if (rejections.length !== 0 && req.kind === 'lineprotocol') numberLines(rejections, req);
     this.reserve(i, rejections, label, seqDevice, deviceSeq, req, done);
     return true;
   }
@@ -409,14 +443,15 @@ export class Ingest {
     return interned;
   }
 
-  private metricOf(body: Uint8Array, ev: PackedEvent, m: number): number {
+  /** A metric id from the scanner's name bytes (EventScanner.nameBytes): the cache, else the dictionary. */
+  private metricOf(names: Uint8Array, ev: PackedEvent, m: number): number {
     const at = ev.nameAt[m];
     const len = ev.nameLen[m];
     const h = ev.nameHash[m];
-    const id = this.metricCache.lookup(body, at, len, h);
+    const id = this.metricCache.lookup(names, at, len, h);
     if (id >= 0) return id;
-    const interned = this.dict.metric(ascii(body, at, len));
-    this.metricCache.insert(body, at, len, h, interned);
+    const interned = this.dict.metric(ascii(names, at, len));
+    this.metricCache.insert(names, at, len, h, interned);
     return interned;
   }
 
@@ -464,6 +499,7 @@ export class Ingest {
         }
       }
     }
+    if (rejections.length !== 0 && req.kind === 'lineprotocol') numberLines(rejections, req);
     this.reserve(total, rejections, label, seqDevice, deviceSeq, req, done);
   }
 
@@ -473,6 +509,11 @@ export class Ingest {
     const waitMs = req.waitMs;
     const accepted = this.stager.eventsStaged;
     this.counters.batches++;
+    // rejections are rare: a loop over them here costs nothing on the accepted path
+    for (let i = 0; i < rejections.length; i++) {
+      const code = rejections[i].code;
+      this.rejectedByCode[code] = (this.rejectedByCode[code] ?? 0) + 1;
+    }
     if (accepted === 0) {
       this.counters.eventsRejected += total;
       const first = rejections[0];
@@ -574,4 +615,15 @@ function detachedBytes(d: DetachedBatch): number {
   let n = 0;
   for (const r of d.records) if (r !== null) n += r.byteLength;
   return n;
+}
+
+/**
+ * Line protocol rejections name their line (`line N: `, blank lines and comments counted) and the
+ * device tag rather than deviceId. Run while the body is still readable (it may be a uWS view
+ * that is gone by the time a durable answer is sent); only for a batch with rejections.
+ */
+function numberLines(rejections: Rejection[], req: IngestRequest): void {
+  const opts = req.lineProtocol ?? LP_DEFAULTS;
+  const lines = lineProtocolEventLines(req.body, opts);
+  for (const r of rejections) r.reason = lineProtocolReason(r.reason, lines[r.index] ?? r.index + 1, opts.deviceTag);
 }

@@ -56,7 +56,7 @@ function late(p: URLSearchParams, rollups: RollupStore, dict: Dictionary, shards
     for (const { value } of rollups.lateEntries(s, Number.MAX_SAFE_INTEGER, true)) {
       const e = value as LateEntry;
       if ((device !== null && e.device !== device) || e.ts < from || e.ts >= to) continue;
-      events.push({ ...e, deviceId: dict.deviceNames[e.device], metricName: dict.metricNames[e.metric] });
+      events.push({ ...e, deviceId: dict.deviceName(e.device), metricName: dict.metricNames[e.metric] });
       if (++taken >= limit) break;
     }
   }
@@ -66,7 +66,7 @@ function late(p: URLSearchParams, rollups: RollupStore, dict: Dictionary, shards
   let corrections = 0;
   for (const { key, value } of rollups.lateCounts(device, LIMIT_MAX)) {
     const c = value as LateCount;
-    counts.push({ deviceId: dict.deviceNames[key[1] as number], metric: dict.metricNames[key[2] as number], count: c.count, corrections: c.corrections ?? 0 });
+    counts.push({ deviceId: dict.deviceName(key[1] as number), metric: dict.metricNames[key[2] as number], count: c.count, corrections: c.corrections ?? 0 });
     total += c.count;
     corrections += c.corrections ?? 0;
   }

@@ -54,6 +54,27 @@ const CPU_WINDOW_DOC = 'Windows are the finest of --resolutions of at least 1 mi
   'times are epoch milliseconds (UTC), windowEnd exclusive; quantiles come from the window\'s t-digest. ' +
   '"Now" is event time: the newest event time Sluice has applied (any device, any metric).';
 
+const PROM_RESULT = json({ type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['success', 'error'] }, data: {}, errorType: { type: 'string' }, error: { type: 'string' } } },
+  'Prometheus\'s answer shape: {status: "success", data} (data as Prometheus\'s HTTP API documents it)');
+const PROM_BAD = json({ type: 'object' }, 'bad_data: a bad parameter, a PromQL parse error, or a part of PromQL Sluice does not support (named in `error`)');
+const PROM_LIMIT = json({ type: 'object' }, 'execution: the query would read too many series (narrow it, or aggregate over the fleet)');
+const PROM_QUERY = [query('query', 'PromQL (Sluice\'s subset: selectors with = != =~ !~, sum/avg/max/min/count by/without, topk/bottomk, arithmetic with scalars)', { type: 'string' }, true)];
+const PROM_RANGE = [query('start', 'RFC 3339 or Unix seconds', { type: 'string' }, true), query('end', 'RFC 3339 or Unix seconds', { type: 'string' }, true), query('step', 'duration (15s, 1m) or seconds', { type: 'string' }, true)];
+const PROM_MATCH = [query('match[]', 'series selector (repeatable)', { type: 'string' }, true)];
+const promOp = (summary: string, parameters: Json[]): Json => ({
+  tags: ['prometheus'], summary, parameters, responses: { 200: PROM_RESULT, 400: PROM_BAD, 422: PROM_LIMIT, 500: PROM_RESULT },
+});
+const PROM_API_DOCS: RouteDoc[] = [
+  ...(['get', 'post'] as const).flatMap((method): RouteDoc[] => [
+    { method, pattern: '/api/v1/query', operation: promOp('PromQL instant query over Sluice\'s windows (finest resolution)', [...PROM_QUERY, query('time', 'RFC 3339 or Unix seconds (default now)')]) },
+    { method, pattern: '/api/v1/query_range', operation: promOp('PromQL range query: each step reads the window of the finest resolution at least as long as the step', [...PROM_QUERY, ...PROM_RANGE]) },
+    { method, pattern: '/api/v1/series', operation: promOp('series matching selectors: sluice_<metric>_<aggregate>{device, metric}', PROM_MATCH) },
+    { method, pattern: '/api/v1/labels', operation: promOp('label names: __name__, device, metric, quantile', []) },
+  ]),
+  { method: 'get', pattern: '/api/v1/label/:name/values', operation: promOp('values of a label (device: at most 10,000 per shard)', [pathParam('name', 'label name')]) },
+  { method: 'get', pattern: '/api/v1/status/buildinfo', operation: promOp('build information (the Prometheus API version followed; revision names Sluice\'s version)', []) },
+];
+
 export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'post', pattern: '/v1/events', operation: {
@@ -118,6 +139,83 @@ export const ROUTE_DOCS: RouteDoc[] = [
       responses: {
         200: json({ type: 'object', required: ['devices', 'truncated'], properties: { devices: { type: 'array', items: { type: 'object', properties: { deviceId: { type: 'string' }, metrics: { type: 'array', items: { type: 'string' } } } } }, truncated: { type: 'boolean' } } }, 'the devices, sorted'),
         400: BAD_PARAM, 500: INTERNAL,
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/metrics', operation: {
+      tags: ['operations'], summary: 'The engine\'s own metrics in Prometheus text format (sluice_*: ingest, WAL and ack latency, shards, checkpoints, connections, process and GC)',
+      responses: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } }, 500: INTERNAL },
+    },
+  },
+  // the Prometheus-compatible query API (engine/prom-api-routes.ts): Prometheus's own shapes
+  ...PROM_API_DOCS,
+  // issue #14: the tools people already run (line protocol, remote-write, MQTT)
+  {
+    method: 'post', pattern: '/write', operation: {
+      tags: ['ingest'], summary: 'InfluxDB 1.x line protocol write',
+      parameters: [query('db', 'accepted and ignored (Sluice has one store)'), query('precision', 'n or ns (default), u or us, ms, s, m or h (m and h are taken as seconds x 60 / x 3600)'), query('u', 'user (accepted; checked once tokens exist)'), query('p', 'password (accepted; checked once tokens exist)'), CONTENT_ENCODING],
+      requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string', description: 'InfluxDB line protocol, one point per line' } } } },
+      responses: { 204: { description: 'every point accepted (after the WAL commit in durable mode), or a body of blank lines and comments only' }, 400: json({ type: 'object', properties: { error: { type: 'string' }, code: { type: 'string' }, accepted: { type: 'integer' } } }, 'InfluxDB\'s error shape: `partial write: line N: reason; ... dropped=K` (the valid points are kept), `unable to parse line N: reason; ... dropped=K` (none valid, nothing kept), `unable to parse: ...` (a batch over --batch-events-max, nothing kept), or a bad precision'), 413: error('body over --body-max (as sent or decompressed)'), 415: error('a Content-Encoding other than identity, gzip, x-gzip, deflate'), 503: { ...error('rings full, storage full or faulty, or stopping: nothing kept, send again'), headers: RETRY_AFTER }, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'post', pattern: '/api/v2/write', operation: {
+      tags: ['ingest'], summary: 'InfluxDB 2.x line protocol write',
+      parameters: [query('org', 'accepted and ignored'), query('bucket', 'accepted and ignored'), query('precision', 'ns (default), us, ms or s'), CONTENT_ENCODING],
+      requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string', description: 'InfluxDB line protocol, one point per line' } } } },
+      responses: { 204: { description: 'every point accepted (after the WAL commit in durable mode), or a body of blank lines and comments only' }, 400: json({ type: 'object', properties: { error: { type: 'string' }, code: { type: 'string' }, accepted: { type: 'integer' } } }, 'InfluxDB\'s error shape: `partial write: line N: reason; ... dropped=K` (the valid points are kept), `unable to parse line N: reason; ... dropped=K` (none valid, nothing kept), `unable to parse: ...` (a batch over --batch-events-max, nothing kept), or a bad precision'), 413: error('body over --body-max (as sent or decompressed)'), 415: error('a Content-Encoding other than identity, gzip, x-gzip, deflate'), 503: { ...error('rings full, storage full or faulty, or stopping: nothing kept, send again'), headers: RETRY_AFTER }, 500: INTERNAL },
+    },
+  },
+  {
+    method: 'get', pattern: '/ping', operation: {
+      tags: ['ingest'], summary: 'InfluxDB liveness check (the influx CLI and Telegraf call it first)',
+      responses: { 204: { description: 'the engine is up; headers X-Influxdb-Version: 1.8.10 and X-Influxdb-Build: OSS (the clients check them)' } },
+    },
+  },
+  {
+    method: 'post', pattern: '/api/v1/write', operation: {
+      tags: ['ingest'], summary: 'Prometheus remote-write 1.0 (snappy-compressed protobuf WriteRequest)',
+      description: 'One event per sample: deviceId from the --prom-device-label label (instance), metric from __name__ (characters outside [A-Za-z0-9_.] become _, names over 64 characters are shortened with a hash), other labels as tags (a label Sluice refuses as a tag is dropped and counted). Staleness markers, other NaN/Inf values, native histograms, exemplars and metadata are skipped and counted. A request of more samples than --batch-events-max is written in several batches and answered once. Answered after the WAL commit (durable mode).',
+      parameters: [{ name: 'Content-Encoding', in: 'header', required: false, description: 'snappy (block format), what Prometheus sends; absent is read as snappy too', schema: { type: 'string', enum: ['snappy'] } }],
+      requestBody: { required: true, content: { 'application/x-protobuf': { schema: { type: 'string', contentEncoding: 'binary', description: 'snappy-compressed prometheus.WriteRequest (remote-write 1.0)' } } } },
+      responses: {
+        204: { description: 'every sample written, or skipped (see the description)', headers: { 'Sluice-Remote-Write': { description: 'written=n refused=n stale=n nonFinite=n histograms=n exemplars=n metadata=n labelsDropped=n', schema: { type: 'string' } } } },
+        400: error('a body that does not decompress or decode (nothing kept), or some samples invalid (no __name__ or device label, timestamp refused): the valid ones are kept, `error` names the first reasons, `written`, `refused` and `refusedByCode` count them. Prometheus does not retry'),
+        413: error('body over --body-max as sent, or as its snappy preamble announces it decompressed'),
+        415: error('a Content-Type other than application/x-protobuf (a remote-write 2.0 request), or a Content-Encoding other than snappy'),
+        503: { ...error('rings full, storage full or faulty, or stopping: Prometheus retries (readings of a split request already kept are written again)'), headers: RETRY_AFTER },
+        500: INTERNAL,
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/mqtt/rejected', operation: {
+      tags: ['ingest'], summary: 'MQTT messages refused (logged, counted and acknowledged so the broker does not redeliver them), newest first',
+      description: 'The last 200 messages refused whole or in part (memory only: a restart starts the list empty). A partially valid message kept its valid events (`accepted`) and lists the refused ones. With --mqtt-url off: `enabled` false and an empty list.',
+      responses: {
+        200: json({
+          type: 'object', required: ['enabled', 'total', 'kept', 'messages'], properties: {
+            enabled: { type: 'boolean', description: 'MQTT ingest is on (--mqtt-url)' },
+            total: { type: 'integer', description: 'messages refused whole or in part since start' },
+            kept: { type: 'integer', description: 'how many of the newest the list keeps' },
+            messages: {
+              type: 'array', items: {
+                type: 'object', required: ['time', 'topic', 'deviceId', 'code', 'reason', 'accepted', 'events', 'eventsRejected'], properties: {
+                  time: { type: 'string', format: 'date-time' },
+                  topic: { type: 'string' },
+                  deviceId: { type: ['string', 'null'], description: "the topic's device, null when the topic names none" },
+                  code: { type: 'string', description: 'a SLUICE_E_* code' },
+                  reason: { type: 'string', description: 'names the field: topic, payload, or the first refused event' },
+                  accepted: { type: 'integer', description: 'events of the message that were kept' },
+                  events: { type: 'array', description: 'the first 10 refused events', items: { type: 'object', properties: { index: { type: 'integer' }, code: { type: 'string' }, reason: { type: 'string' } } } },
+                  eventsRejected: { type: 'integer' },
+                },
+              },
+            },
+          },
+        }, 'newest first'),
+        500: INTERNAL,
       },
     },
   },
@@ -280,6 +378,36 @@ export const ROUTE_DOCS: RouteDoc[] = [
       responses: { 200: { description: 'the asset' }, 404: error('no such asset (SLUICE_E_NOT_FOUND)') },
     },
   },
+  // issue #15: the live dashboard (engine/ui-routes.ts), served offline from web/ and the uplot package
+  ...(['/ui', '/ui/'] as const).map((pattern): RouteDoc => ({
+    method: 'get', pattern, operation: {
+      tags: ['dashboard'], summary: 'The live dashboard page: ingest rate, ack latency, ring fill, late events, the latest report, top devices, a device\'s windows',
+      responses: { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } }, 304: { description: 'not modified (If-None-Match matched the ETag)' } },
+    },
+  })),
+  {
+    method: 'get', pattern: '/ui/:file', operation: {
+      tags: ['dashboard'], summary: 'The dashboard\'s scripts and styles (the files of web/)',
+      parameters: [pathParam('file', 'a file of the page, e.g. app.js or style.css')],
+      responses: { 200: { description: 'the file, with its content type and an ETag' }, 304: { description: 'not modified (If-None-Match matched the ETag)' }, 404: error('no such file (SLUICE_E_NOT_FOUND)') },
+    },
+  },
+  {
+    method: 'get', pattern: '/ui/vendor/:file', operation: {
+      tags: ['dashboard'], summary: 'The chart library the dashboard uses (uPlot, from the uplot package)',
+      parameters: [pathParam('file', 'a uPlot file', { type: 'string', enum: ['uPlot.iife.min.js', 'uPlot.min.css'] })],
+      responses: { 200: { description: 'the file (cacheable for a day)' }, 304: { description: 'not modified (If-None-Match matched the ETag)' }, 404: error('no such file (SLUICE_E_NOT_FOUND)') },
+    },
+  },
+  {
+    method: 'ws', pattern: '/v1/ui/stream', operation: {
+      tags: ['dashboard'], summary: 'The dashboard\'s live figures, pushed once a second',
+      description: 'First a {"type":"hello","shards","tickMs","avgIntervals"} frame, then once a second a {"type":"live"} frame: ' +
+        'ingest (events accepted: total, perSec over the last second, perSecAvg over up to 5 s), ack latency (p50Ms, p99Ms from the ack histogram\'s buckets over up to 5 s; null without acks), ' +
+        'late and corrected events (total, perSec) and per shard: ring fill (0-1), events applied, late and corrected. What the client sends is ignored.',
+      responses: { 101: { description: 'switched to the WebSocket protocol' } },
+    },
+  },
 ];
 
 const WINDOW_PROPS = {
@@ -368,7 +496,8 @@ export function undocumentedRoutes(routes: readonly RecordedRoute[]): RecordedRo
   return routes.filter((r) => !(r.method === CATCH_ALL.method && r.pattern === CATCH_ALL.pattern) && docOf(r) === undefined);
 }
 
-function packageVersion(): string {
+/** Sluice's version from package.json ('0.0.0' when it cannot be read). */
+export function packageVersion(): string {
   try {
     return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
   } catch {

@@ -32,6 +32,8 @@ import {
   parseResolution, parseTopBy,
 } from './query-params';
 
+import type { MqttIngest } from './mqtt-ingest';
+
 export interface QueryContext {
   config: SluiceConfig;
   dict: Dictionary;
@@ -42,6 +44,8 @@ export interface QueryContext {
   guard: FaultGuard;
   startedAt: number;
   isAccepting: () => boolean;
+  /** the MQTT subscriber, null when --mqtt-url is off */
+  mqtt: MqttIngest | null;
 }
 
 const HEALTH_TIMEOUT_MS = 2000;
@@ -188,6 +192,8 @@ const health: Handler = async (_params, _query, ctx) => {
       lastCheckpoint: ctx.checkpointer.last,
       checkpointFailures: ctx.checkpointer.failures,
     },
+    // the MQTT subscriber's connection (null: --mqtt-url is off)
+    mqtt: ctx.mqtt === null ? null : ctx.mqtt.status(),
     shards,
   }];
 };

@@ -89,14 +89,14 @@ export function readCheckpoints(store: Store, config: SluiceConfig): Checkpoints
 export function planRecovery(store: Store, config: SluiceConfig, dict: Dictionary, read = readCheckpoints(store, config)): RecoveryPlan {
   const { checkpoints, checkpointSeqs } = read;
   const t1 = performance.now();
-  const devices = store.loadDeviceNames();
+  const devices = store.loadDeviceNameRuns();
   const metrics = store.loadMetricNames();
   const missing = dict.restore(devices, metrics);
   const t2 = performance.now();
   const deviceSeqs = store.loadDeviceSeqs();
   const t3 = performance.now();
   return {
-    checkpoints, checkpointSeqs, devices: devices.length, metrics: metrics.length, missingDeviceNames: missing, deviceSeqs,
+    checkpoints, checkpointSeqs, devices: dict.deviceCount, metrics: metrics.length, missingDeviceNames: missing, deviceSeqs,
     timings: { checkpointsMs: read.checkpointsMs, namesMs: Math.round(t2 - t1), deviceSeqsMs: Math.round(t3 - t2) },
   };
 }

@@ -32,8 +32,14 @@ import { registerTelemetryRoutes } from './telemetry-routes';
 import { registerAnalyticsRoutes } from './analytics-routes';
 import { registerMetricsRoutes } from './metrics-routes';
 import { registerComputeRoutes } from './compute-routes';
-import { assertDocumented, registerOpenApi } from './openapi';
+import { assertDocumented, packageVersion, registerOpenApi } from './openapi';
+import { createMetricsRegistry, registerPromMetricsRoute } from './prom-metrics';
+import { registerPromApiRoutes } from './prom-api-routes';
 import { registerDocsRoutes } from './docs-routes';
+import { registerLineProtocolRoutes } from './line-protocol-routes';
+import { registerRemoteWriteRoutes } from './remote-write-routes';
+import { MqttIngest, registerMqttRoutes } from './mqtt-ingest';
+import { registerUiRoutes } from './ui-routes';
 import type { ReportPart, StoredCheckpoint } from '../protocol';
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -82,11 +88,11 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const tDrained = Date.now();
   for (let s = 0; s < plan.checkpoints.length; s++) pipeline.checkpointBytes[s] = storedCheckpointBytes(plan.checkpoints[s] ?? null);
   // written with the next WAL entry (Store.flushDeviceNames, from the commit pipeline)
-  dict.onNewDevice = (id) => store.noteNewDeviceName(id, dict.deviceNames);
+  dict.onNewDevice = (id) => store.noteNewDeviceName(id, dict.devices);
   dict.onNewMetric = (id, name) => store.putMetricName(id, name);
   // a name whose write was lost in a storage fault would be missing after a restart: write all again
   pipeline.onRecovered = () => {
-    store.putAllDeviceNames(dict.deviceNames);
+    store.putAllDeviceNames(dict.devices);
     for (let id = 0; id < dict.metricNames.length; id++) store.putMetricName(id, dict.metricNames[id]);
   };
   log.info({
@@ -133,7 +139,20 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   registerComputeRoutes(app, dict, shards, { bodyBytesMax: config.bodyBytesMax });
   registerOpenApi(app);
   registerDocsRoutes(app);
-  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, guard, startedAt, isAccepting });
+  registerLineProtocolRoutes(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, deviceTag: config.lpDeviceTag });
+  registerRemoteWriteRoutes(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, deviceLabel: config.promDeviceLabel, batchEventsMax: config.batchEventsMax });
+  const mqtt = config.mqttUrl === '' ? null : new MqttIngest({
+    url: config.mqttUrl, topic: config.mqttTopic, clientId: config.mqttClientId,
+    bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs,
+  }, ingest, dict, log);
+  registerMqttRoutes(app, mqtt);
+  registerPromMetricsRoute(app, createMetricsRegistry({
+    ingest, pipeline, checkpointer, shards, dict, dataDir: config.dataDir, version: packageVersion(),
+    connections: () => ({ ws_stream: sockets.size, ws_reports: reportRoutes.sockets.size, mqtt: mqtt !== null && mqtt.status().state === 'connected' ? 1 : 0 }),
+  }));
+  registerPromApiRoutes(app, { config, dict, shards, version: packageVersion() });
+  const ui = registerUiRoutes(app, { config, ingest, pipeline, shards, dict });
+  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, guard, startedAt, isAccepting, mqtt });
   assertDocumented(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -143,12 +162,16 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
+  // after recovery and the listen: messages the broker kept for this session are then admitted like any batch
+  if (mqtt !== null) await mqtt.start();
 
   let stopping: Promise<void> | null = null;
   const stop = (reason: string): Promise<void> => {
     if (stopping !== null) return stopping;
     stopping = (async () => {
       const t1 = Date.now();
+      // first: no new MQTT message is taken; those not yet acknowledged stay with the broker
+      if (mqtt !== null) await mqtt.stop();
       ingest.accepting = false;
       uws.us_listen_socket_close(listenSocket);
       for (const ws of sockets) ws.end(1001, 'server shutting down');
@@ -162,6 +185,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
       reporter.stop();
       await reporter.flush();
       reportRoutes.close();
+      ui.close();
       const final = await checkpointer.run('shutdown');
       pipeline.stop();
       const rings = shards.ringStates();

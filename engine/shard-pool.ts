@@ -11,7 +11,7 @@ import path from 'node:path';
 import Piscina from 'piscina';
 import {
   createRingBuffer, RingProducer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
-  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type ShardTask, type StoredCheckpoint,
+  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, RING_STAT_CORRECTED, RING_STAT_SEAL_QUEUED, RING_STAT_SEALED, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import type { SluiceConfig } from './config';
 
@@ -33,6 +33,10 @@ export interface ShardRingState {
   watermark: number | null;
   maxEventTime: number | null;
   lateEvents: number;
+  correctedEvents: number;
+  /** slices queued or being sealed, and sealed since the start */
+  sealQueued: number;
+  slicesSealed: number;
   /** how long ago the worker last went through its loop */
   heartbeatAgeMs: number;
 }
@@ -109,6 +113,9 @@ export class ShardPool {
       watermark: nullIfNaN(s.ring.stat(RING_STAT_WATERMARK)),
       maxEventTime: nullIfNaN(s.ring.stat(RING_STAT_MAX_EVENT_TIME)),
       lateEvents: s.ring.stat(RING_STAT_LATE),
+      correctedEvents: s.ring.stat(RING_STAT_CORRECTED),
+      sealQueued: s.ring.stat(RING_STAT_SEAL_QUEUED),
+      slicesSealed: s.ring.stat(RING_STAT_SEALED),
       heartbeatAgeMs: Math.max(0, Date.now() - s.ring.stat(RING_STAT_HEARTBEAT)),
     }));
   }

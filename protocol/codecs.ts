@@ -11,7 +11,8 @@
 import { Unpackr } from 'msgpackr';
 import type { ErrorCode } from './errors';
 
-export type ContentKind = 'json' | 'ndjson' | 'msgpack';
+/** lineprotocol: InfluxDB line protocol, read by its own routes (engine/line-protocol-routes.ts), never by Content-Type */
+export type ContentKind = 'json' | 'ndjson' | 'msgpack' | 'lineprotocol';
 
 /** Maps a Content-Type header to the codec, or null when Sluice does not read it. */
 export function contentKindOf(contentType: string): ContentKind | null {

@@ -14,3 +14,7 @@ export * from './report';
 export * from './packed-event';
 export * from './msgpack-events';
 export * from './json-events';
+export * from './remote-write';
+export * from './remote-write-events';
+export * from './line-protocol';
+export * from './line-protocol-events';

@@ -147,6 +147,11 @@ export class JsonEventReader implements EventScanner {
     }
   }
 
+  /** metric names are ranges of the frame */
+  get nameBytes(): Uint8Array {
+    return this.b;
+  }
+
   get atEnd(): boolean {
     return this.ended;
   }

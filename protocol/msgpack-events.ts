@@ -116,6 +116,11 @@ export class MsgpackEventReader implements EventScanner {
   }
 
   /** True when the frame was read to its last byte (msgpackr refuses trailing bytes). */
+  /** metric names are ranges of the frame */
+  get nameBytes(): Uint8Array {
+    return this.b;
+  }
+
   get atEnd(): boolean {
     return this.pos === this.end;
   }

@@ -44,6 +44,12 @@ export interface EventScanner {
   slowEvent(): unknown;
   /** After SCAN_END: true when the frame ends there (nothing but what the codec allows after it). */
   readonly atEnd: boolean;
+  /**
+   * The bytes PackedEvent.nameAt/nameLen index: the frame itself for codecs whose names are byte
+   * ranges of it (msgpack, JSON), the scanner's own name arena for line protocol (whose `m.f` names
+   * are not). Read it when used: an arena may be replaced by a larger one during a frame.
+   */
+  readonly nameBytes: Uint8Array;
 }
 
 /** bit 1: a deviceId byte ([A-Za-z0-9_.:-]); bit 2: a metric name byte ([A-Za-z0-9_.]) */

@@ -19,7 +19,7 @@
 export const RING_HEAD = 0; // Int32 index, producer cursor
 export const RING_TAIL = 16; // Int32 index (byte 64): consumer cursor, own cache line
 export const RING_SLEEPING = 32; // Int32 index (byte 128): consumer waits when 1
-const STATS_BYTE_OFFSET = 192; // 8 Float64 slots written only by the consumer
+const STATS_BYTE_OFFSET = 192; // RING_STAT_SLOTS Float64 slots written only by the consumer
 export const RING_STAT_EVENTS = 0;
 export const RING_STAT_RECORDS = 1;
 // the shard's state as its worker last published it: /healthz reads these without a task, so a
@@ -31,7 +31,14 @@ export const RING_STAT_MAX_EVENT_TIME = 5;
 export const RING_STAT_LATE = 6;
 /** wall-clock ms of the worker's last pass through its loop */
 export const RING_STAT_HEARTBEAT = 7;
-export const RING_HEADER_BYTES = 256;
+/** readings kept as corrections of final windows (GET /metrics reads these without a task too) */
+export const RING_STAT_CORRECTED = 8;
+/** slices queued or being sealed: the sealing backlog */
+export const RING_STAT_SEAL_QUEUED = 9;
+/** slices sealed since the start */
+export const RING_STAT_SEALED = 10;
+const RING_STAT_SLOTS = 16;
+export const RING_HEADER_BYTES = STATS_BYTE_OFFSET + RING_STAT_SLOTS * 8;
 export const RECORD_HEADER_BYTES = 8;
 export const RECORD_PAD = 0;
 
@@ -70,7 +77,7 @@ abstract class RingSide {
     this.view = new DataView(sab, RING_HEADER_BYTES, capacity);
     this.f64 = new Float64Array(sab, RING_HEADER_BYTES, capacity >>> 3);
     this.ctl = new Int32Array(sab, 0, STATS_BYTE_OFFSET >>> 2);
-    this.stats = new Float64Array(sab, STATS_BYTE_OFFSET, 8);
+    this.stats = new Float64Array(sab, STATS_BYTE_OFFSET, RING_STAT_SLOTS);
   }
 
   /** bytes published and not yet consumed */

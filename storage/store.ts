@@ -55,10 +55,36 @@ export interface StoredName {
   name: string;
 }
 
+/**
+ * Device names by id as the store reads them to persist runs: how many there are and a run of
+ * them '\n'-joined (engine/device-names.ts; namesOf() for a plain array).
+ */
+export interface JoinedNames {
+  readonly count: number;
+  joined(from: number, to: number): string;
+}
+
+/** A plain array of names as JoinedNames. */
+export function namesOf(names: readonly string[]): JoinedNames {
+  return {
+    get count() {
+      return names.length;
+    },
+    joined: (from, to) => names.slice(from, to).join('\n'),
+  };
+}
+
+/** A stored run of device names: ids first, first + 1, ... '\n'-joined; chunk: a full chunk key. */
+export interface StoredNameRun {
+  first: number;
+  text: string;
+  chunk: boolean;
+}
+
 export class Store {
   /** the first device id noted and not yet written (-1: none), and the names by id it reads */
   private namesFrom = -1;
-  private names: readonly string[] | null = null;
+  private names: JoinedNames | null = null;
   /** the starts of the name runs this process wrote since their chunk filled (putDeviceNameChunk removes them) */
   private runStarts: number[] = [];
 
@@ -144,7 +170,7 @@ export class Store {
    * per run of new ids, not one put per device (100k new devices in a second were ~100k puts
    * on the front-end thread).
    */
-  noteNewDeviceName(id: number, names: readonly string[]): void {
+  noteNewDeviceName(id: number, names: JoinedNames): void {
     if (this.namesFrom < 0 || id < this.namesFrom) this.namesFrom = id;
     this.names = names;
   }
@@ -157,12 +183,12 @@ export class Store {
   flushDeviceNames(): void {
     const names = this.names;
     if (this.namesFrom < 0 || names === null) return;
-    for (let a = this.namesFrom; a < names.length;) {
+    for (let a = this.namesFrom; a < names.count;) {
       const chunkEnd = (Math.floor(a / NAME_CHUNK) + 1) * NAME_CHUNK;
-      const b = Math.min(names.length, chunkEnd);
-      void this.dict.put(['d', a], names.slice(a, b).join('\n'));
+      const b = Math.min(names.count, chunkEnd);
+      void this.dict.put(['d', a], names.joined(a, b));
       this.runStarts.push(a);
-      if (b === chunkEnd) this.putDeviceNameChunk(chunkEnd / NAME_CHUNK - 1, names.slice(chunkEnd - NAME_CHUNK, chunkEnd));
+      if (b === chunkEnd) this.putDeviceNameChunk(chunkEnd / NAME_CHUNK - 1, names);
       a = b;
     }
     this.namesFrom = -1;
@@ -173,9 +199,9 @@ export class Store {
    * removes the run keys this process wrote inside it (runs never cross a chunk bound). The
    * writes commit in the order issued, so a durable removal implies a durable chunk.
    */
-  putDeviceNameChunk(k: number, names: readonly string[]): void {
-    if (names.length !== NAME_CHUNK) throw new RangeError(`a name chunk holds ${NAME_CHUNK} names, not ${names.length}`);
-    void this.dict.put(['D', k], names.join('\n'));
+  putDeviceNameChunk(k: number, names: JoinedNames): void {
+    if (names.count < (k + 1) * NAME_CHUNK) throw new RangeError(`name chunk ${k} holds ids up to ${(k + 1) * NAME_CHUNK - 1}: only ${names.count} names are known`);
+    void this.dict.put(['D', k], names.joined(k * NAME_CHUNK, (k + 1) * NAME_CHUNK));
     const from = k * NAME_CHUNK;
     const kept: number[] = [];
     for (const a of this.runStarts) {
@@ -186,7 +212,7 @@ export class Store {
   }
 
   /** Every device name again, as flushDeviceNames writes new ones: full chunks, then a run (after a storage fault). */
-  putAllDeviceNames(names: readonly string[]): void {
+  putAllDeviceNames(names: JoinedNames): void {
     this.namesFrom = 0;
     this.names = names;
     this.flushDeviceNames();
@@ -199,19 +225,32 @@ export class Store {
     return out;
   }
 
-  /** The stored device names by id (a hole: no name stored), from their chunks and runs. */
+  /**
+   * The stored runs of device names, chunks and runs as stored (one string per run, not per
+   * name: recovery puts them into the dictionary's arena whole). A run a crash left beside its
+   * chunk overlaps the chunk; a data dir of an earlier Sluice has one key per name (a run of one).
+   */
+  loadDeviceNameRuns(): StoredNameRun[] {
+    const out: StoredNameRun[] = [];
+    for (const { key, value } of this.dict.getRange({ start: ['D', 0], end: ['D', Number.MAX_SAFE_INTEGER] })) {
+      out.push({ first: key[1] * NAME_CHUNK, text: value, chunk: true });
+    }
+    for (const { key, value } of this.dict.getRange({ start: ['d', 0], end: ['d', Number.MAX_SAFE_INTEGER] })) {
+      out.push({ first: key[1], text: value, chunk: false });
+    }
+    return out;
+  }
+
+  /** The stored device names by id (a hole: no name stored), from their chunks and runs (tests, tools). */
   loadDeviceNames(): (string | undefined)[] {
     const byId: (string | undefined)[] = [];
-    for (const { key, value } of this.dict.getRange({ start: ['D', 0], end: ['D', Number.MAX_SAFE_INTEGER] })) {
-      const first = key[1] * NAME_CHUNK;
-      const names = value.split('\n');
-      for (let i = 0; i < names.length; i++) byId[first + i] = names[i];
-    }
-    // runs: the names past the last full chunk (and any a crash left beside their chunk; a data
-    // dir of an earlier Sluice has one key per name, a run of one)
-    for (const { key, value } of this.dict.getRange({ start: ['d', 0], end: ['d', Number.MAX_SAFE_INTEGER] })) {
-      const names = value.split('\n');
-      for (let i = 0; i < names.length; i++) byId[key[1] + i] ??= names[i];
+    const runs = this.loadDeviceNameRuns();
+    for (const chunkFirst of [true, false]) {
+      for (const r of runs) {
+        if (r.chunk !== chunkFirst) continue;
+        const names = r.text.split('\n');
+        for (let i = 0; i < names.length; i++) byId[r.first + i] ??= names[i];
+      }
     }
     return byId;
   }

@@ -19,7 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { workerData } from 'node:worker_threads';
 import {
   RingConsumer, RING_STAT_EVENTS, RING_STAT_RECORDS, RING_STAT_SERIES, RING_STAT_PANES, RING_STAT_WATERMARK,
-  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, type CheckpointResult, type ShardTask, type StoredCheckpoint,
+  RING_STAT_MAX_EVENT_TIME, RING_STAT_LATE, RING_STAT_HEARTBEAT, RING_STAT_CORRECTED, RING_STAT_SEAL_QUEUED, RING_STAT_SEALED, type CheckpointResult, type ShardTask, type StoredCheckpoint,
 } from '../protocol';
 import { BlockStore, CheckpointStore, RollupStore } from '../storage';
 import { ShardCheckpoints, decodeCheckpoint, type EncodedCheckpoint } from './checkpoint';
@@ -141,6 +141,9 @@ function publishStats(): void {
   ring.setStat(RING_STAT_WATERMARK, clock.maxTs === -Infinity ? NaN : clock.watermark);
   ring.setStat(RING_STAT_MAX_EVENT_TIME, clock.maxTs === -Infinity ? NaN : clock.maxTs);
   ring.setStat(RING_STAT_LATE, applier.lateEvents);
+  ring.setStat(RING_STAT_CORRECTED, applier.correctedEvents);
+  ring.setStat(RING_STAT_SEAL_QUEUED, state.sealer.sealing);
+  ring.setStat(RING_STAT_SEALED, state.sealer.counters.slices);
   ring.setStat(RING_STAT_HEARTBEAT, Date.now());
 }
 publishStats();

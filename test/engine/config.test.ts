@@ -170,6 +170,31 @@ const SPECS: Spec[] = [
     good: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => [level, level]),
     bad: [['loud', /not a log level/], ['INFO', /not a log level/], [3, /not a string/]],
   },
+  {
+    key: 'lpDeviceTag', flag: '--lp-device-tag', env: 'SLUICE_LP_DEVICE_TAG', defaultValue: 'host',
+    good: [['host', 'host'], ['device_id', 'device_id']],
+    bad: [['  ', /is empty/], [3, /not a string/]],
+  },
+  {
+    key: 'promDeviceLabel', flag: '--prom-device-label', env: 'SLUICE_PROM_DEVICE_LABEL', defaultValue: 'instance',
+    good: [['instance', 'instance'], ['device', 'device']],
+    bad: [['  ', /is empty/], [3, /not a string/]],
+  },
+  {
+    key: 'mqttUrl', flag: '--mqtt-url', env: 'SLUICE_MQTT_URL', defaultValue: '',
+    good: [['mqtt://127.0.0.1:1883', 'mqtt://127.0.0.1:1883'], ['mqtts://broker.example:8883', 'mqtts://broker.example:8883']],
+    bad: [['http://127.0.0.1:1883', /has protocol http:/], ['not a url', /is not a URL/], [3, /not a string/]],
+  },
+  {
+    key: 'mqttTopic', flag: '--mqtt-topic', env: 'SLUICE_MQTT_TOPIC', defaultValue: 'devices/+/telemetry',
+    good: [['devices/+/telemetry', 'devices/+/telemetry'], ['+', '+'], ['plant/a/+/m', 'plant/a/+/m']],
+    bad: [['devices/telemetry', /exactly one \+ level/], ['+/+/x', /exactly one \+ level/], ['devices/+/#', /has #/], ['dev+/+/x', /wildcard inside a level/]],
+  },
+  {
+    key: 'mqttClientId', flag: '--mqtt-client-id', env: 'SLUICE_MQTT_CLIENT_ID', defaultValue: 'sluice',
+    good: [['sluice', 'sluice'], ['sluice-eu-1', 'sluice-eu-1']],
+    bad: [['  ', /is empty/], [3, /not a string/]],
+  },
 ];
 // '250ms' is a valid duration but not a valid pane (under 1s): move it to the rejections.
 const pane = SPECS.find((spec) => spec.key === 'paneMs')!;

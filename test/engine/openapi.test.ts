@@ -25,6 +25,11 @@ function routesInSource(): Set<string> {
     }
     // query-routes.ts registers its GET routes through a helper
     for (const m of src.matchAll(/\broute\(app,\s*'([^']+)'/g)) found.add(`get ${openApiPath(m[1])}`);
+    // prom-api-routes.ts registers GET and POST of a path through a helper
+    for (const m of src.matchAll(/\bboth\(app,\s*'([^']+)'/g)) {
+      found.add(`get ${openApiPath(m[1])}`);
+      found.add(`post ${openApiPath(m[1])}`);
+    }
   }
   return found;
 }

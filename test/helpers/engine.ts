@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 
@@ -136,4 +137,16 @@ export async function post(url: string, contentType: string, body: string | Uint
     try { parsed = JSON.parse(text); } catch { parsed = text; }
   }
   return { status: r.status, body: parsed, headers: r.headers };
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a real influxd, Prometheus or mosquitto the test starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { NAME_CHUNK, Store } from '../../storage';
+import { NAME_CHUNK, Store, namesOf } from '../../storage';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-store-'));
@@ -25,7 +25,7 @@ t.test('device names: a run per flush, split at chunk bounds; full chunks replac
   for (const end of flushAt) {
     while (names.length < end) {
       names.push(`dev-${names.length}:${(names.length * 7919) % 1000}`);
-      store.noteNewDeviceName(names.length - 1, names);
+      store.noteNewDeviceName(names.length - 1, namesOf(names));
     }
     store.flushDeviceNames();
   }
@@ -53,11 +53,11 @@ t.test('device names: one key per name (an earlier data dir) and runs left besid
   void store.dict.put(['D', 0], names.slice(0, NAME_CHUNK).join('\n'));
   await store.dict.committed;
   t.same(store.loadDeviceNames(), names, 'a chunk beside its old keys: no name twice, each under its id');
-  store.putAllDeviceNames(names);
+  store.putAllDeviceNames(namesOf(names));
   await store.dict.committed;
   t.same(keysOf(store, 'd').filter((id) => id >= NAME_CHUNK), [NAME_CHUNK, NAME_CHUNK + 1, NAME_CHUNK + 2],
     'rewritten: the rest as one run (the old keys of the same ids stay beside it)');
   t.same(store.loadDeviceNames(), names);
-  t.throws(() => store.putDeviceNameChunk(1, names.slice(0, 5)), RangeError, 'a chunk is full or not written');
+  t.throws(() => store.putDeviceNameChunk(1, namesOf(names.slice(0, 5))), RangeError, 'a chunk is full or not written');
   await store.close();
 });
