@@ -282,3 +282,28 @@ t.test('warm steps keep to their budget when the metric has many readings per se
   t.equal(cache.counters.rowsRead, 10_000);
   t.equal(cache.get(1, 0)!.summary().slice.count, 10_000);
 });
+
+t.test('warming a metric that is one of several extends its entries by rows, not from the chains at every ring slice', async (t) => {
+  // 3 metrics of 1,000 devices: each metric is a third of the slice's series (under
+  // SCAN_COLUMNS_FRACTION), so a new entry is built from its chains; after that, each ring
+  // slice's rows extend it (the bug: every bounded step rebuilt it from the chains, reading the
+  // whole slice again each time)
+  const { table, head, cache } = minuteHead(1000, ['a', 'b', 'c']);
+  let ts = 60_000;
+  const slices = 20;
+  for (let round = 0; round < slices; round++) {
+    let applied = 0;
+    for (let d = 0; d < 1000; d++) {
+      for (let m = 0; m < 3; m++) {
+        head.append(table.seriesOf(d, m), ts, d + m);
+        applied++;
+      }
+    }
+    ts += 2000;
+    // as the shard worker calls it after each ring slice (WARM_ROWS, twice the events applied)
+    cache.warm(Date.now(), 65_536, 2 * applied);
+  }
+  t.ok(cache.counters.chainBuilds <= 3, `at most one build from the chains per metric (${cache.counters.chainBuilds})`);
+  t.ok(cache.counters.rowsRead <= 3 * slices * 3000, `rows read ${cache.counters.rowsRead}: each slice's rows once per metric at most`);
+  for (let m = 0; m < 3; m++) t.equal(cache.get(1, m)!.summary().slice.count, slices * 1000, `metric ${m} holds every reading`);
+});
