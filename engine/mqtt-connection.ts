@@ -36,7 +36,13 @@
  * an 'error' listener (an EventEmitter without one throws).
  */
 
-import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
+
+/** MQTT.js, loaded at the first connection: an engine without --mqtt-url never holds it (~6 MB of RSS). */
+function mqttConnect(url: string, options: IClientOptions): MqttClient {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('mqtt') as typeof import('mqtt')).connect(url, options);
+}
 import type { Logger } from './logger';
 
 /** reconnect delays: doubled after every failed attempt, back to the base once connected */
@@ -146,7 +152,7 @@ export class MqttConnection {
       queueQoSZero: false,
       customHandleAcks: (topic, message, packet, done) => this.deliver(topic, message, packet as IPublishPacket, done),
     };
-    const client = connect(this.opts.url, options);
+    const client = mqttConnect(this.opts.url, options);
     this.client = client;
     const first = new Promise<void>((resolve) => {
       client.once('connect', () => resolve());

@@ -12,7 +12,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Ingest } from './ingest';
 import type { CommitPipeline } from './commit-pipeline';
@@ -72,7 +72,10 @@ function fileBytes(file: string): number {
 
 /** The registry of every Sluice metric (one per engine: tests start several in one process). */
 export function createMetricsRegistry(src: MetricsSources): Registry {
-  const registry = new Registry();
+  // loaded here, not at start-up: an engine nobody scrapes does not hold prom-client (~5 MB of RSS)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Registry: PromRegistry, collectDefaultMetrics } = require('prom-client') as typeof import('prom-client');
+  const registry = new PromRegistry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
   // gauges named *_total: `promtool check metrics` refuses them (counters only end in _total)
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
@@ -151,14 +154,16 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   return registry;
 }
 
-/** GET /metrics */
-export function registerPromMetricsRoute(app: TemplatedApp, registry: Registry): void {
+/** GET /metrics; the registry is made at the first scrape (process and GC metrics count from then). */
+export function registerPromMetricsRoute(app: TemplatedApp, makeRegistry: () => Registry): void {
+  let registry: Registry | null = null;
   app.get('/metrics', (res: HttpResponse, _req: HttpRequest) => {
     const a = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
+    registry ??= makeRegistry();
     // sendJson / sendBody cork and never throw on an aborted request: nothing can escape the promise
     registry.metrics().then(
-      (text) => sendText(a, text, registry.contentType),
+      (text) => sendText(a, text, (registry as Registry).contentType),
       (err: Error) => sendError(a, 500, 'SLUICE_E_INTERNAL', `metrics: ${err.message}`),
     );
   });

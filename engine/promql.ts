@@ -12,7 +12,16 @@
  * Pure: no I/O. Regexes are anchored as Prometheus anchors them (the whole value must match).
  */
 
-import { parser } from '@prometheus-io/lezer-promql';
+import type { LRParser } from '@lezer/lr';
+
+let promqlParser: LRParser | null = null;
+
+/** Prometheus's grammar, loaded at the first query (~2 MB of RSS an engine nobody queries this way does not hold). */
+function parser(): LRParser {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  promqlParser ??= (require('@prometheus-io/lezer-promql') as typeof import('@prometheus-io/lezer-promql')).parser;
+  return promqlParser;
+}
 import type { SyntaxNode } from '@lezer/common';
 
 export class PromqlError extends Error {}
@@ -54,7 +63,7 @@ const UNSUPPORTED: Record<string, string> = {
 /** Parses `query`; throws PromqlError naming what is wrong or not supported. */
 export function parsePromql(query: string): Expr {
   if (query.trim() === '') throw new PromqlError('empty query');
-  const tree = parser.parse(query);
+  const tree = parser().parse(query);
   let bad: SyntaxNode | null = null;
   tree.iterate({
     enter(n) {

@@ -26,7 +26,16 @@
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { uncompressSync } from 'snappy';
+import type { uncompressSync as Uncompress } from 'snappy';
+
+let snappyUncompress: typeof Uncompress | null = null;
+
+/** snappy's native module, loaded at the first remote-write request (~3 MB of RSS otherwise never held). */
+function uncompressSync(...args: Parameters<typeof Uncompress>): ReturnType<typeof Uncompress> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  snappyUncompress ??= (require('snappy') as typeof import('snappy')).uncompressSync;
+  return snappyUncompress(...args);
+}
 import {
   type ErrorCode,
   PromNameMapper, REFUSAL_REASONS_MAX, RefusalTally, WriteRequestDecoder, isWireFault, seriesText, snappyDecodedLength,

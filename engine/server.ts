@@ -146,7 +146,7 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs,
   }, ingest, dict, log);
   registerMqttRoutes(app, mqtt);
-  registerPromMetricsRoute(app, createMetricsRegistry({
+  registerPromMetricsRoute(app, () => createMetricsRegistry({
     ingest, pipeline, checkpointer, shards, dict, dataDir: config.dataDir, version: packageVersion(),
     connections: () => ({ ws_stream: sockets.size, ws_reports: reportRoutes.sockets.size, mqtt: mqtt !== null && mqtt.status().state === 'connected' ? 1 : 0 }),
   }));
