@@ -85,7 +85,23 @@ export interface SluiceConfig {
   mqttTopic: string;
   /** MQTT client id of the persistent session (fixed, so the broker keeps what was not acknowledged). */
   mqttClientId: string;
+  /** Tokens and roles on every route but /healthz, /docs, /openapi.json. */
+  auth: AuthMode;
+  /** Where the first start with auth on writes the admin token; '' = <data-dir>/admin.token. */
+  adminTokenFile: string;
+  /** PEM certificate and key: HTTPS and WSS when both are set; '' = plain HTTP. */
+  tlsCert: string;
+  tlsKey: string;
+  /** Open connections (HTTP and WebSocket) at most; beyond, HTTP answers 503 and a WebSocket upgrade is refused. */
+  connectionsMax: number;
+  /** Bytes a WebSocket may hold unsent (acks a client does not read) before it is closed. */
+  wsBackpressureMax: number;
+  /** Frames a WebSocket connection may have admitted and not yet acknowledged; beyond, a frame waits (no read) or is refused. */
+  wsInflightMax: number;
 }
+
+export const AUTH_MODES = ['on', 'off'] as const;
+export type AuthMode = typeof AUTH_MODES[number];
 
 export type SettingKey = keyof SluiceConfig;
 export type SettingSource = 'default' | 'file' | 'env' | 'cli';
@@ -221,6 +237,18 @@ function deviceTopic(): Kind<string> {
       return value;
     },
     format: (value) => value,
+  };
+}
+
+/** A file path, or '' (not set). */
+function optionalPath(placeholder: string, unset: string): Kind<string> {
+  return {
+    placeholder,
+    allowed: `a file path, or empty: ${unset}`,
+    parse(raw) {
+      return requireString(raw).trim();
+    },
+    format: (value) => (value === '' ? `'' (${unset})` : value),
   };
 }
 
@@ -583,6 +611,48 @@ const TABLE: { [K in SettingKey]: Row<SluiceConfig[K]> } = {
     kind: text('ID'),
     defaultValue: () => 'sluice',
   },
+  auth: {
+    flag: '--auth',
+    meaning: 'tokens and roles on every route but /healthz, /docs, /openapi.json',
+    kind: oneOf(AUTH_MODES, 'valid mode', 'on|off'),
+    defaultValue: () => 'off',
+  },
+  adminTokenFile: {
+    flag: '--admin-token-file',
+    meaning: 'where the first start with --auth on writes the admin token (mode 0600)',
+    kind: optionalPath('FILE', '<data-dir>/admin.token'),
+    defaultValue: () => '',
+  },
+  tlsCert: {
+    flag: '--tls-cert',
+    meaning: 'PEM certificate: HTTPS and WSS (with --tls-key)',
+    kind: optionalPath('FILE', 'plain HTTP'),
+    defaultValue: () => '',
+  },
+  tlsKey: {
+    flag: '--tls-key',
+    meaning: 'PEM private key of --tls-cert',
+    kind: optionalPath('FILE', 'plain HTTP'),
+    defaultValue: () => '',
+  },
+  connectionsMax: {
+    flag: '--connections-max',
+    meaning: 'open connections at most (HTTP and WebSocket); beyond, 503 / upgrade refused',
+    kind: integer(1, 1_000_000),
+    defaultValue: () => 10_000,
+  },
+  wsBackpressureMax: {
+    flag: '--ws-max-backpressure',
+    meaning: 'bytes a WebSocket may hold unsent before it is closed (a client that does not read its acks)',
+    kind: size(64 * KIB, GIB),
+    defaultValue: () => 16 * MIB,
+  },
+  wsInflightMax: {
+    flag: '--ws-inflight-max',
+    meaning: 'frames of one WebSocket admitted and not yet acknowledged, at most',
+    kind: integer(1, 1_000_000),
+    defaultValue: () => 64,
+  },
 };
 
 /** Every setting, in help order. The README's settings table is checked against this. */
@@ -609,6 +679,10 @@ const BY_FILE_KEY = new Map(SETTINGS.map((setting) => [setting.fileKey, setting]
 
 /** Rules across settings, checked once every setting has its value. */
 const CROSS_CHECKS: ReadonlyArray<(config: SluiceConfig) => string | undefined> = [
+  (config) =>
+    (config.tlsCert === '') === (config.tlsKey === '')
+      ? undefined
+      : `${config.tlsCert === '' ? '--tls-cert' : '--tls-key'}: not set while ${config.tlsCert === '' ? '--tls-key' : '--tls-cert'} is (allowed: both, for HTTPS and WSS, or neither)`,
   (config) =>
     config.histogramMax > config.histogramMin
       ? undefined

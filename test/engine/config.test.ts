@@ -195,6 +195,41 @@ const SPECS: Spec[] = [
     good: [['sluice', 'sluice'], ['sluice-eu-1', 'sluice-eu-1']],
     bad: [['  ', /is empty/], [3, /not a string/]],
   },
+  {
+    key: 'auth', flag: '--auth', env: 'SLUICE_AUTH', defaultValue: 'off',
+    good: [['on', 'on'], ['off', 'off']],
+    bad: [['yes', /not a valid mode/], [1, /not a string/]],
+  },
+  {
+    key: 'adminTokenFile', flag: '--admin-token-file', env: 'SLUICE_ADMIN_TOKEN_FILE', defaultValue: '',
+    good: [['/etc/sluice/admin.token', '/etc/sluice/admin.token']],
+    bad: [[3, /not a string/]],
+  },
+  {
+    key: 'tlsCert', flag: '--tls-cert', env: 'SLUICE_TLS_CERT', defaultValue: '',
+    good: [],
+    bad: [[3, /not a string/]],
+  },
+  {
+    key: 'tlsKey', flag: '--tls-key', env: 'SLUICE_TLS_KEY', defaultValue: '',
+    good: [],
+    bad: [[3, /not a string/]],
+  },
+  {
+    key: 'connectionsMax', flag: '--connections-max', env: 'SLUICE_CONNECTIONS_MAX', defaultValue: 10_000,
+    good: [['1', 1], ['50000', 50_000]],
+    bad: [['0', OUT], ['x', /not an integer/]],
+  },
+  {
+    key: 'wsBackpressureMax', flag: '--ws-max-backpressure', env: 'SLUICE_WS_MAX_BACKPRESSURE', defaultValue: 16 * 1024 * 1024,
+    good: [['1MiB', 1024 * 1024], ['64KiB', 65_536]],
+    bad: [['1KiB', OUT]],
+  },
+  {
+    key: 'wsInflightMax', flag: '--ws-inflight-max', env: 'SLUICE_WS_INFLIGHT_MAX', defaultValue: 64,
+    good: [['1', 1], ['1000', 1000]],
+    bad: [['0', OUT]],
+  },
 ];
 // '250ms' is a valid duration but not a valid pane (under 1s): move it to the rejections.
 const pane = SPECS.find((spec) => spec.key === 'paneMs')!;
