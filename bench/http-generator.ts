@@ -21,6 +21,8 @@ export interface HttpGenConfig {
   /** a file of bodies, one per line */
   bodiesFile: string;
   connections: number;
+  /** an Authorization header to send (an engine with --auth on) */
+  authorization?: string;
 }
 
 let requests: Buffer[] = [];
@@ -78,7 +80,8 @@ function open(cfg: HttpGenConfig): Promise<void> {
 async function start(cfg: HttpGenConfig): Promise<void> {
   const lines = fs.readFileSync(cfg.bodiesFile, 'utf8').split('\n').filter((l) => l.length !== 0);
   requests = lines.map((body) => Buffer.from(
-    `POST ${cfg.path} HTTP/1.1\r\nHost: ${cfg.host}:${cfg.port}\r\nContent-Type: ${cfg.contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+    `POST ${cfg.path} HTTP/1.1\r\nHost: ${cfg.host}:${cfg.port}\r\nContent-Type: ${cfg.contentType}\r\n` +
+    `${cfg.authorization ? `Authorization: ${cfg.authorization}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
   running = true;
   await Promise.all(Array.from({ length: cfg.connections }, () => open(cfg)));
   process.send!({ type: 'ready' });

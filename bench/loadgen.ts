@@ -139,6 +139,8 @@ export async function startWsGen(config: WsGenConfig): Promise<LoadGen> {
 
 export interface HttpLoad {
   port: number;
+  /** an Authorization header to send (an engine with --auth on) */
+  authorization?: string;
   path: string;
   contentType: string;
   bodies: string[];
@@ -157,7 +159,7 @@ export async function startNodeHttpGen(load: HttpLoad): Promise<LoadGen> {
   const gen = new IpcGen('http-generator (Node fallback: wrk not installed)', forkPinned('http-generator.js'));
   const config: HttpGenConfig = {
     host: '127.0.0.1', port: load.port, path: load.path, contentType: load.contentType,
-    bodiesFile: writeBodies(load.bodies), connections: load.connections,
+    bodiesFile: writeBodies(load.bodies), connections: load.connections, authorization: load.authorization,
   };
   const ready = gen.waitFor('ready', 60_000);
   gen.send({ cmd: 'start', config });
@@ -172,7 +174,9 @@ local i = 0
 init = function(args)
   for line in io.lines(args[3]) do
     n = n + 1
-    reqs[n] = wrk.format("POST", args[1], { ["Content-Type"] = args[2] }, line)
+    local headers = { ["Content-Type"] = args[2] }
+    if args[4] ~= nil and args[4] ~= "" then headers["Authorization"] = args[4] end
+    reqs[n] = wrk.format("POST", args[1], headers, line)
   end
 end
 request = function()
@@ -212,7 +216,7 @@ class WrkGen implements LoadGen {
 
   private spawnRun(seconds: number): ChildProcess {
     const args = ['-t1', `-c${this.load.connections}`, `-d${Math.ceil(seconds)}s`, '--timeout', '10s', '-s', this.script,
-      `http://127.0.0.1:${this.load.port}`, '--', this.load.path, this.load.contentType, this.bodiesFile];
+      `http://127.0.0.1:${this.load.port}`, '--', this.load.path, this.load.contentType, this.bodiesFile, this.load.authorization ?? ''];
     this.output = '';
     const p = spawnPinned(LOAD_CPU, WRK!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout!.on('data', (d: Buffer) => { this.output += d.toString('utf8'); });

@@ -113,6 +113,8 @@ export interface Server {
   proc: ChildProcess;
   logs: string[];
   stop(): Promise<number | null>;
+  /** `Authorization` value the load generators send (an engine started with --auth on: its admin token) */
+  authorization?: string;
 }
 
 /**
@@ -206,6 +208,9 @@ export async function startEngine(o: EngineOptions = {}): Promise<Server> {
   if (o.extraArgs) args.push(...o.extraArgs);
   args.push(...ENGINE_EXTRA_ARGS);
   const s = await startServer('engine', args, (l) => l.includes('"Sluice listening'));
+  // bench --engine-arg --auth --engine-arg on: the generators send the admin token (the cost of the check is what is measured)
+  const auth = args.indexOf('--auth');
+  if (auth >= 0 && args[auth + 1] === 'on') s.authorization = `Bearer ${fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim()}`;
   const stop = s.stop;
   s.stop = async () => {
     const code = await stop();

@@ -111,6 +111,7 @@ export async function measureWs(server: Server, target: Target, kind: WsFrameKin
   const gen = await startWsGen({
     host: '127.0.0.1', port: server.port, path: '/v1/stream', kind, connections: opts.connections,
     window: opts.window, devices: opts.devices, eventsPerFrame: opts.eventsPerFrame, eventsPerSec: 0, load: true,
+    authorization: server.authorization,
   });
   try {
     const counter = counterOf(target, server, 'messages', opts.eventsPerFrame);
@@ -123,7 +124,7 @@ export async function measureWs(server: Server, target: Target, kind: WsFrameKin
 /** An HTTP load (wrk, or the Node fallback) against a running server, warm-up + measured phase. */
 export async function measureHttp(server: Server, target: Target, load: Omit<HttpLoad, 'port'>, eventsPerRequest: number,
   opts: BenchOptions, label: string): Promise<Measure> {
-  const gen = await startHttpGen({ ...load, port: server.port });
+  const gen = await startHttpGen({ ...load, port: server.port, authorization: server.authorization });
   try {
     const counter = counterOf(target, server, 'requests', eventsPerRequest);
     return (await measurePhase({ label, target, server, gen, counter, eventsPerUnit: eventsPerRequest, opts })).measure;

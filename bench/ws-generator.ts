@@ -40,6 +40,8 @@ export interface WsGenConfig {
   eventsPerSec: number;
   /** false: only open the connections (the memory scenario fills on command) */
   load: boolean;
+  /** an Authorization header for the upgrade (an engine with --auth on) */
+  authorization?: string;
 }
 
 export interface WsGenReport {
@@ -124,6 +126,7 @@ function connect(c: number): Promise<Conn> {
     socket.once('error', reject);
     socket.on('connect', () => {
       socket.write(`GET ${cfg.path} HTTP/1.1\r\nHost: ${cfg.host}:${cfg.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        (cfg.authorization ? `Authorization: ${cfg.authorization}\r\n` : '') +
         `Sec-WebSocket-Key: ${HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     });
     const onHandshake = (chunk: Buffer): void => {

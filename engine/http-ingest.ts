@@ -17,6 +17,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { contentKindOf, type ContentKind } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
+import { currentPrincipal } from './auth';
 import { type Answerable, bodyEncodingParam, refuseOversized, errorBody, precisionParam, readBody, sendEmpty, sendError, sendJson } from './http-util';
 
 export interface HttpIngestOptions {
@@ -73,8 +74,11 @@ export function registerHttpIngest(app: TemplatedApp, ingest: Ingest, opts: Http
       sendError(a, 400, 'SLUICE_E_BAD_SEQUENCE', `Sluice-Device-Seq: ${JSON.stringify(seqHeader)} is not a non-negative integer`);
       return;
     }
+    // a device token's request is pinned to its device (engine/auth.ts): read now, in the handler
+    const who = currentPrincipal();
+    const pinned = who !== null && who.role === 'device' ? who.deviceId ?? null : null;
     readBody(a, contentLength, opts.bodyBytesMax, encoding, (body) => {
-      ingest.submit({ kind, body, pinned: null, deviceSeq, waitMs: opts.backpressureWaitMs, precision }, (o) => answer(a, o));
+      ingest.submit({ kind, body, pinned, deviceSeq, waitMs: opts.backpressureWaitMs, precision, forbidOthers: pinned !== null }, (o) => answer(a, o));
     });
   });
 }
@@ -87,6 +91,7 @@ function answer(a: Answerable, o: IngestOutcome): void {
     case 'none-valid':
     case 'refused': sendJson(a, 400, rejectedJson(o, `,"error":${JSON.stringify(o.reason)},"code":"${o.code}"`)); return;
     case 'gap': sendJson(a, 409, errorBody('SLUICE_E_SEQUENCE_GAP', o.reason, { expected: o.expected })); return;
+    case 'forbidden': sendJson(a, 403, errorBody('SLUICE_E_FORBIDDEN', o.reason)); return;
     case 'backpressure':
     case 'unavailable': sendJson(a, 503, errorBody(o.code ?? 'SLUICE_E_INTERNAL', o.reason), RETRY_AFTER); return;
   }

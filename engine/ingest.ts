@@ -38,7 +38,7 @@ import type { CommitPipeline } from './commit-pipeline';
 import type { Dictionary } from './dictionary';
 import type { FaultGuard } from './fault-guard';
 
-export type IngestStatus = 'accepted' | 'partial' | 'duplicate' | 'none-valid' | 'refused' | 'gap' | 'backpressure' | 'unavailable';
+export type IngestStatus = 'accepted' | 'partial' | 'duplicate' | 'none-valid' | 'refused' | 'gap' | 'backpressure' | 'unavailable' | 'forbidden';
 
 export interface IngestRequest {
   kind: ContentKind;
@@ -54,6 +54,11 @@ export interface IngestRequest {
   precision: TimePrecision | null;
   /** kind 'lineprotocol': the device tag and the request's precision (`precision` above is its lpTimePrecision) */
   lineProtocol?: LineProtocolOptions;
+  /**
+   * A device token's request (engine/auth.ts): pinned to its device, and a batch with an event
+   * of another device is refused whole, 'forbidden' (SLUICE_E_FORBIDDEN), not kept in part.
+   */
+  forbidOthers?: boolean;
 }
 
 export interface IngestOutcome {
@@ -509,6 +514,15 @@ export class Ingest {
     const waitMs = req.waitMs;
     const accepted = this.stager.eventsStaged;
     this.counters.batches++;
+    if (req.forbidOthers === true) {
+      const other = rejections.find((r) => r.code === 'SLUICE_E_DEVICE_MISMATCH');
+      if (other !== undefined) {
+        this.stager.abandon();
+        this.counters.batchesRefused++;
+        done(outcome('forbidden', 'SLUICE_E_FORBIDDEN', `event ${other.index}: a device token may only send its own device's events (${other.reason})`, label));
+        return;
+      }
+    }
     // rejections are rare: a loop over them here costs nothing on the accepted path
     for (let i = 0; i < rejections.length; i++) {
       const code = rejections[i].code;

@@ -35,8 +35,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  log.info({ config: describeConfig(config), port: engine.port, url: `http://${host}:${engine.port}` },
-    `Sluice listening on http://${host}:${engine.port} (${config.shards} shard${config.shards === 1 ? '' : 's'})`);
+  const scheme = config.tlsCert === '' ? 'http' : 'https';
+  log.info({ config: describeConfig(config), port: engine.port, url: `${scheme}://${host}:${engine.port}` },
+    `Sluice listening on ${scheme}://${host}:${engine.port} (${config.shards} shard${config.shards === 1 ? '' : 's'})`);
   const onSignal = (sig: string): void => {
     log.info({ signal: sig }, `${sig}: stopping`);
     engine.stop(sig).then(() => process.exit(0), (err) => {

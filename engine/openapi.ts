@@ -19,7 +19,7 @@ import { sendJson } from './http-util';
 type Json = Record<string, unknown>;
 
 export interface RouteDoc {
-  method: 'get' | 'post' | 'ws';
+  method: 'get' | 'post' | 'del' | 'ws';
   /** the uWS pattern */
   pattern: string;
   operation: Json;
@@ -150,6 +150,30 @@ export const ROUTE_DOCS: RouteDoc[] = [
   },
   // the Prometheus-compatible query API (engine/prom-api-routes.ts): Prometheus's own shapes
   ...PROM_API_DOCS,
+  // issue #13: tokens (admin role)
+  {
+    method: 'post', pattern: '/v1/tokens', operation: {
+      tags: ['tokens'], summary: 'Make a token: {"role":"device","deviceId":"d-1"}, {"role":"write"}, {"role":"read"} or {"role":"admin"}, optionally "description" (admin role)',
+      requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['role'], properties: { role: { type: 'string', enum: ['device', 'write', 'read', 'admin'] }, deviceId: { type: 'string' }, description: { type: 'string', maxLength: 256 } } } } } },
+      responses: {
+        201: json({ type: 'object', required: ['id', 'token', 'role'], properties: { id: { type: 'string' }, token: { type: 'string', description: 'shown once: only its hash is stored' }, role: { type: 'string' }, deviceId: { type: 'string' }, description: { type: 'string' } } }, 'the token'),
+        400: error('a bad body (SLUICE_E_BAD_BODY) or field (SLUICE_E_BAD_PARAM)'), 401: error('no token, or an unknown or revoked one (SLUICE_E_UNAUTHORIZED)'), 403: error('not the admin role (SLUICE_E_FORBIDDEN)'), 413: error('body over 4 KiB'), 503: error('storage refused the write'), 500: INTERNAL,
+      },
+    },
+  },
+  {
+    method: 'get', pattern: '/v1/tokens', operation: {
+      tags: ['tokens'], summary: 'Every token, without its secret (revoked ones with revokedAt) (admin role)',
+      responses: { 200: json({ type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: { type: 'object' } } } }, 'the tokens'), 401: error('SLUICE_E_UNAUTHORIZED'), 403: error('SLUICE_E_FORBIDDEN'), 500: INTERNAL },
+    },
+  },
+  {
+    method: 'del', pattern: '/v1/tokens/:id', operation: {
+      tags: ['tokens'], summary: 'Revoke a token: it stops working at once, and the WebSockets opened with it are closed (1008) (admin role)',
+      parameters: [pathParam('id', 'the token id (12 hex digits)')],
+      responses: { 204: { description: 'revoked' }, 401: error('SLUICE_E_UNAUTHORIZED'), 403: error('SLUICE_E_FORBIDDEN'), 404: error('no such token (SLUICE_E_NOT_FOUND)'), 503: error('storage refused the write'), 500: INTERNAL },
+    },
+  },
   // issue #14: the tools people already run (line protocol, remote-write, MQTT)
   {
     method: 'post', pattern: '/write', operation: {
@@ -513,7 +537,7 @@ export function openApiDocument(routes: readonly RecordedRoute[]): Json {
     if (d === undefined) continue;
     const p = openApiPath(d.pattern);
     const item = paths[p] ?? (paths[p] = {});
-    const verb = d.method === 'ws' ? 'get' : d.method;
+    const verb = d.method === 'ws' ? 'get' : d.method === 'del' ? 'delete' : d.method;
     item[verb] = { operationId: `${d.method}${p.replace(/[^A-Za-z0-9]+/g, '_')}`, ...d.operation, ...(d.method === 'ws' ? { 'x-websocket': true } : {}) };
   }
   return {
@@ -525,7 +549,12 @@ export function openApiDocument(routes: readonly RecordedRoute[]): Json {
         'Every error body carries a stable `code` (see ErrorCode).',
     },
     paths,
-    components: { schemas: SCHEMAS },
+    components: {
+      schemas: SCHEMAS,
+      // --auth on: Authorization: Bearer <token> (or Token <token>); /docs' "Authorize" takes it
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a Sluice token (sl_...): POST /v1/tokens makes them; the admin token is in --admin-token-file. Needed with --auth on on every route but /healthz, /docs, /openapi.json, /ping and /ui\'s files' } },
+    },
+    security: [{ bearer: [] }],
   };
 }
 

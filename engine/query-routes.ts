@@ -33,6 +33,7 @@ import {
 } from './query-params';
 
 import type { MqttIngest } from './mqtt-ingest';
+import type { ConnectionLimits } from './connection-limits';
 
 export interface QueryContext {
   config: SluiceConfig;
@@ -46,6 +47,8 @@ export interface QueryContext {
   isAccepting: () => boolean;
   /** the MQTT subscriber, null when --mqtt-url is off */
   mqtt: MqttIngest | null;
+  /** connection counts and the limits' counters (engine/connection-limits.ts) */
+  limits: ConnectionLimits;
 }
 
 const HEALTH_TIMEOUT_MS = 2000;
@@ -194,6 +197,8 @@ const health: Handler = async (_params, _query, ctx) => {
     },
     // the MQTT subscriber's connection (null: --mqtt-url is off)
     mqtt: ctx.mqtt === null ? null : ctx.mqtt.status(),
+    // --connections-max, --ws-max-backpressure, --ws-inflight-max: what is open and what was refused or closed
+    limits: ctx.limits.snapshot(),
     shards,
   }];
 };

@@ -4,12 +4,15 @@
  * resolves once recovery is done and the port is bound; stop() is the graceful path.
  */
 
+import path from 'node:path';
 import os from 'node:os';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { DataDirLock, RollupStore, Store } from '../storage';
 import type { SluiceConfig } from './config';
 import type { Logger } from './logger';
 import { loadNativeUws } from './uws';
+import { checkTlsFiles, sslAppOptions } from './tls';
+import { ConnectionLimits } from './connection-limits';
 import { Dictionary } from './dictionary';
 import { BatchStager } from './batch-stager';
 import { CommitPipeline } from './commit-pipeline';
@@ -40,6 +43,8 @@ import { registerLineProtocolRoutes } from './line-protocol-routes';
 import { registerRemoteWriteRoutes } from './remote-write-routes';
 import { MqttIngest, registerMqttRoutes } from './mqtt-ingest';
 import { registerUiRoutes } from './ui-routes';
+import { Auth } from './auth';
+import { ensureAdminToken, registerTokenRoutes } from './token-routes';
 import type { ReportPart, StoredCheckpoint } from '../protocol';
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -54,6 +59,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   onFatal: (err: Error) => void): Promise<RunningEngine> {
   if (os.endianness() !== 'LE') throw new Error('Sluice needs a little-endian machine (ring records are read through typed arrays)');
   const uws = loadNativeUws();
+  // before anything is opened, and before uWS, which would listen on files it cannot use
+  const tls = config.tlsCert === '' ? null : checkTlsFiles(config.tlsCert, config.tlsKey);
   const t0 = Date.now();
   // before LMDB is opened: a second engine on this dir exits here, naming the holder
   const lock = await DataDirLock.acquire(config.dataDir);
@@ -124,9 +131,22 @@ export async function startEngine(config: SluiceConfig, log: Logger,
   const startedAt = Date.now();
   // routes are recorded so that the OpenAPI document is checked against them (assertDocumented),
   // answer HEAD beside GET, and are guarded so that no exception in a handler ends the process
-  const app = recordRoutes(answerHead(guard.guardRoutes(uws.App())));
+  // tokens and roles (engine/auth.ts): inside the fault guard, so a fault in a check is answered
+  // like any other; with --auth off the app is not wrapped at all
+  const auth = new Auth(config.auth, store.tokens);
+  if (config.auth === 'on') {
+    await ensureAdminToken(store.tokens, config.adminTokenFile || path.join(config.dataDir, 'admin.token'), log);
+  } else if (!isLoopback(config.host)) {
+    log.warn({ host: config.host }, `--auth off on ${config.host}: anyone who can reach this port can write and read everything (--auth on, or listen on 127.0.0.1)`);
+  }
+  // --connections-max: checked first (inside the fault guard), so a refused client costs no auth lookup
+  const limits = new ConnectionLimits(config.connectionsMax);
+  const app = recordRoutes(answerHead(auth.wrap(limits.wrap(guard.guardRoutes(tls === null ? uws.App() : uws.SSLApp(sslAppOptions(tls)))))));
   registerHttpIngest(app, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs });
-  registerWsStream(app, uws, ingest, { bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, isAccepting }, sockets);
+  registerWsStream(app, uws, ingest, {
+    bodyBytesMax: config.bodyBytesMax, backpressureWaitMs: config.backpressureWaitMs, isAccepting,
+    backpressureBytesMax: config.wsBackpressureMax, inflightMax: config.wsInflightMax, counters: limits,
+  }, sockets);
   if (process.env[DEBUG_ROUTES_ENV] === '1') {
     registerDebugRoutes(app, shards, pipeline);
     log.warn(`${DEBUG_ROUTES_ENV}=1: fault-injection routes are enabled (/v1/debug/*)`);
@@ -151,8 +171,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     connections: () => ({ ws_stream: sockets.size, ws_reports: reportRoutes.sockets.size, mqtt: mqtt !== null && mqtt.status().state === 'connected' ? 1 : 0 }),
   }));
   registerPromApiRoutes(app, { config, dict, shards, version: packageVersion() });
+  registerTokenRoutes(app, store.tokens, auth, log);
   const ui = registerUiRoutes(app, { config, ingest, pipeline, shards, dict });
-  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, guard, startedAt, isAccepting, mqtt });
+  registerQueryRoutes(app, { config, dict, shards, ingest, pipeline, checkpointer, guard, startedAt, isAccepting, mqtt, limits });
   assertDocumented(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -162,6 +183,8 @@ export async function startEngine(config: SluiceConfig, log: Logger,
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
+  limits.port = port;
+  if (tls !== null) log.info({ cert: tls.cert, key: tls.key, subject: tls.subject, validTo: tls.validTo }, `TLS: HTTPS and WSS on port ${port} (${tls.subject}, valid to ${tls.validTo})`);
   // after recovery and the listen: messages the broker kept for this session are then admitted like any batch
   if (mqtt !== null) await mqtt.start();
 
@@ -205,4 +228,9 @@ export async function startEngine(config: SluiceConfig, log: Logger,
 
 function storedCheckpointBytes(c: StoredCheckpoint | null): number {
   return c === null ? 0 : c.groups.reduce((n, g) => n + g.bytes.byteLength, c.base.byteLength);
+}
+
+/** 127.0.0.0/8, ::1, localhost: no one else can reach the port */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -13,13 +13,17 @@
  */
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { isValidDeviceId, type ErrorCode, type TimePrecision } from '../protocol';
+import { JsonEventReader, MsgpackEventReader, isValidDeviceId, type ErrorCode, type TimePrecision } from '../protocol';
 import type { Ingest, IngestOutcome } from './ingest';
 import type { Uws } from './uws';
 import { errorBody, precisionParam, sendJson } from './http-util';
+import { currentPrincipal } from './auth';
+import type { WsLimitCounters } from './connection-limits';
 
 export interface StreamUser {
   pinned: string | null;
+  /** opened with a device token (issue #13): a frame naming another device is refused whole (SLUICE_E_FORBIDDEN) */
+  deviceToken: boolean;
   /** `?precision=` of the upgrade: the unit of numeric timestamps, null: unqualified ms */
   precision: TimePrecision | null;
   frames: number;
@@ -27,6 +31,8 @@ export interface StreamUser {
   /** answers go out in frame order: the last frame answered, and answers decided early */
   answered: number;
   early: Map<number, string> | null;
+  /** frames submitted and not yet answered by admission (--ws-inflight-max); set in open */
+  inflight?: number;
 }
 
 export interface WsStreamOptions {
@@ -38,13 +44,18 @@ export interface WsStreamOptions {
    */
   backpressureWaitMs: number;
   isAccepting: () => boolean;
+  /** --ws-max-backpressure: unsent answer bytes past which the socket is closed */
+  backpressureBytesMax: number;
+  /** --ws-inflight-max: frames in admission at once; a frame past it is refused SLUICE_E_BACKPRESSURE */
+  inflightMax: number;
+  counters: WsLimitCounters;
 }
 
 /**
  * The one answer to a frame. In durable mode it is decided after the WAL commit, so a refusal of
  * a later frame can be decided first: answers wait for the earlier ones and go out in frame order.
  */
-function answer(ws: WebSocket<StreamUser>, u: StreamUser, frame: number, o: IngestOutcome): void {
+function answer(ws: WebSocket<StreamUser>, u: StreamUser, frame: number, o: IngestOutcome, counters: WsLimitCounters): void {
   if (u.closed) return;
   const text = answerText(frame, o);
   if (frame !== u.answered + 1) {
@@ -52,19 +63,38 @@ function answer(ws: WebSocket<StreamUser>, u: StreamUser, frame: number, o: Inge
     u.early.set(frame, text);
     return;
   }
+  let dropped = false;
   ws.cork(() => {
-    ws.send(text, false);
+    dropped = ws.send(text, false) === WS_SEND_DROPPED;
     u.answered = frame;
     const early = u.early;
-    if (early === null) return;
+    if (early === null || dropped) return;
     let next: string | undefined;
     while ((next = early.get(u.answered + 1)) !== undefined) {
       early.delete(u.answered + 1);
-      ws.send(next, false);
       u.answered++;
+      if (ws.send(next, false) === WS_SEND_DROPPED) {
+        dropped = true;
+        return;
+      }
     }
     if (early.size === 0) u.early = null;
   });
+  if (dropped) closeForBackpressure(ws, u, counters);
+}
+
+/**
+ * uWS dropped an answer: the client has not read --ws-max-backpressure bytes of them. An answer
+ * the client never gets would leave a frame neither acked nor refused, so the socket is closed
+ * now (close(), not end(): no close frame to queue behind the unread bytes, and uWS frees them at
+ * once; closeOnBackpressureLimit alone only shuts the socket down and keeps them until it goes).
+ */
+function closeForBackpressure(ws: WebSocket<StreamUser>, u: StreamUser, counters: WsLimitCounters): void {
+  if (u.closed) return;
+  u.closed = true;
+  u.early = null;
+  counters.wsClosedBackpressure++;
+  ws.close();
 }
 
 function answerText(frame: number, o: IngestOutcome): string {
@@ -80,9 +110,15 @@ function answerText(frame: number, o: IngestOutcome): string {
   return text;
 }
 
-// acks are tiny; a client that does not read them for this long is cut off rather than buffered
-const WS_BACKPRESSURE_BYTES_MAX = 16 * 1024 * 1024;
 const WS_IDLE_TIMEOUT_S = 120;
+/** WebSocket.send's result when uWS dropped the message: backpressure over maxBackpressure */
+const WS_SEND_DROPPED = 2;
+/**
+ * Frames refused past --ws-inflight-max whose answers wait behind earlier ones (answers go out in
+ * frame order) at most; a client past it sends without reading any answer and is closed (1008),
+ * so that it cannot grow the held answers without bound while a WAL commit is slow.
+ */
+const WS_REFUSED_WAITING_MAX = 4096;
 
 function errorFrame(code: ErrorCode, reason: string, seq: number, rejected: string): string {
   return `{"error":${JSON.stringify(reason)},"code":"${code}","seq":${seq},"rejected":${rejected}}`;
@@ -90,10 +126,13 @@ function errorFrame(code: ErrorCode, reason: string, seq: number, rejected: stri
 
 export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, opts: WsStreamOptions,
   sockets: Set<WebSocket<StreamUser>>): void {
+  const counters = opts.counters;
   app.ws<StreamUser>('/v1/stream', {
     compression: uws.DISABLED,
     maxPayloadLength: opts.bodyBytesMax,
-    maxBackpressure: WS_BACKPRESSURE_BYTES_MAX,
+    maxBackpressure: opts.backpressureBytesMax,
+    // uWS then shuts the socket at the limit even for a send we do not see (a ping, a close frame)
+    closeOnBackpressureLimit: 1,
     idleTimeout: WS_IDLE_TIMEOUT_S,
     upgrade: (res, req, context) => {
       const query = req.getQuery();
@@ -121,18 +160,78 @@ export function registerWsStream(app: TemplatedApp, uws: Uws, ingest: Ingest, op
           pinned = dev;
         }
       }
-      res.upgrade<StreamUser>({ pinned, precision, frames: 0, closed: false, answered: 0, early: null }, key, protocol, extensions, context);
+      // a device token pins the connection to its device (engine/auth.ts)
+      const who = currentPrincipal();
+      const deviceToken = who !== null && who.role === 'device';
+      if (deviceToken) {
+        if (pinned !== null && pinned !== who.deviceId) {
+          sendJson(a, 403, errorBody('SLUICE_E_FORBIDDEN', `deviceId: ${JSON.stringify(pinned)} on the token of device ${JSON.stringify(who.deviceId)}`));
+          return;
+        }
+        pinned = who.deviceId ?? null;
+      }
+      res.upgrade<StreamUser>({ pinned, deviceToken, precision, frames: 0, closed: false, answered: 0, early: null }, key, protocol, extensions, context);
     },
-    open: (ws) => { sockets.add(ws); },
+    open: (ws) => {
+      ws.getUserData().inflight = 0;
+      sockets.add(ws);
+    },
     close: (ws) => {
-      ws.getUserData().closed = true;
+      const u = ws.getUserData();
+      u.closed = true;
+      // answers held for order go with the socket; admitted frames still finish (they are acked or not in the WAL)
+      u.early = null;
       sockets.delete(ws);
     },
     message: (ws, message, isBinary) => {
       const u = ws.getUserData();
+      if (u.closed) return;
       const frame = ++u.frames;
-      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: opts.backpressureWaitMs, precision: u.precision },
-        (o) => answer(ws, u, frame, o));
+      const inflight = u.inflight ?? 0;
+      // uWS.js 20.30 cannot stop reading one WebSocket (no pause()), and holding the frame would
+      // keep client bytes in our memory: a frame past the limit is refused with its seq, to resend
+      if (inflight >= opts.inflightMax) {
+        refuseInflight(ws, u, frame, message, isBinary, opts, counters);
+        return;
+      }
+      u.inflight = inflight + 1;
+      ingest.submit({ kind: isBinary ? 'msgpack' : 'json', body: new Uint8Array(message), pinned: u.pinned, deviceSeq: null, waitMs: opts.backpressureWaitMs, precision: u.precision, forbidOthers: u.deviceToken },
+        (o) => {
+          u.inflight = (u.inflight ?? 1) - 1;
+          answer(ws, u, frame, o, counters);
+        });
     },
   });
+}
+
+/**
+ * A frame past --ws-inflight-max: answered SLUICE_E_BACKPRESSURE under its seq (envelope seq when
+ * it has one, read cheaply: the frame is not decoded) and counted; nothing of it is kept.
+ */
+function refuseInflight(ws: WebSocket<StreamUser>, u: StreamUser, frame: number, message: ArrayBuffer,
+  isBinary: boolean, opts: WsStreamOptions, counters: WsLimitCounters): void {
+  counters.framesRefusedInflight++;
+  if (u.frames - u.answered > opts.inflightMax + WS_REFUSED_WAITING_MAX) {
+    u.closed = true;
+    u.early = null;
+    counters.wsClosedInflight++;
+    ws.end(1008, 'frames sent far past --ws-inflight-max without reading the answers');
+    return;
+  }
+  const seq = envelopeSeq(message, isBinary);
+  answer(ws, u, frame, {
+    status: 'backpressure', accepted: 0, rejections: [], code: 'SLUICE_E_BACKPRESSURE', label: seq, expected: null,
+    reason: `${opts.inflightMax} frames of this connection are in flight (--ws-inflight-max): nothing of this frame was accepted, send it again after an answer`,
+  }, counters);
+}
+
+/**
+ * The seq a refused frame is answered under: the envelope's (read by the same top-level scanners
+ * admission uses, so it is the seq an accepted frame would be acked with), else null (the frame
+ * count names it). Columnar and unusual frames the scanners leave to the codecs get the count.
+ */
+const seqReaders = { json: new JsonEventReader(), msgpack: new MsgpackEventReader() };
+function envelopeSeq(message: ArrayBuffer, isBinary: boolean): number | null {
+  const top = (isBinary ? seqReaders.msgpack : seqReaders.json).frame(new Uint8Array(message));
+  return top === null || top.seq === undefined ? null : top.seq;
 }

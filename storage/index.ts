@@ -8,3 +8,4 @@ export * from './checkpoint-store';
 export * from './rollup-codec';
 export * from './block-codec';
 export * from './slice-summary';
+export * from './token-store';

@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { CheckpointStore } from './checkpoint-store';
+import { TokenStore } from './token-store';
 
 /**
  * 2: checkpoints split into a base and pane-number groups; 3: sealed slices in blocks
@@ -97,6 +98,8 @@ export class Store {
     readonly devseq: Database<number, number>,
     /** read at start-up; each shard worker writes its own (CheckpointStore.open) */
     readonly checkpoints: CheckpointStore,
+    /** API tokens (issue #13, storage/token-store.ts) */
+    readonly tokens: TokenStore,
   ) {}
 
   /** Opens (or creates) the store; refuses a data dir written in another format. */
@@ -123,7 +126,8 @@ export class Store {
       root.openDB<string, [string, number]>('dict', { encoding: 'string' }),
       root.openDB<number, number>('devseq', { encoding: 'msgpack' }),
       // created here, before any worker opens them (see checkpoint-store.ts)
-      CheckpointStore.on(root));
+      CheckpointStore.on(root),
+      TokenStore.on(root));
   }
 
   getMeta<T>(key: string): T | undefined {

@@ -3,11 +3,21 @@
 
 const TIMEOUT_MS = 10_000;
 
+// --auth on: open the page as /ui?token=<a read token>; it is sent with every request (and kept
+// for this tab only, so a reload without it still works)
+const TOKEN = (() => {
+  const fromUrl = new URLSearchParams(location.search).get('token');
+  if (fromUrl) sessionStorage.setItem('sluice-token', fromUrl);
+  return fromUrl || sessionStorage.getItem('sluice-token') || '';
+})();
+
 export async function getJson(path, signal) {
   const timeout = AbortSignal.timeout(TIMEOUT_MS);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   try {
-    const r = await fetch(path, { signal: combined, headers: { accept: 'application/json' } });
+    const headers = { accept: 'application/json' };
+    if (TOKEN) headers.authorization = `Bearer ${TOKEN}`;
+    const r = await fetch(path, { signal: combined, headers });
     const body = await r.json().catch(() => null);
     if (!r.ok) return { error: body?.error ?? `HTTP ${r.status}`, status: r.status };
     return { body };
@@ -19,7 +29,8 @@ export async function getJson(path, signal) {
 
 /** ws:// or wss:// URL of a path on this origin. */
 export function wsUrl(path) {
-  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${path}`;
+  const token = TOKEN ? `${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(TOKEN)}` : '';
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${path}${token}`;
 }
 
 /** A WebSocket that reconnects (1 s, doubling to 10 s) until stop(); onState('live'|'down'). */

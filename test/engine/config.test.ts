@@ -221,7 +221,7 @@ const SPECS: Spec[] = [
     bad: [['0', OUT], ['x', /not an integer/]],
   },
   {
-    key: 'wsBackpressureMax', flag: '--ws-max-backpressure', env: 'SLUICE_WS_MAX_BACKPRESSURE', defaultValue: 16 * 1024 * 1024,
+    key: 'wsBackpressureMax', flag: '--ws-max-backpressure', env: 'SLUICE_WS_MAX_BACKPRESSURE', defaultValue: 1024 * 1024,
     good: [['1MiB', 1024 * 1024], ['64KiB', 65_536]],
     bad: [['1KiB', OUT]],
   },

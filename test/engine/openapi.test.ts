@@ -21,7 +21,7 @@ function routesInSource(): Set<string> {
     const src = fs.readFileSync(path.join(ENGINE_SRC, file), 'utf8');
     for (const m of src.matchAll(/\bapp\.(get|post|put|del|patch|options|head|any|ws)(?:<[^>]*>)?\(\s*'([^']+)'/g)) {
       if (m[1] === 'any' && m[2] === '/*') continue; // the catch-all 404
-      found.add(`${m[1] === 'ws' ? 'get' : m[1]} ${openApiPath(m[2])}`);
+      found.add(`${m[1] === 'ws' ? 'get' : m[1] === 'del' ? 'delete' : m[1]} ${openApiPath(m[2])}`);
     }
     // query-routes.ts registers its GET routes through a helper
     for (const m of src.matchAll(/\broute\(app,\s*'([^']+)'/g)) found.add(`get ${openApiPath(m[1])}`);
@@ -54,7 +54,7 @@ function openWs(url: string): Promise<void> {
 
 t.test('the document lists exactly the routes registered in the code, each with its entry', async (t) => {
   const inSource = routesInSource();
-  const inDocs = new Set(ROUTE_DOCS.map((d) => `${d.method === 'ws' ? 'get' : d.method} ${openApiPath(d.pattern)}`));
+  const inDocs = new Set(ROUTE_DOCS.map((d) => `${d.method === 'ws' ? 'get' : d.method === 'del' ? 'delete' : d.method} ${openApiPath(d.pattern)}`));
   t.same([...inSource].sort(), [...inDocs].sort(), 'engine/*.ts registrations = ROUTE_DOCS');
   t.ok(inSource.size >= 20, `${inSource.size} routes found in the source`);
   t.same(undocumentedRoutes([{ method: 'get', pattern: '/v1/nope' }, { method: 'any', pattern: '/*' }, { method: 'get', pattern: '/docs' }]),
