@@ -26,7 +26,7 @@
 
 import {
   type ContentKind, type DecodedBatch, type TimePrecision, type EventLimits, type Rejection, type ErrorCode, type ColumnarRows,
-  EventScratch, LineParseFailure, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
+  EventScratch, LineParseFailure, describeValue, validateColumnar, isColumnarFault, isValidDeviceId, isBodyError,
   decodeJson, decodeMsgpack, decodeNdjson, epochMsMin, toEpochMs,
   MsgpackEventReader, JsonEventReader, PackedEvent, SCAN_OK, SCAN_SLOW, SCAN_FRAME, SCAN_END, bytesEqual, asciiString,
   type EventScanner, type LineProtocolOptions, LineProtocolReader, decodeLineProtocol, lineProtocolEventLines, lineProtocolReason,
@@ -242,7 +242,7 @@ export class Ingest {
       const d = batch.deviceId;
       if (typeof d !== 'string' || !isValidDeviceId(d)) {
         if (isPacked) return this.submitSlow(req, done);
-        done(this.refuse('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(d) ?? String(d)}`, label));
+        done(this.refuse('SLUICE_E_BAD_DEVICE_ID', `deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got ${describeValue(d)}`, label));
         return;
       }
       if (pinned !== null && d !== pinned) {

@@ -203,6 +203,8 @@ function answer(a: Answerable, run: () => Promise<unknown>): void {
     (data) => sendProm(a, 200, { status: 'success', data }),
     (err: unknown) => {
       if (err instanceof BadData || err instanceof PromqlError) sendProm(a, 400, { status: 'error', errorType: 'bad_data', error: (err as Error).message });
+      // a stack overflow on a client's query (a selector's matchers, a regex): its fault, not ours
+      else if (err instanceof RangeError && /call stack/.test(err.message)) sendProm(a, 400, { status: 'error', errorType: 'bad_data', error: `the query is too complex to evaluate: ${err.message}` });
       else if (err instanceof PromLimitError) sendProm(a, 422, { status: 'error', errorType: 'execution', error: err.message });
       else sendProm(a, 500, { status: 'error', errorType: 'internal', error: (err as Error).message });
     },

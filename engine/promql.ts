@@ -62,6 +62,16 @@ const UNSUPPORTED: Record<string, string> = {
 
 /** Parses `query`; throws PromqlError naming what is wrong or not supported. */
 export function parsePromql(query: string): Expr {
+  try {
+    return parseChecked(query);
+  } catch (err) {
+    // a query nested or long enough to overflow the stack is the query's fault (400), not the engine's
+    if (err instanceof RangeError) throw new PromqlError(`the query is too deeply nested or too long to parse (${query.length} characters): ${err.message}`);
+    throw err;
+  }
+}
+
+function parseChecked(query: string): Expr {
   if (query.trim() === '') throw new PromqlError('empty query');
   const tree = parser().parse(query);
   let bad: SyntaxNode | null = null;
@@ -156,6 +166,8 @@ function selector(n: SyntaxNode, q: string): Expr {
       const v = unquote(text(value, q), m, q);
       let re: RegExp | null = null;
       if (mop === '=~' || mop === '!~') {
+        const risk = regexRisk(v);
+        if (risk !== null) throw new PromqlError(`the regex ${JSON.stringify(v)} for label ${text(name, q)}: ${risk}`);
         try {
           re = new RegExp(`^(?:${v})$`);
         } catch (err) {
@@ -172,12 +184,40 @@ function selector(n: SyntaxNode, q: string): Expr {
   return { kind: 'selector', matchers, text: text(n, q) };
 }
 
+/**
+ * Why a label regex could take exponential or steep polynomial time in JavaScript's backtracking
+ * engine (Prometheus uses RE2, which cannot), or null. A quantified group (`(a|aa)*`, `(a+)+`)
+ * can backtrack exponentially, and many unbounded quantifiers polynomially: neither is needed to
+ * match label values (`a|b`, `dev-.*`, `[0-9]+`, `(x|y)-.*` are fine), and one such query would
+ * hold the front-end thread.
+ */
+export function regexRisk(v: string): string | null {
+  const plain = v.replace(/\\./g, 'x');
+  if (/\)\s*(?:[*+?]|\{\d)/.test(plain)) return 'a quantified group ((...)*, (...)+, (...){n}) is not supported: it can take exponential time here';
+  const unbounded = (plain.replace(/\[[^\]]*\]/g, 'x').match(/[*+]|\{\d+,\}/g) ?? []).length;
+  if (unbounded > 4) return `${unbounded} unbounded quantifiers (* + {n,}): at most 4`;
+  return null;
+}
+
 export function matches(m: Matcher, value: string): boolean {
   switch (m.op) {
     case '=': return value === m.value;
     case '!=': return value !== m.value;
-    case '=~': return (m.re as RegExp).test(value);
-    case '!~': return !(m.re as RegExp).test(value);
+    case '=~': return regexTest(m, value);
+    case '!~': return !regexTest(m, value);
+  }
+}
+
+/**
+ * A client's regex on a value. A pattern that compiles can still overflow the stack when it runs
+ * (found by the fuzz suite: a 500 "Maximum call stack size exceeded", now and then): that is the
+ * query's fault, a PromqlError (400), not the engine's.
+ */
+function regexTest(m: Matcher, value: string): boolean {
+  try {
+    return (m.re as RegExp).test(value);
+  } catch (err) {
+    throw new PromqlError(`the regex ${JSON.stringify(m.value.length > 80 ? `${m.value.slice(0, 80)}...` : m.value)} of label ${m.name} is too complex to evaluate: ${(err as Error).message}`);
   }
 }
 

@@ -20,7 +20,7 @@
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { ErrorCode } from '../protocol';
+import { type ErrorCode, describeValue } from '../protocol';
 import type { Ingest } from './ingest';
 import { type Answerable, type OneEventAnswer, answerOneEvent, bodyEncodingParam, precisionParam, refuseOversized, readBody, sendError } from './http-util';
 
@@ -49,7 +49,7 @@ export function cpuEventProblem(text: string): { code: ErrorCode; reason: string
   }
   const [field, cpu] = inMetrics ? ['metrics.cpu', (nested as Record<string, unknown>).cpu] : ['cpu', e.cpu];
   if (typeof cpu !== 'number' || !Number.isFinite(cpu)) {
-    return { code: 'SLUICE_E_BAD_METRIC_VALUE', reason: `${field}: must be a finite number, got ${JSON.stringify(cpu) ?? String(cpu)}` };
+    return { code: 'SLUICE_E_BAD_METRIC_VALUE', reason: `${field}: must be a finite number, got ${describeValue(cpu)}` };
   }
   return null;
 }

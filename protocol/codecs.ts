@@ -10,6 +10,7 @@
 
 import { Unpackr } from 'msgpackr';
 import type { ErrorCode } from './errors';
+import { describeValue } from './event';
 
 /** lineprotocol: InfluxDB line protocol, read by its own routes (engine/line-protocol-routes.ts), never by Content-Type */
 export type ContentKind = 'json' | 'ndjson' | 'msgpack' | 'lineprotocol';
@@ -73,7 +74,7 @@ export function toBatch(value: unknown): DecodedBatch | BodyError {
   if (value.seq !== undefined) {
     const s = value.seq;
     if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) {
-      return { code: 'SLUICE_E_BAD_BODY', reason: `seq: must be a non-negative integer, got ${JSON.stringify(s) ?? String(s)}` };
+      return { code: 'SLUICE_E_BAD_BODY', reason: `seq: must be a non-negative integer, got ${describeValue(s)}` };
     }
     seq = s;
   }

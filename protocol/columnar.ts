@@ -9,7 +9,7 @@
 
 import type { ColumnarBatch } from './codecs';
 import type { ErrorCode, Rejection } from './errors';
-import { type EventLimits, isValidDeviceId, isValidMetricName, DEVICE_ID_LENGTH_MAX, METRIC_NAME_LENGTH_MAX } from './event';
+import { type EventLimits, describeValue, isValidDeviceId, isValidMetricName, DEVICE_ID_LENGTH_MAX, METRIC_NAME_LENGTH_MAX } from './event';
 import { type TimePrecision, epochMsMin, numericTimestampProblem, toEpochMs } from './time';
 
 export interface ColumnarRows {
@@ -37,7 +37,7 @@ export function validateColumnar(b: ColumnarBatch, pinnedDevice: string | null, 
   let deviceId: string;
   if (b.deviceId === undefined && pinnedDevice !== null) deviceId = pinnedDevice;
   else if (typeof b.deviceId !== 'string' || !isValidDeviceId(b.deviceId)) {
-    return { code: 'SLUICE_E_BAD_DEVICE_ID', reason: `deviceId: must be 1-${DEVICE_ID_LENGTH_MAX} characters of [A-Za-z0-9_.:-], got ${JSON.stringify(b.deviceId) ?? 'nothing'}` };
+    return { code: 'SLUICE_E_BAD_DEVICE_ID', reason: `deviceId: must be 1-${DEVICE_ID_LENGTH_MAX} characters of [A-Za-z0-9_.:-], got ${b.deviceId === undefined ? 'nothing' : describeValue(b.deviceId)}` };
   } else if (pinnedDevice !== null && b.deviceId !== pinnedDevice) {
     return { code: 'SLUICE_E_DEVICE_MISMATCH', reason: `deviceId: ${JSON.stringify(b.deviceId)} on a connection pinned to ${JSON.stringify(pinnedDevice)}` };
   } else deviceId = b.deviceId;

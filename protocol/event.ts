@@ -46,6 +46,15 @@ export function isValidMetricName(s: string): boolean {
   return true;
 }
 
+/**
+ * A value as a rejection reason shows it: strings quoted and cut at 40 characters, arrays and
+ * objects by their kind. Never throws, whatever the value's depth or size (JSON.stringify of a
+ * client's deeply nested array overflows the stack).
+ */
+export function describeValue(v: unknown): string {
+  return quote(v);
+}
+
 function quote(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
   if (v === null) return 'null';

@@ -160,6 +160,16 @@ function encode(b: Body): { kind: ContentKind; bytes: Uint8Array } {
   return { kind, bytes };
 }
 
+t.test('an envelope deviceId nested deeper than JSON.stringify recurses is refused with its kind, not a stack overflow (found by fuzz-events)', async (t) => {
+  const store = Store.open(tempDir('sluice-ingest-test-'));
+  t.teardown(() => store.close());
+  const s = side(store, true);
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const o = submit(s, 'json', Buffer.from(`{"seq":1,"deviceId":${deep},"events":[]}`), null, null, null);
+  s.pipeline.stop();
+  t.match(o, { status: 'refused', code: 'SLUICE_E_BAD_DEVICE_ID', reason: 'deviceId: must be 1-128 characters of [A-Za-z0-9_.:-], got an array' });
+});
+
 t.test('the scanners and the generic codecs admit every body alike', async (t) => {
   const stores = [Store.open(tempDir('sluice-ingest-test-')), Store.open(tempDir('sluice-ingest-test-'))];
   t.teardown(async () => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parsePromql, PromqlError, isScalar } from '../../engine/promql';
+import { parsePromql, PromqlError, isScalar, regexRisk } from '../../engine/promql';
 
 t.test('the subset parses into the expression tree', async (t) => {
   const e = parsePromql('topk(3, sluice_cpu_p99{device=~"d-1.*", metric!="x"}) * 2');
@@ -60,4 +60,24 @@ t.test('what the subset does not take is an error naming the part', async (t) =>
     t.ok(err instanceof PromqlError, `${JSON.stringify(q)} is refused as a PromqlError`);
     t.match((err as Error | null)?.message ?? '', want, `${JSON.stringify(q)}: ${(err as Error | null)?.message}`);
   }
+});
+
+t.test('label regexes that could backtrack for ever are refused; a stack overflow is the query\'s fault', async (t) => {
+  for (const bad of ['(a|aa)*b', '(a+)+', '(?:x|y){3}', '.*a.*b.*c.*d.*e']) {
+    t.throws(() => parsePromql(`x{device=~"${bad}"}`), /not supported|at most 4/, bad);
+    t.not(regexRisk(bad), null);
+  }
+  for (const ok of ['a|b', 'dev-.*', '[0-9]+', '(x|y)-.*', 'a{2,}b{3}', 'prefix.*']) t.equal(regexRisk(ok), null, ok);
+  // took seconds (exponential) before the check: now refused at once
+  const t0 = Date.now();
+  t.throws(() => parsePromql('x{device=~"(a|aa)*b"}'), /quantified group/);
+  t.ok(Date.now() - t0 < 100);
+  const deep = '('.repeat(100_000) + '1' + ')'.repeat(100_000);
+  let err: unknown = null;
+  try {
+    parsePromql(deep);
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof PromqlError, `a query nested 100,000 deep is a PromqlError: ${(err as Error).message.slice(0, 80)}`);
 });

@@ -88,6 +88,13 @@ t.test('POST /telemetry/cpu over the real server', async (t) => {
   });
 });
 
+t.test('a cpu nested deeper than JSON.stringify recurses is refused with its kind, not a stack overflow (found by fuzz-events)', async (t) => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  for (const [body, field] of [[`{"deviceId":"d","timestamp":1,"cpu":${deep}}`, 'cpu'], [`{"deviceId":"d","timestamp":1,"metrics":{"cpu":${deep}}}`, 'metrics.cpu']]) {
+    t.same(cpuEventProblem(body), { code: 'SLUICE_E_BAD_METRIC_VALUE', reason: `${field}: must be a finite number, got an array` });
+  }
+});
+
 t.test('property: cpuEventProblem is total over bodies', async () => {
   const body = fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v)),
     fc.record({ deviceId: fc.string(), timestamp: anyTimestamp, cpu: anyMetricValue, clientVersion: fc.anything() }, { requiredKeys: [] })

@@ -84,6 +84,16 @@ t.test('bodies that do not parse say why', async (t) => {
   }
 });
 
+t.test('a seq nested deeper than JSON.stringify recurses is refused with its kind, not a stack overflow (found by fuzz-events)', async (t) => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const r = decodeJson(`{"seq":${deep},"events":[]}`);
+  t.ok(isBodyError(r));
+  t.same(r, { code: 'SLUICE_E_BAD_BODY', reason: 'seq: must be a non-negative integer, got an array' });
+  // msgpack: msgpackr itself refuses such depth (its recursion fails first, and is caught)
+  const packed = Buffer.concat([Buffer.from([0x82, 0xa3, ...Buffer.from('seq')]), Buffer.alloc(100_000, 0x91), Buffer.from([0x90, 0xa6, ...Buffer.from('events'), 0x90])]);
+  t.match(decodeMsgpack(packed), { code: 'SLUICE_E_BAD_BODY', reason: /^body: invalid msgpack/ });
+});
+
 t.test('64-bit integers decode as numbers: a uint64 ms timestamp is a number, not a BigInt', async (t) => {
   // what Python's msgpack sends for {"timestamp": 1764590000000}: uint 64 (cf)
   const bytes = Buffer.from('81a974696d657374616d70cf0000019ad9d5a180', 'hex');
