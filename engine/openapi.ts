@@ -157,14 +157,14 @@ export const ROUTE_DOCS: RouteDoc[] = [
       requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['role'], properties: { role: { type: 'string', enum: ['device', 'write', 'read', 'admin'] }, deviceId: { type: 'string' }, description: { type: 'string', maxLength: 256 } } } } } },
       responses: {
         201: json({ type: 'object', required: ['id', 'token', 'role'], properties: { id: { type: 'string' }, token: { type: 'string', description: 'shown once: only its hash is stored' }, role: { type: 'string' }, deviceId: { type: 'string' }, description: { type: 'string' } } }, 'the token'),
-        400: error('a bad body (SLUICE_E_BAD_BODY) or field (SLUICE_E_BAD_PARAM)'), 401: error('no token, or an unknown or revoked one (SLUICE_E_UNAUTHORIZED)'), 403: error('not the admin role (SLUICE_E_FORBIDDEN)'), 413: error('body over 4 KiB'), 503: error('storage refused the write'), 500: INTERNAL,
+        400: error('a bad body (SLUICE_E_BAD_BODY) or field (SLUICE_E_BAD_PARAM)'), 401: error('no token, or an unknown or revoked one (SLUICE_E_UNAUTHORIZED)'), 403: error('not the admin role (SLUICE_E_FORBIDDEN)'), 404: error('--auth off: no tokens are made (SLUICE_E_NOT_FOUND)'), 413: error('body over 4 KiB'), 503: error('storage refused the write'), 500: INTERNAL,
       },
     },
   },
   {
     method: 'get', pattern: '/v1/tokens', operation: {
       tags: ['tokens'], summary: 'Every token, without its secret (revoked ones with revokedAt) (admin role)',
-      responses: { 200: json({ type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: { type: 'object' } } } }, 'the tokens'), 401: error('SLUICE_E_UNAUTHORIZED'), 403: error('SLUICE_E_FORBIDDEN'), 500: INTERNAL },
+      responses: { 200: json({ type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: { type: 'object' } } } }, 'the tokens'), 401: error('SLUICE_E_UNAUTHORIZED'), 403: error('SLUICE_E_FORBIDDEN'), 404: error('--auth off: no tokens (SLUICE_E_NOT_FOUND)'), 500: INTERNAL },
     },
   },
   {

@@ -20,10 +20,21 @@ import { type Answerable, readBody, sendEmpty, sendError, sendJson } from './htt
 const BODY_BYTES_MAX = 4096;
 const DESCRIPTION_MAX = 256;
 
+/**
+ * With --auth off nothing checks a token, so nobody may make one either: a token made then by
+ * anyone who can reach the port would be valid (an admin one too) once auth is turned on.
+ */
+function refusedWhileOff(a: Answerable, auth: Auth): boolean {
+  if (auth.mode === 'on') return false;
+  sendError(a, 404, 'SLUICE_E_NOT_FOUND', 'token management needs --auth on (with it off, no route takes a token)');
+  return true;
+}
+
 export function registerTokenRoutes(app: TemplatedApp, tokens: TokenStore, auth: Auth, log: Logger): void {
   app.post('/v1/tokens', (res: HttpResponse, req: HttpRequest) => {
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
+    if (refusedWhileOff(a, auth)) return;
     readBody(a, Number(req.getHeader('content-length') || '0'), BODY_BYTES_MAX, 'identity', (body) => {
       let v: unknown;
       try {
@@ -48,12 +59,15 @@ export function registerTokenRoutes(app: TemplatedApp, tokens: TokenStore, auth:
   });
 
   app.get('/v1/tokens', (res: HttpResponse) => {
-    sendJson({ res, aborted: false }, 200, JSON.stringify({ tokens: tokens.list() }));
+    const a: Answerable = { res, aborted: false };
+    if (refusedWhileOff(a, auth)) return;
+    sendJson(a, 200, JSON.stringify({ tokens: tokens.list() }));
   });
 
   app.del('/v1/tokens/:id', (res: HttpResponse, req: HttpRequest) => {
     const a: Answerable = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
+    if (refusedWhileOff(a, auth)) return;
     const id = req.getParameter(0) ?? '';
     if (!/^[0-9a-f]{12}$/.test(id)) {
       sendError(a, 404, 'SLUICE_E_NOT_FOUND', `no token ${JSON.stringify(id)}: an id is 12 hex digits (GET /v1/tokens lists them)`);

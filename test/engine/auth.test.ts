@@ -169,4 +169,9 @@ t.test('--auth off (the default): no token needed', async (t) => {
   t.teardown(() => engine.stop());
   t.equal((await getJson(`${engine.url}/v1/devices`)).status, 200);
   t.notOk(fs.existsSync(path.join(engine.dataDir, 'admin.token')), 'no admin token file');
+  // a token made while nothing checks them would be valid once auth is on: none is made
+  const made = await call(`${engine.url}/v1/tokens`, 'POST', null, '{"role":"admin"}');
+  t.equal(made.status, 404);
+  t.match(made.body.error, /needs --auth on/);
+  t.equal((await call(`${engine.url}/v1/tokens`, 'GET', null)).status, 404);
 });
