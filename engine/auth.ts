@@ -26,6 +26,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehav
 import type { Role, TokenRecord, TokenStore } from '../storage';
 import type { AuthMode } from './config';
 import { errorBody } from './http-util';
+import { wrapRoutes } from './route-wrap';
 
 export type Access = 'public' | 'read' | 'write' | 'admin';
 
@@ -91,7 +92,6 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
 /** the routes a device token may call (pinned to its device) */
 const DEVICE_ROUTES = new Set(['post /v1/events', 'ws /v1/stream']);
 
-const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'any', 'connect', 'trace']);
 const CACHE_MAX = 10_000;
 
 let current: Principal | null = null;
@@ -177,27 +177,10 @@ export class Auth {
   /** Wraps the app: every route registered through it checks its access first (when auth is on). */
   wrap(app: TemplatedApp): TemplatedApp {
     if (this.mode === 'off') return app;
-    const proxy: TemplatedApp = new Proxy(app, {
-      get: (target, prop) => {
-        const value: unknown = Reflect.get(target, prop, target);
-        if (typeof value !== 'function') return value;
-        const fn = value as (...args: unknown[]) => unknown;
-        if (prop === 'ws') {
-          return (pattern: string, behavior: WebSocketBehavior<unknown>) => {
-            fn.call(target, pattern, this.wrapWs(pattern, behavior));
-            return proxy;
-          };
-        }
-        if (typeof prop === 'string' && HTTP_METHODS.has(prop)) {
-          return (pattern: string, handler: (res: HttpResponse, req: HttpRequest) => void) => {
-            fn.call(target, pattern, this.wrapHttp(`${prop} ${pattern}`, handler));
-            return proxy;
-          };
-        }
-        return fn.bind(target);
-      },
+    return wrapRoutes(app, {
+      http: (method, pattern, handler) => this.wrapHttp(`${method} ${pattern}`, handler),
+      ws: (pattern, behavior) => this.wrapWs(pattern, behavior),
     });
-    return proxy;
   }
 
   private accessOf(route: string): Access {

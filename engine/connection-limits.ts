@@ -20,11 +20,10 @@
 import fs from 'node:fs';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import { errorBody } from './http-util';
+import { type HttpHandler, wrapRoutes } from './route-wrap';
 
-type HttpHandler = (res: HttpResponse, req: HttpRequest) => void;
 type UpgradeHandler = (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void | Promise<void>;
 
-const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'connect', 'trace', 'any']);
 /** the close code uWS gives a WebSocket it closed without a close frame: idle timeout, backpressure limit, peer gone */
 const WS_ABNORMAL_CLOSE = 1006;
 
@@ -152,27 +151,10 @@ export class ConnectionLimits implements WsLimitCounters {
 
   /** The app with every route registered through it counted and limited. Registration only. */
   wrap(app: TemplatedApp): TemplatedApp {
-    const proxy: TemplatedApp = new Proxy(app, {
-      get: (target, prop) => {
-        const value: unknown = Reflect.get(target, prop, target);
-        if (typeof value !== 'function') return value;
-        const fn = value as (...args: unknown[]) => unknown;
-        if (prop === 'ws') {
-          return (pattern: string, behavior: WebSocketBehavior<unknown>) => {
-            fn.call(target, pattern, this.countWs(pattern, behavior));
-            return proxy;
-          };
-        }
-        if (typeof prop === 'string' && HTTP_METHODS.has(prop)) {
-          return (pattern: string, handler: HttpHandler) => {
-            fn.call(target, pattern, this.countHttp(handler));
-            return proxy;
-          };
-        }
-        return fn.bind(target);
-      },
+    return wrapRoutes(app, {
+      http: (_method, _pattern, handler) => this.countHttp(handler),
+      ws: (pattern, behavior) => this.countWs(pattern, behavior),
     });
-    return proxy;
   }
 
   /** The `limits` object of /healthz. */

@@ -21,8 +21,8 @@ import crypto from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from './logger';
 import type { ErrorCode } from '../protocol';
+import { type HttpHandler, wrapRoutes } from './route-wrap';
 
-type HttpHandler = (res: HttpResponse, req: HttpRequest) => void;
 type DataHandler = (chunk: ArrayBuffer, isLast: boolean) => void;
 
 /** route methods whose requests may carry a body: their onData callbacks are guarded too */
@@ -88,7 +88,6 @@ export function lateFailure(res: HttpResponse): ((err: unknown) => void) | null 
   if (route === null) return null;
   return (err: unknown) => route.guard.failHttp(res, err, route.where);
 }
-const HTTP_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'connect', 'trace', 'any']);
 
 export class FaultGuard {
   /** unexpected exceptions caught since the start */
@@ -194,26 +193,9 @@ export class FaultGuard {
    * carry a body (HttpResponse's onData is guarded once, on its prototype: guardOnData).
    */
   guardRoutes(app: TemplatedApp): TemplatedApp {
-    const proxy: TemplatedApp = new Proxy(app, {
-      get: (target, prop) => {
-        const value: unknown = Reflect.get(target, prop, target);
-        if (typeof value !== 'function') return value;
-        const fn = value as (...args: unknown[]) => unknown;
-        if (prop === 'ws') {
-          return (pattern: string, behavior: WebSocketBehavior<unknown>) => {
-            fn.call(target, pattern, this.guardWs(pattern, behavior));
-            return proxy;
-          };
-        }
-        if (typeof prop === 'string' && HTTP_METHODS.has(prop)) {
-          return (pattern: string, handler: HttpHandler) => {
-            fn.call(target, pattern, this.guardHttp(prop, pattern, handler));
-            return proxy;
-          };
-        }
-        return fn.bind(target);
-      },
+    return wrapRoutes(app, {
+      http: (method, pattern, handler) => this.guardHttp(method, pattern, handler),
+      ws: (pattern, behavior) => this.guardWs(pattern, behavior),
     });
-    return proxy;
   }
 }
