@@ -25,10 +25,35 @@ export function tempDir(prefix = 'sluice-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * Engines this test process started and that still run: killed when it ends, also when tap ends
+ * it for its timeout (SIGTERM), so no engine outlives its test (one did for two hours once).
+ */
+const running = new Set<ChildProcess>();
+let reaperInstalled = false;
+
+function reapOnExit(proc: ChildProcess): void {
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  const killAll = (): void => {
+    for (const p of running) p.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+    });
+  }
+}
+
 export async function startEngine(args: string[] = [], dataDir = tempDir()): Promise<EngineProcess> {
   const proc = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  reapOnExit(proc);
   const logs: string[] = [];
   let buffered = '';
   const port = await new Promise<number>((resolve, reject) => {
