@@ -25,7 +25,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Role, TokenRecord, TokenStore } from '../storage';
 import type { AuthMode } from './config';
-import { errorBody } from './http-util';
+import { sendError } from './http-util';
 import { wrapRoutes } from './route-wrap';
 
 export type Access = 'public' | 'read' | 'write' | 'admin';
@@ -196,11 +196,7 @@ export class Auth {
     return (res, req) => {
       const v = this.check(tokenOf(req.getHeader('authorization'), req.getQuery() ?? ''), route, access);
       if (!v.ok) {
-        res.cork(() => {
-          res.writeStatus(v.status === 401 ? '401 Unauthorized' : '403 Forbidden');
-          if (v.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer realm="sluice"');
-          res.writeHeader('Content-Type', 'application/json').end(errorBody(v.code, v.message));
-        });
+        refuseRequest(res, v);
         return;
       }
       current = v.principal;
@@ -224,9 +220,7 @@ export class Auth {
       upgrade: (res, req, context) => {
         const v = this.check(tokenOf(req.getHeader('authorization'), req.getQuery() ?? ''), route, access);
         if (!v.ok) {
-          res.cork(() => {
-            res.writeStatus(v.status === 401 ? '401 Unauthorized' : '403 Forbidden').writeHeader('Content-Type', 'application/json').end(errorBody(v.code, v.message));
-          });
+          refuseRequest(res, v);
           return;
         }
         // the socket's user data carries its token id (for revocation): res.upgrade is wrapped
@@ -260,6 +254,13 @@ export class Auth {
     };
   }
 }
+
+/** 401 (with the scheme to use) or 403, in the error shape of every route. */
+function refuseRequest(res: HttpResponse, v: Extract<AuthVerdict, { ok: false }>): void {
+  sendError({ res, aborted: false }, v.status, v.code, v.message, undefined, v.status === 401 ? UNAUTHORIZED_HEADERS : undefined);
+}
+
+const UNAUTHORIZED_HEADERS = { 'WWW-Authenticate': 'Bearer realm="sluice"' };
 
 function principalOf(r: TokenRecord): Principal {
   return r.deviceId === undefined ? { tokenId: r.id, role: r.role } : { tokenId: r.id, role: r.role, deviceId: r.deviceId };

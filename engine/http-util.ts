@@ -16,7 +16,8 @@ import { BodyInflater, CONTENT_ENCODINGS, bodyEncodingOf, type BodyEncoding, typ
 import { lateFailure } from './fault-guard';
 
 export const STATUS: Record<number, string> = {
-  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 404: '404 Not Found', 409: '409 Conflict',
+  200: '200 OK', 201: '201 Created', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 409: '409 Conflict', 422: '422 Unprocessable Entity',
   405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
   500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
@@ -28,10 +29,15 @@ export interface Answerable {
 }
 
 export function sendJson(a: Answerable, status: number, body: string, extraHeaders?: Record<string, string>): void {
+  sendBody(a, status, 'application/json', body, extraHeaders);
+}
+
+/** One answer with a body of any type, inside cork(); nothing once the client is gone. */
+export function sendBody(a: Answerable, status: number, contentType: string, body: string, extraHeaders?: Record<string, string>): void {
   if (a.aborted) return;
   a.res.cork(() => {
     a.res.writeStatus(STATUS[status] ?? `${status}`);
-    a.res.writeHeader('Content-Type', 'application/json');
+    a.res.writeHeader('Content-Type', contentType);
     if (extraHeaders) for (const k in extraHeaders) a.res.writeHeader(k, extraHeaders[k]);
     a.res.end(body);
   });
@@ -51,8 +57,8 @@ export function errorBody(code: ErrorCode, message: string, extra?: Record<strin
   return JSON.stringify({ error: message, code, ...extra });
 }
 
-export function sendError(a: Answerable, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
-  sendJson(a, status, errorBody(code, message || ERRORS[code], extra));
+export function sendError(a: Answerable, status: number, code: ErrorCode, message: string, extra?: Record<string, unknown>, headers?: Record<string, string>): void {
+  sendJson(a, status, errorBody(code, message || ERRORS[code], extra), headers);
 }
 
 /** Answers 413 when the declared Content-Length is over bytesMax; true when it did (the caller stops). */

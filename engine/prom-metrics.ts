@@ -20,7 +20,7 @@ import type { Checkpointer } from './checkpointer';
 import type { ShardPool } from './shard-pool';
 import type { Dictionary } from './dictionary';
 import type { LatencyHistogram } from './latency-histogram';
-import { type Answerable, sendError } from './http-util';
+import { sendBody, sendError } from './http-util';
 import { remoteWriteCounters } from './remote-write-routes';
 
 export interface MetricsSources {
@@ -161,20 +161,11 @@ export function registerPromMetricsRoute(app: TemplatedApp, makeRegistry: () => 
     const a = { res, aborted: false };
     res.onAborted(() => { a.aborted = true; });
     registry ??= makeRegistry();
-    // sendJson / sendBody cork and never throw on an aborted request: nothing can escape the promise
+    // sendBody / sendError cork and never write to an aborted request: nothing can escape the promise
     registry.metrics().then(
-      (text) => sendText(a, text, (registry as Registry).contentType),
+      (text) => sendBody(a, 200, (registry as Registry).contentType, text),
       (err: Error) => sendError(a, 500, 'SLUICE_E_INTERNAL', `metrics: ${err.message}`),
     );
   });
 }
 
-function sendText(a: Answerable, text: string, contentType: string): void {
-  if (a.aborted) return;
-  a.res.cork(() => {
-    a.res.writeStatus('200 OK');
-    a.res.writeHeader('Content-Type', contentType);
-    a.res.end(text);
-  });
-  a.aborted = true;
-}
